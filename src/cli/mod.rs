@@ -1,0 +1,50 @@
+//! The command line: argument definitions and one function per subcommand, all calling the
+//! same core as the server.
+
+mod input;
+mod sign;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use sign::SignArgs;
+pub use verify::VerifyArgs;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  valid (verify-signature) or success
+  1  invalid: the delivery did not verify
+  2  usage or I/O error (bad flags, unreadable file, missing or short secret)";
+
+/// perfhook: receive Perf webhooks, prove them authentic and fresh, keep each exactly once.
+#[derive(Debug, Parser)]
+#[command(name = "perfhook", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a delivery's signature and timestamp by hand.
+    #[command(after_help = EXIT_CODES)]
+    VerifySignature(VerifyArgs),
+    /// Print the signature headers a sender would attach to a body.
+    #[command(after_help = EXIT_CODES)]
+    Sign(SignArgs),
+}
+
+/// Runs a parsed command line.
+///
+/// # Errors
+/// Any usage or I/O error; `main` prints it as one line and exits with 2.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::VerifySignature(args) => verify::run(&args),
+        Command::Sign(args) => sign::run(&args),
+    }
+}

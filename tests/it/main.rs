@@ -1,0 +1,15 @@
+//! The one integration-test binary: every area of perfhook tested from outside the crate.
+
+// A failed expectation in a test or its helpers should stop that test loudly; the crate's
+// lints against unwrap, expect and panic are for code that handles input.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod cli;
+mod helpers;
+mod properties;
+mod vectors;

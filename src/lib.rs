@@ -1,13 +1,31 @@
 //! perfhook receives webhooks from Perf (usage and budget alerts), proves each one authentic
-//! and fresh, and hands it on.
+//! and fresh, keeps each exactly once, and routes it to people.
 //!
 //! # Layout
 //! - [`signature`]: the pure verification core (grammars, tolerance, HMAC); no I/O, no clock.
+//! - [`event`]: domain types built from verified bytes.
 //! - [`capture`]: reads a captured raw HTTP request (for `verify-signature --request`).
-//! - [`cli`]: the command-line interface; shares the core with everything else.
+//! - [`config`]: settings (defaults, file, environment, flags) turned into typed parts.
+//! - [`store`]: sled storage: record-if-new with its jobs, the outbox, expiry.
+//! - [`outbox`]: the worker that delivers jobs with retries, and retention.
+//! - [`notify`]: the `Notifier` trait and its sinks (log, email).
+//! - [`server`], [`routes`], [`state`], [`error`]: the HTTP receiver and its error mapping.
+//! - [`metrics`], [`telemetry`]: Prometheus metrics and logs.
+//! - [`cli`]: the command-line interface.
 //! - [`clock`]: the one place that reads the wall clock.
 
 pub mod capture;
 pub mod cli;
 pub mod clock;
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod metrics;
+pub mod notify;
+pub mod outbox;
+pub mod routes;
+pub mod server;
 pub mod signature;
+pub mod state;
+pub mod store;
+pub mod telemetry;

@@ -1,7 +1,10 @@
 //! The command line: argument definitions and one function per subcommand, all calling the
 //! same core as the server.
 
+mod config_check;
 mod input;
+mod send;
+mod serve;
 mod sign;
 mod verify;
 
@@ -9,13 +12,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub use config_check::ConfigCommand;
+pub use send::SendArgs;
+pub use serve::ServeArgs;
 pub use sign::SignArgs;
 pub use verify::VerifyArgs;
 
 const EXIT_CODES: &str = "\
 Exit codes:
-  0  valid (verify-signature) or success
-  1  invalid: the delivery did not verify
+  0  valid (verify-signature) or success (send: a 2xx answer)
+  1  invalid: the delivery did not verify (send: a non-2xx answer)
   2  usage or I/O error (bad flags, unreadable file, missing or short secret)";
 
 /// perfhook: receive Perf webhooks, prove them authentic and fresh, keep each exactly once.
@@ -30,6 +36,14 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the webhook receiver.
+    Serve(ServeArgs),
+    /// Sign a JSON file with an endpoint's scheme and secret and POST it to a receiver.
+    #[command(after_help = EXIT_CODES)]
+    Send(SendArgs),
+    /// Check the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Check a delivery's signature and timestamp by hand.
     #[command(after_help = EXIT_CODES)]
     VerifySignature(VerifyArgs),
@@ -44,6 +58,9 @@ pub enum Command {
 /// Any usage or I/O error; `main` prints it as one line and exits with 2.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Serve(args) => serve::run(&args),
+        Command::Send(args) => send::run(&args),
+        Command::Config(command) => config_check::run(&command),
         Command::VerifySignature(args) => verify::run(&args),
         Command::Sign(args) => sign::run(&args),
     }

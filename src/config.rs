@@ -1,0 +1,612 @@
+//! Configuration, read once: embedded defaults, then a TOML file, then `PERFHOOK_…__…`
+//! environment variables, then command-line flags; converted into typed parts or refused
+//! whole, naming the key. Settings name where each secret lives, never its value.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+use crate::notify::email::EmailSettings;
+use crate::signature::{
+    KeyError, Scheme, SecretKey, TimestampPolicy, Tolerance, Verifier, DEFAULT_TOLERANCE_SECS,
+};
+
+/// The secret's environment variable when no config file says otherwise.
+pub const DEFAULT_SECRET_ENV: &str = "PERFHOOK_SECRET";
+
+/// Everything a config file (and the environment) can say. Defaults are embedded, so a
+/// missing file means "run on these".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// The HTTP server.
+    pub server: ServerSettings,
+    /// Where and how long events are kept.
+    pub storage: StorageSettings,
+    /// Notification retries.
+    pub outbox: OutboxSettings,
+    /// The webhook endpoints.
+    pub endpoints: Vec<EndpointSettings>,
+    /// Notifiers by name.
+    pub notifiers: BTreeMap<String, NotifierSettings>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address to listen on.
+    pub listen: String,
+    /// Largest accepted body in bytes (413 above).
+    pub body_limit_bytes: usize,
+    /// Total time allowed to read a body, in milliseconds (408 after).
+    pub body_read_timeout_ms: u64,
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Open connections per worker.
+    pub max_connections: usize,
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSettings {
+    /// The sled directory.
+    pub path: PathBuf,
+    /// Days an event (and so its dedupe key) is kept.
+    pub retention_days: u64,
+}
+
+/// `[outbox]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxSettings {
+    /// First retry delay in milliseconds; doubles each attempt.
+    pub initial_backoff_ms: u64,
+    /// Largest retry delay in milliseconds.
+    pub max_backoff_ms: u64,
+    /// Attempts before a job is dead.
+    pub max_attempts: u32,
+}
+
+/// One `[[endpoints]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSettings {
+    /// Name, used in logs, metrics and the dedupe key.
+    pub name: String,
+    /// URL path, e.g. `/webhooks/perf`.
+    pub path: String,
+    /// Signature scheme.
+    #[serde(default = "default_scheme")]
+    pub scheme: String,
+    /// Signature header, when not the scheme's default.
+    #[serde(default)]
+    pub signature_header: Option<String>,
+    /// Secrets, several during rotation.
+    pub secrets: Vec<SecretSource>,
+    /// Timestamp tolerance in seconds.
+    #[serde(default = "default_tolerance")]
+    pub tolerance_secs: u64,
+    /// `live` or `test`: events whose `livemode` contradicts it are refused.
+    #[serde(default = "default_mode")]
+    pub mode: String,
+    /// Notifier names that get this endpoint's events.
+    #[serde(default = "default_endpoint_notifiers")]
+    pub notifiers: Vec<String>,
+    /// Only these event types are notified (all are stored); empty means all.
+    #[serde(default)]
+    pub event_types: Vec<String>,
+}
+
+/// Where one secret lives: exactly one of `env` and `file`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSource {
+    /// The name reported when it matches.
+    pub name: String,
+    /// An environment variable holding it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// A file holding it (one trailing newline removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+}
+
+/// One `[notifiers.NAME]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum NotifierSettings {
+    /// One JSON line per event.
+    Log {
+        /// `stdout` or a file path to append to.
+        #[serde(default = "default_log_target")]
+        target: String,
+    },
+    /// A plain-text email over SMTP.
+    Email(EmailSettings),
+}
+
+fn default_scheme() -> String {
+    "perf".into()
+}
+fn default_tolerance() -> u64 {
+    DEFAULT_TOLERANCE_SECS
+}
+fn default_mode() -> String {
+    "live".into()
+}
+fn default_endpoint_notifiers() -> Vec<String> {
+    vec!["log".into()]
+}
+fn default_log_target() -> String {
+    "stdout".into()
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            body_limit_bytes: 256 * 1024,
+            body_read_timeout_ms: 10_000,
+            workers: 0,
+            max_connections: 25_000,
+        }
+    }
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("./perfhook-data"),
+            retention_days: 30,
+        }
+    }
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        Self {
+            initial_backoff_ms: 5_000,
+            max_backoff_ms: 3_600_000,
+            max_attempts: 12,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            server: ServerSettings::default(),
+            storage: StorageSettings::default(),
+            outbox: OutboxSettings::default(),
+            endpoints: vec![EndpointSettings {
+                name: "perf".into(),
+                path: "/webhooks/perf".into(),
+                scheme: default_scheme(),
+                signature_header: None,
+                secrets: vec![SecretSource {
+                    name: "primary".into(),
+                    env: Some(DEFAULT_SECRET_ENV.into()),
+                    file: None,
+                }],
+                tolerance_secs: DEFAULT_TOLERANCE_SECS,
+                mode: default_mode(),
+                notifiers: default_endpoint_notifiers(),
+                event_types: Vec::new(),
+            }],
+            notifiers: BTreeMap::from([(
+                "log".to_owned(),
+                NotifierSettings::Log {
+                    target: default_log_target(),
+                },
+            )]),
+        }
+    }
+}
+
+/// Command-line overrides, applied last.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// A configuration that cannot run. The message names the key.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file or environment does not fit the settings' shape.
+    #[error("{0}")]
+    Shape(#[from] Box<figment::Error>),
+    /// A key has a value that cannot be used.
+    #[error("{key}: {problem}")]
+    Invalid {
+        /// The key, e.g. `endpoints[0].secrets[0]`.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+impl Settings {
+    /// Reads defaults, then `file` (if given), then `PERFHOOK_SECTION__KEY` variables, then
+    /// `overrides`. Only variables with a `__` are read, so `PERFHOOK_SECRET` and other
+    /// secret-holding variables are never mistaken for settings.
+    ///
+    /// # Errors
+    /// [`ConfigError::Shape`] naming the key that does not fit.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(invalid(
+                    "--config",
+                    format!("{} is not a readable file", file.display()),
+                ));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment.merge(
+            Env::prefixed("PERFHOOK_")
+                .filter(|key| key.as_str().contains("__"))
+                .split("__"),
+        );
+        if let Some(listen) = &overrides.listen {
+            figment = figment.merge(Serialized::default("server.listen", listen));
+        }
+        if let Some(dir) = &overrides.data_dir {
+            figment = figment.merge(Serialized::default("storage.path", dir));
+        }
+        figment
+            .extract()
+            .map_err(|e| ConfigError::Shape(Box::new(e)))
+    }
+
+    /// Parses TOML text alone (no environment), for tests and fuzzing.
+    ///
+    /// # Errors
+    /// [`ConfigError::Shape`] naming the key that does not fit.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(|e| ConfigError::Shape(Box::new(e)))
+    }
+
+    /// Checks every value and reads every secret: the typed configuration, or the first
+    /// problem by key. The server never starts half-configured.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the key.
+    pub fn resolve(&self) -> Result<AppConfig, ConfigError> {
+        let listen: SocketAddr = self.server.listen.parse().map_err(|_| {
+            invalid(
+                "server.listen",
+                format!("{:?} is not an IP:port address", self.server.listen),
+            )
+        })?;
+        if self.server.body_limit_bytes == 0 {
+            return Err(invalid("server.body_limit_bytes", "must be at least 1"));
+        }
+        if self.server.body_read_timeout_ms == 0 {
+            return Err(invalid("server.body_read_timeout_ms", "must be at least 1"));
+        }
+        if self.storage.retention_days == 0 {
+            return Err(invalid("storage.retention_days", "must be at least 1"));
+        }
+        if self.outbox.max_attempts == 0 || self.outbox.initial_backoff_ms == 0 {
+            return Err(invalid(
+                "outbox",
+                "max_attempts and initial_backoff_ms must be at least 1",
+            ));
+        }
+        if self.endpoints.is_empty() {
+            return Err(invalid("endpoints", "at least one endpoint is required"));
+        }
+        let mut notifiers = BTreeMap::new();
+        for (name, settings) in &self.notifiers {
+            let key = format!("notifiers.{name}");
+            if let NotifierSettings::Email(email) = settings {
+                email.validate().map_err(|problem| invalid(&key, problem))?;
+            }
+            notifiers.insert(name.clone(), settings.clone());
+        }
+        let mut endpoints = Vec::new();
+        for (index, endpoint) in self.endpoints.iter().enumerate() {
+            let key = format!("endpoints[{index}]");
+            endpoints.push(resolve_endpoint(endpoint, &key, &notifiers)?);
+        }
+        for (i, a) in endpoints.iter().enumerate() {
+            if endpoints
+                .iter()
+                .skip(i + 1)
+                .any(|b| b.name == a.name || b.path == a.path)
+            {
+                return Err(invalid(
+                    "endpoints",
+                    format!("endpoint {:?} repeats a name or path", a.name),
+                ));
+            }
+        }
+        Ok(AppConfig {
+            listen,
+            body_limit_bytes: self.server.body_limit_bytes,
+            body_read_timeout: Duration::from_millis(self.server.body_read_timeout_ms),
+            workers: self.server.workers,
+            max_connections: self.server.max_connections,
+            data_dir: self.storage.path.clone(),
+            retention: Duration::from_secs(self.storage.retention_days.saturating_mul(86_400)),
+            outbox: self.outbox.clone(),
+            endpoints,
+            notifiers,
+        })
+    }
+
+    /// The settings as TOML, for `config check`. Safe to print: settings hold where secrets
+    /// live, never their values.
+    ///
+    /// # Errors
+    /// When TOML cannot represent a value (it always can for these types).
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string_pretty(self)
+    }
+}
+
+fn resolve_endpoint(
+    endpoint: &EndpointSettings,
+    key: &str,
+    notifiers: &BTreeMap<String, NotifierSettings>,
+) -> Result<Endpoint, ConfigError> {
+    let name_ok = !endpoint.name.is_empty()
+        && endpoint
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !name_ok {
+        return Err(invalid(
+            format!("{key}.name"),
+            "must be letters, digits, - or _",
+        ));
+    }
+    if !endpoint.path.starts_with('/') || endpoint.path.bytes().any(|b| !(0x21..=0x7e).contains(&b))
+    {
+        return Err(invalid(
+            format!("{key}.path"),
+            "must start with / and be visible ASCII",
+        ));
+    }
+    let scheme: Scheme =
+        endpoint
+            .scheme
+            .parse()
+            .map_err(|e: crate::signature::UnknownScheme| {
+                invalid(format!("{key}.scheme"), e.to_string())
+            })?;
+    let tolerance = Tolerance::from_secs(endpoint.tolerance_secs)
+        .map_err(|e| invalid(format!("{key}.tolerance_secs"), e.to_string()))?;
+    let livemode = match endpoint.mode.as_str() {
+        "live" => true,
+        "test" => false,
+        other => {
+            return Err(invalid(
+                format!("{key}.mode"),
+                format!("{other:?} is not live or test"),
+            ))
+        }
+    };
+    let mut keys = Vec::new();
+    for (i, source) in endpoint.secrets.iter().enumerate() {
+        let secret_key = format!("{key}.secrets[{i}]");
+        let bytes = read_secret(source).map_err(|p| invalid(&secret_key, p))?;
+        let secret = SecretKey::new(&source.name, &bytes, scheme.default_key_reading())
+            .map_err(|e| invalid(&secret_key, describe_key_error(&e, source)))?;
+        secret
+            .check_length()
+            .map_err(|e| invalid(&secret_key, describe_key_error(&e, source)))?;
+        keys.push(secret);
+    }
+    let mut verifier = Verifier::new(scheme, keys, TimestampPolicy::Enforce(tolerance))
+        .map_err(|e| invalid(format!("{key}.secrets"), e.to_string()))?;
+    if let Some(header) = &endpoint.signature_header {
+        verifier = verifier
+            .with_signature_header(header)
+            .map_err(|e| invalid(format!("{key}.signature_header"), e.to_string()))?;
+    }
+    for notifier in &endpoint.notifiers {
+        if !notifiers.contains_key(notifier) {
+            return Err(invalid(
+                format!("{key}.notifiers"),
+                format!("no notifier named {notifier:?}"),
+            ));
+        }
+    }
+    Ok(Endpoint {
+        name: endpoint.name.clone(),
+        path: endpoint.path.clone(),
+        verifier,
+        livemode,
+        notifiers: endpoint.notifiers.clone(),
+        event_types: endpoint.event_types.clone(),
+    })
+}
+
+fn read_secret(source: &SecretSource) -> Result<Zeroizing<Vec<u8>>, String> {
+    match (&source.env, &source.file) {
+        (Some(var), None) => std::env::var(var)
+            .map(|v| Zeroizing::new(v.into_bytes()))
+            .map_err(|_| {
+                format!(
+                    "environment variable {var} is not set (secret {:?})",
+                    source.name
+                )
+            }),
+        (None, Some(path)) => {
+            let bytes = Zeroizing::new(
+                std::fs::read(path)
+                    .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?,
+            );
+            let trimmed = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+            let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
+            Ok(Zeroizing::new(trimmed.to_vec()))
+        }
+        _ => Err(format!(
+            "secret {:?} needs exactly one of env and file",
+            source.name
+        )),
+    }
+}
+
+/// Names the variable or file along with the key problem, so the fix is obvious.
+fn describe_key_error(error: &KeyError, source: &SecretSource) -> String {
+    let place = match (&source.env, &source.file) {
+        (Some(var), _) => format!("environment variable {var}"),
+        (_, Some(path)) => format!("file {}", path.display()),
+        _ => "its source".to_owned(),
+    };
+    format!("{error} (from {place})")
+}
+
+/// The typed, checked configuration the server runs on.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Largest body.
+    pub body_limit_bytes: usize,
+    /// Total body read deadline.
+    pub body_read_timeout: Duration,
+    /// Worker threads (0: one per core).
+    pub workers: usize,
+    /// Connections per worker.
+    pub max_connections: usize,
+    /// sled directory.
+    pub data_dir: PathBuf,
+    /// How long events and their dedupe keys are kept.
+    pub retention: Duration,
+    /// Retry policy.
+    pub outbox: OutboxSettings,
+    /// Endpoints, each with its verifier.
+    pub endpoints: Vec<Endpoint>,
+    /// Notifier settings by name.
+    pub notifiers: BTreeMap<String, NotifierSettings>,
+}
+
+/// One endpoint, ready to serve.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// Name.
+    pub name: String,
+    /// URL path.
+    pub path: String,
+    /// The verifier holding its scheme, secrets and tolerance.
+    pub verifier: Verifier,
+    /// `true` for a live endpoint, `false` for test mode.
+    pub livemode: bool,
+    /// Notifier names.
+    pub notifiers: Vec<String>,
+    /// Notified event types (empty: all).
+    pub event_types: Vec<String>,
+}
+
+impl Endpoint {
+    /// The notifiers this event type goes to.
+    #[must_use]
+    pub fn notifiers_for(&self, kind: &str) -> &[String] {
+        if self.event_types.is_empty() || self.event_types.iter().any(|t| t == kind) {
+            &self.notifiers
+        } else {
+            &[]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Settings::from_toml("[server]\nlisten_on = \"x\"\n").expect_err("unknown");
+        assert!(err.to_string().contains("listen_on"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_listen_address_names_the_key() {
+        let settings = Settings::from_toml("[server]\nlisten = \"nowhere\"\n").expect("shape");
+        let err = settings.resolve().expect_err("invalid");
+        assert!(err.to_string().starts_with("server.listen:"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_secret_variable_is_named() {
+        let text = "[[endpoints]]\nname = \"a\"\npath = \"/a\"\nsecrets = [{ name = \"k\", env = \"PERFHOOK_TEST_UNSET_VAR\" }]\n";
+        let err = Settings::from_toml(text)
+            .expect("shape")
+            .resolve()
+            .expect_err("unset");
+        let message = err.to_string();
+        assert!(message.starts_with("endpoints[0].secrets[0]:"), "{message}");
+        assert!(message.contains("PERFHOOK_TEST_UNSET_VAR"), "{message}");
+    }
+
+    #[test]
+    fn a_short_secret_file_is_refused_by_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s");
+        std::fs::write(&path, "short\n").expect("write");
+        let text = format!(
+            "[[endpoints]]\nname = \"a\"\npath = \"/a\"\nsecrets = [{{ name = \"k\", file = {:?} }}]\n",
+            path.display().to_string()
+        );
+        let err = Settings::from_toml(&text)
+            .expect("shape")
+            .resolve()
+            .expect_err("short");
+        assert!(err.to_string().contains("5 bytes; at least 16"), "{err}");
+    }
+
+    #[test]
+    fn an_endpoint_naming_an_unknown_notifier_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s");
+        std::fs::write(&path, "0123456789abcdef").expect("write");
+        let text = format!(
+            "[[endpoints]]\nname = \"a\"\npath = \"/a\"\nnotifiers = [\"pager\"]\nsecrets = [{{ name = \"k\", file = {:?} }}]\n",
+            path.display().to_string()
+        );
+        let err = Settings::from_toml(&text)
+            .expect("shape")
+            .resolve()
+            .expect_err("unknown");
+        assert!(
+            err.to_string().contains("no notifier named \"pager\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn defaults_print_as_toml_without_secret_values() {
+        let text = Settings::default().to_toml().expect("toml");
+        assert!(text.contains("PERFHOOK_SECRET"));
+        assert_eq!(
+            Settings::from_toml(&text).expect("round trip"),
+            Settings::default()
+        );
+    }
+}

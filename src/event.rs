@@ -1,0 +1,270 @@
+//! Domain types built from *verified* bytes: the event id, the parsed event and the alert
+//! figures a person needs. Nothing here sees a body before its signature has been checked.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use thiserror::Error;
+
+/// The longest event id accepted; ids are dedupe keys, so they are bounded.
+const MAX_ID_LEN: usize = 256;
+const MAX_TYPE_LEN: usize = 128;
+
+/// An event id: 1 to 256 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EventId(String);
+
+impl EventId {
+    /// Parses an id.
+    ///
+    /// # Errors
+    /// [`EventError::BadId`] when empty, too long, or not visible ASCII.
+    pub fn parse(id: &str) -> Result<Self, EventError> {
+        let ok = !id.is_empty()
+            && id.len() <= MAX_ID_LEN
+            && id.bytes().all(|b| (0x21..=0x7e).contains(&b));
+        if ok {
+            Ok(Self(id.to_owned()))
+        } else {
+            Err(EventError::BadId)
+        }
+    }
+
+    /// The id as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A verified event, parsed once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The dedupe key: the scheme's id header where it has one, else the body's `id`.
+    pub id: EventId,
+    /// The event type, e.g. `usage.threshold_reached`.
+    pub kind: String,
+    /// `livemode`, when the event says.
+    pub livemode: Option<bool>,
+    /// The figures a person acts on.
+    pub alert: Alert,
+}
+
+/// The figures of a usage or budget alert that a notification shows. Every field is
+/// optional: an event type perfhook does not know is still stored and forwarded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Alert {
+    /// Organisation name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
+    /// Project name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// The threshold crossed, in percent of the budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold_percent: Option<u64>,
+    /// Usage so far, in percent of the budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage_percent: Option<u64>,
+    /// Usage so far, as a decimal string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amount: Option<String>,
+    /// The budget, as a decimal string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
+    /// The currency of `amount` and `limit`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// The budget period (`monthly`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
+}
+
+/// Why a verified body is not an event perfhook can keep.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EventError {
+    /// Not UTF-8 JSON, nested too deep, or a duplicate key.
+    #[error("the body is not a valid JSON event: {0}")]
+    InvalidJson(String),
+    /// The JSON is not an object with a string `type`.
+    #[error("the event has no string `type` of 1 to 128 characters")]
+    BadType,
+    /// Neither the id header nor the body gives an id.
+    #[error("the event has no id (no id header and no string `id` in the body)")]
+    MissingId,
+    /// The id is not 1 to 256 visible ASCII characters.
+    #[error("the event id must be 1 to 256 visible ASCII characters")]
+    BadId,
+}
+
+/// The top level of an event. `deny_unknown_fields` is deliberately absent (senders add
+/// fields); duplicate keys among these fields are refused by serde.
+#[derive(Deserialize)]
+struct Wire {
+    id: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    livemode: Option<bool>,
+    data: Option<Value>,
+}
+
+/// Parses a verified body. `header_id` is the scheme's id header (Standard Webhooks,
+/// GitHub) when it has one; it wins over the body's `id` because it is what the sender
+/// retries with.
+///
+/// # Errors
+/// The [`EventError`] naming what is missing or malformed.
+pub fn parse_event(body: &[u8], header_id: Option<&str>) -> Result<Event, EventError> {
+    // serde_json refuses invalid UTF-8 and nesting deeper than 128 levels.
+    let wire: Wire =
+        serde_json::from_slice(body).map_err(|e| EventError::InvalidJson(describe(&e)))?;
+    let kind = wire
+        .kind
+        .filter(|k| {
+            !k.is_empty()
+                && k.len() <= MAX_TYPE_LEN
+                && k.bytes().all(|b| (0x20..=0x7e).contains(&b))
+        })
+        .ok_or(EventError::BadType)?;
+    let id = match (header_id, wire.id.as_deref()) {
+        (Some(id), _) | (None, Some(id)) => EventId::parse(id)?,
+        (None, None) => return Err(EventError::MissingId),
+    };
+    Ok(Event {
+        id,
+        kind,
+        livemode: wire.livemode,
+        alert: wire.data.as_ref().map(Alert::from_data).unwrap_or_default(),
+    })
+}
+
+/// serde's message for data errors (it names the field); position only for syntax errors.
+fn describe(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match error.classify() {
+        Category::Data => error.to_string(),
+        Category::Syntax | Category::Eof | Category::Io => {
+            format!(
+                "syntax error at line {} column {}",
+                error.line(),
+                error.column()
+            )
+        }
+    }
+}
+
+impl Alert {
+    fn from_data(data: &Value) -> Self {
+        let text = |pointer: &str| {
+            data.pointer(pointer)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let number = |pointer: &str| data.pointer(pointer).and_then(Value::as_u64);
+        Self {
+            organization: text("/organization/name"),
+            project: text("/project/name"),
+            threshold_percent: number("/threshold/percent"),
+            usage_percent: number("/usage/percent"),
+            amount: text("/usage/amount"),
+            limit: text("/budget/limit"),
+            currency: text("/budget/currency"),
+            period: text("/budget/period"),
+        }
+    }
+
+    /// A one-line headline: `80% of monthly budget`.
+    #[must_use]
+    pub fn headline(&self) -> Option<String> {
+        let percent = self.threshold_percent.or(self.usage_percent)?;
+        Some(match &self.period {
+            Some(period) => format!("{percent}% of {period} budget"),
+            None => format!("{percent}% of budget"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALERT: &[u8] = br#"{"id":"evt_1","type":"usage.threshold_reached","livemode":true,
+        "data":{"budget":{"period":"monthly","limit":"500.00","currency":"USD"},
+        "usage":{"amount":"400.12","percent":80},"threshold":{"percent":80}}}"#;
+
+    #[test]
+    fn an_alert_parses_with_its_figures() {
+        let event = parse_event(ALERT, None).expect("event");
+        assert_eq!(event.id.as_str(), "evt_1");
+        assert_eq!(event.kind, "usage.threshold_reached");
+        assert_eq!(event.livemode, Some(true));
+        assert_eq!(event.alert.amount.as_deref(), Some("400.12"));
+        assert_eq!(
+            event.alert.headline().as_deref(),
+            Some("80% of monthly budget")
+        );
+    }
+
+    #[test]
+    fn the_header_id_wins_over_the_body_id() {
+        let event = parse_event(ALERT, Some("msg_9")).expect("event");
+        assert_eq!(event.id.as_str(), "msg_9");
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        let err = parse_event(br#"{"id":"a","id":"b","type":"x"}"#, None).expect_err("dup");
+        assert!(
+            matches!(err, EventError::InvalidJson(ref m) if m.contains("duplicate field")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let deep = format!(
+            "{{\"id\":\"a\",\"type\":\"x\",\"data\":{}{}}}",
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert!(matches!(
+            parse_event(deep.as_bytes(), None),
+            Err(EventError::InvalidJson(_))
+        ));
+    }
+
+    #[test]
+    fn non_utf8_and_non_objects_are_refused() {
+        assert!(matches!(
+            parse_event(b"{\"id\":\"\xff\",\"type\":\"x\"}", None),
+            Err(EventError::InvalidJson(_))
+        ));
+        assert!(matches!(
+            parse_event(b"[1,2]", None),
+            Err(EventError::InvalidJson(_))
+        ));
+        assert!(matches!(
+            parse_event(b"", None),
+            Err(EventError::InvalidJson(_))
+        ));
+    }
+
+    #[test]
+    fn missing_type_or_id_are_named() {
+        assert_eq!(
+            parse_event(br#"{"id":"a"}"#, None),
+            Err(EventError::BadType)
+        );
+        assert_eq!(
+            parse_event(br#"{"type":"x"}"#, None),
+            Err(EventError::MissingId)
+        );
+        assert_eq!(
+            parse_event(br#"{"type":"x","id":""}"#, None),
+            Err(EventError::BadId)
+        );
+        assert_eq!(
+            parse_event(br#"{"type":"x","id":"a b"}"#, None),
+            Err(EventError::BadId)
+        );
+    }
+}

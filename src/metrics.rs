@@ -1,0 +1,138 @@
+//! Prometheus metrics through `prometheus-client`: one registry per application (no global
+//! recorder, so several servers can run in one test process).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    endpoint: String,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    endpoint: String,
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotifyLabels {
+    notifier: String,
+    result: &'static str,
+}
+
+/// Every metric perfhook exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    verify_failures: Family<ReasonLabels, Counter>,
+    notifications: Family<NotifyLabels, Counter>,
+    outbox_depth: Gauge,
+    dead_jobs: Gauge,
+    latency: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("perfhook");
+        let requests = Family::default();
+        let verify_failures = Family::default();
+        let notifications = Family::default();
+        let outbox_depth = Gauge::default();
+        let dead_jobs = Gauge::default();
+        // 100 µs to ~3 s.
+        let latency = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        registry.register(
+            "requests",
+            "Webhook requests by endpoint and outcome",
+            requests.clone(),
+        );
+        registry.register(
+            "verification_failures",
+            "Deliveries refused by signature or timestamp checks, by reason",
+            verify_failures.clone(),
+        );
+        registry.register(
+            "notifications",
+            "Notification attempts by notifier and result",
+            notifications.clone(),
+        );
+        registry.register(
+            "outbox_depth",
+            "Notification jobs waiting",
+            outbox_depth.clone(),
+        );
+        registry.register(
+            "outbox_dead",
+            "Notification jobs that ran out of attempts",
+            dead_jobs.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Webhook request latency",
+            latency.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            verify_failures,
+            notifications,
+            outbox_depth,
+            dead_jobs,
+            latency,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one request and its latency. Outcomes: `accepted`, `duplicate` or an error type.
+    pub fn request(&self, endpoint: &str, outcome: &'static str, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                endpoint: endpoint.to_owned(),
+                outcome,
+            })
+            .inc();
+        self.latency.observe(seconds);
+    }
+
+    /// Counts a verification failure.
+    pub fn verification_failure(&self, endpoint: &str, reason: &'static str) {
+        self.verify_failures
+            .get_or_create(&ReasonLabels {
+                endpoint: endpoint.to_owned(),
+                reason,
+            })
+            .inc();
+    }
+
+    /// Counts a notification attempt: `sent`, `retried` or `dead`.
+    pub fn notification(&self, notifier: &str, result: &'static str) {
+        self.notifications
+            .get_or_create(&NotifyLabels {
+                notifier: notifier.to_owned(),
+                result,
+            })
+            .inc();
+    }
+
+    /// The text exposition, with the outbox gauges set to the values given.
+    ///
+    /// # Errors
+    /// When encoding fails (it writes to a `String`, so only on a formatting bug).
+    pub fn render(&self, outbox_depth: usize, dead_jobs: usize) -> Result<String, std::fmt::Error> {
+        self.outbox_depth
+            .set(i64::try_from(outbox_depth).unwrap_or(i64::MAX));
+        self.dead_jobs
+            .set(i64::try_from(dead_jobs).unwrap_or(i64::MAX));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}

@@ -1,0 +1,288 @@
+//! The email notifier: a plain-text mail a person can act on, sent with lettre's async SMTP
+//! transport over rustls, under an overall deadline (lettre's own timeout covers only parts
+//! of the exchange; a server that accepts and never greets would hang a send).
+
+use std::time::Duration;
+
+use lettre::message::{header::ContentType, Mailbox};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{rfc3339, BoxFuture, Notifier, NotifyError};
+use crate::event::Event;
+use crate::store::EventRecord;
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plain text (a relay on loopback only).
+    None,
+    /// STARTTLS required (port 587).
+    #[default]
+    Starttls,
+    /// Implicit TLS (port 465).
+    Tls,
+}
+
+/// `[notifiers.NAME]` with `kind = "email"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSettings {
+    /// SMTP host.
+    pub host: String,
+    /// SMTP port.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// `none`, `starttls` or `tls`.
+    #[serde(default)]
+    pub tls: TlsMode,
+    /// Environment variable holding the SMTP username.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_env: Option<String>,
+    /// Environment variable holding the SMTP password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// Sender address.
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Subject prefix.
+    #[serde(default = "default_prefix")]
+    pub subject_prefix: String,
+    /// Overall deadline for one send, in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_port() -> u16 {
+    587
+}
+fn default_prefix() -> String {
+    "[perf]".into()
+}
+fn default_timeout_ms() -> u64 {
+    30_000
+}
+
+impl EmailSettings {
+    /// Checks addresses, the deadline and the credential variables.
+    ///
+    /// # Errors
+    /// The problem, in words.
+    pub fn validate(&self) -> Result<(), String> {
+        self.from
+            .parse::<Mailbox>()
+            .map_err(|e| format!("from {:?} is not an address: {e}", self.from))?;
+        if self.to.is_empty() {
+            return Err("to needs at least one address".into());
+        }
+        for to in &self.to {
+            to.parse::<Mailbox>()
+                .map_err(|e| format!("to {to:?} is not an address: {e}"))?;
+        }
+        if self.timeout_ms == 0 {
+            return Err("timeout_ms must be at least 1".into());
+        }
+        match (&self.username_env, &self.password_env) {
+            (None, None) => {}
+            (Some(user), Some(pass)) => {
+                for var in [user, pass] {
+                    if std::env::var_os(var).is_none() {
+                        return Err(format!("environment variable {var} is not set"));
+                    }
+                }
+            }
+            _ => return Err("username_env and password_env go together".into()),
+        }
+        Ok(())
+    }
+}
+
+/// Sends one mail per event.
+pub struct EmailNotifier {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    to: Vec<Mailbox>,
+    subject_prefix: String,
+    deadline: Duration,
+}
+
+impl std::fmt::Debug for EmailNotifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The transport holds credentials; show only who mails whom.
+        f.debug_struct("EmailNotifier")
+            .field("from", &self.from.to_string())
+            .field("to", &self.to.len())
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmailNotifier {
+    /// Builds the transport. Nothing connects until the first send.
+    ///
+    /// # Errors
+    /// A bad address or TLS set-up, in words.
+    pub fn build(settings: &EmailSettings) -> Result<Self, String> {
+        settings.validate()?;
+        let builder = match settings.tls {
+            TlsMode::None => {
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host)
+            }
+            TlsMode::Starttls => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&settings.host)
+                    .map_err(|e| format!("STARTTLS set-up for {}: {e}", settings.host))?
+            }
+            TlsMode::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&settings.host)
+                .map_err(|e| format!("TLS set-up for {}: {e}", settings.host))?,
+        };
+        let deadline = Duration::from_millis(settings.timeout_ms);
+        let mut builder = builder.port(settings.port).timeout(Some(deadline));
+        if let (Some(user), Some(pass)) = (&settings.username_env, &settings.password_env) {
+            let user = std::env::var(user)
+                .map_err(|_| format!("environment variable {user} is not set"))?;
+            let pass = std::env::var(pass)
+                .map_err(|_| format!("environment variable {pass} is not set"))?;
+            builder = builder.credentials(Credentials::new(user, pass));
+        }
+        Ok(Self {
+            transport: builder.build(),
+            from: settings.from.parse().map_err(|e| format!("from: {e}"))?,
+            to: settings
+                .to
+                .iter()
+                .map(|to| to.parse().map_err(|e| format!("to: {e}")))
+                .collect::<Result<_, String>>()?,
+            subject_prefix: settings.subject_prefix.clone(),
+            deadline,
+        })
+    }
+
+    /// `[perf] usage.threshold_reached: 80% of monthly budget`.
+    #[must_use]
+    pub fn subject(&self, record: &EventRecord, event: &Event) -> String {
+        let mut subject = format!("{} {}", self.subject_prefix, event.kind);
+        if let Some(headline) = event.alert.headline() {
+            subject.push_str(": ");
+            subject.push_str(&headline);
+        }
+        if record.livemode == Some(false) {
+            subject.push_str(" (test mode)");
+        }
+        printable(&subject)
+    }
+
+    fn message(&self, record: &EventRecord, event: &Event) -> Result<Message, NotifyError> {
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .subject(self.subject(record, event))
+            .message_id(Some(message_id(record)))
+            .header(ContentType::TEXT_PLAIN);
+        for to in &self.to {
+            builder = builder.to(to.clone());
+        }
+        builder
+            .body(body(record, event))
+            .map_err(|e| NotifyError::permanent(format!("cannot build the message: {e}")))
+    }
+}
+
+impl Notifier for EmailNotifier {
+    fn kind(&self) -> &'static str {
+        "email"
+    }
+
+    fn deliver<'a>(
+        &'a self,
+        record: &'a EventRecord,
+        event: &'a Event,
+    ) -> BoxFuture<'a, Result<(), NotifyError>> {
+        Box::pin(async move {
+            let message = self.message(record, event)?;
+            match tokio::time::timeout(self.deadline, self.transport.send(message)).await {
+                Err(_) => Err(NotifyError::retry(format!(
+                    "SMTP send did not finish within {} ms",
+                    self.deadline.as_millis()
+                ))),
+                Ok(Err(error)) if error.is_permanent() => {
+                    Err(NotifyError::permanent(format!("SMTP refused: {error}")))
+                }
+                Ok(Err(error)) => Err(NotifyError::retry(format!("SMTP failed: {error}"))),
+                Ok(Ok(_)) => Ok(()),
+            }
+        })
+    }
+}
+
+/// A Message-ID derived from the endpoint and event id, so a re-send after a crash carries
+/// the same id and mail clients can recognise it.
+#[must_use]
+pub fn message_id(record: &EventRecord) -> String {
+    let digest = Sha256::new()
+        .chain_update(record.endpoint.as_bytes())
+        .chain_update([0])
+        .chain_update(record.id.as_bytes())
+        .finalize();
+    format!(
+        "<{}.{}@perfhook>",
+        record.endpoint,
+        hex::encode(digest.get(..16).unwrap_or_default())
+    )
+}
+
+/// The plain-text body: the figures first, the raw JSON below.
+#[must_use]
+pub fn body(record: &EventRecord, event: &Event) -> String {
+    let alert = &event.alert;
+    let mut lines = vec![format!("Perf alert: {}", event.kind), String::new()];
+    let mut field = |label: &str, value: Option<String>| {
+        if let Some(value) = value {
+            lines.push(format!("{label:<14}{}", printable(&value)));
+        }
+    };
+    field("Organization:", alert.organization.clone());
+    field("Project:", alert.project.clone());
+    field("Threshold:", alert.headline());
+    let currency = alert.currency.clone().unwrap_or_default();
+    field(
+        "Usage:",
+        match (&alert.amount, &alert.limit) {
+            (Some(amount), Some(limit)) => {
+                Some(format!("{amount} {currency} of {limit} {currency}"))
+            }
+            (Some(amount), None) => Some(format!("{amount} {currency}")),
+            _ => None,
+        },
+    );
+    field("Event id:", Some(record.id.clone()));
+    field("Endpoint:", Some(record.endpoint.clone()));
+    field(
+        "Mode:",
+        Some(
+            if record.livemode == Some(false) {
+                "test"
+            } else {
+                "live"
+            }
+            .to_owned(),
+        ),
+    );
+    field("Received:", Some(rfc3339(record.received_at)));
+    lines.push(String::new());
+    lines.push(
+        "Check usage in Perf and raise the budget or throttle the project before it runs out."
+            .into(),
+    );
+    lines.push(String::new());
+    lines.push("Raw event:".into());
+    lines.push(record.body.clone());
+    lines.join("\n")
+}
+
+/// Drops control characters, so a field from the body cannot add a header line.
+fn printable(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).collect()
+}

@@ -1,0 +1,89 @@
+//! The log notifier: one JSON line per event, on stdout or appended to a file.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::sync::Mutex;
+
+use serde_json::json;
+
+use super::{rfc3339, BoxFuture, Notifier, NotifyError};
+use crate::event::Event;
+use crate::store::EventRecord;
+
+/// Where the lines go.
+#[derive(Debug)]
+enum Sink {
+    Stdout,
+    File(Mutex<File>),
+}
+
+/// Writes one JSON line per event.
+#[derive(Debug)]
+pub struct LogNotifier {
+    sink: Sink,
+}
+
+impl LogNotifier {
+    /// `stdout`, or a file path opened for appending.
+    ///
+    /// # Errors
+    /// When the file cannot be opened.
+    pub fn open(target: &str) -> Result<Self, String> {
+        let sink = if target == "stdout" {
+            Sink::Stdout
+        } else {
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(target)
+                .map_err(|e| format!("cannot open {target} for appending: {e}"))?;
+            Sink::File(Mutex::new(file))
+        };
+        Ok(Self { sink })
+    }
+
+    /// The line for one event.
+    #[must_use]
+    pub fn line(record: &EventRecord, event: &Event) -> String {
+        json!({
+            "alert": event.kind,
+            "endpoint": record.endpoint,
+            "id": record.id,
+            "livemode": record.livemode,
+            "received_at": rfc3339(record.received_at),
+            "summary": event.alert.headline(),
+            "figures": event.alert,
+        })
+        .to_string()
+    }
+}
+
+impl Notifier for LogNotifier {
+    fn kind(&self) -> &'static str {
+        "log"
+    }
+
+    fn deliver<'a>(
+        &'a self,
+        record: &'a EventRecord,
+        event: &'a Event,
+    ) -> BoxFuture<'a, Result<(), NotifyError>> {
+        Box::pin(async move {
+            let mut line = Self::line(record, event);
+            line.push('\n');
+            let written = match &self.sink {
+                Sink::Stdout => {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(line.as_bytes()).and_then(|()| out.flush())
+                }
+                Sink::File(file) => {
+                    let mut file = file
+                        .lock()
+                        .map_err(|_| NotifyError::retry("log file lock poisoned"))?;
+                    file.write_all(line.as_bytes()).and_then(|()| file.flush())
+                }
+            };
+            written.map_err(|e| NotifyError::retry(format!("cannot write the log line: {e}")))
+        })
+    }
+}

@@ -1,0 +1,214 @@
+//! The HTTP adapter: raw bytes in, the core's verdict, one atomic record, a durable flush,
+//! and the outcome as a status. The only body extractor is the raw payload stream, read
+//! under a size limit and a total deadline.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use actix_web::http::header::{HeaderMap, CONTENT_LENGTH};
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use serde_json::json;
+
+use crate::clock::{unix_now, unix_now_ms};
+use crate::config::Endpoint;
+use crate::error::ApiError;
+use crate::event::parse_event;
+use crate::signature::{HeaderLookup, Lookup};
+use crate::state::AppState;
+use crate::store::{EventRecord, Recorded};
+
+/// actix's header map seen through the core's lookup trait.
+struct ActixHeaders<'a>(&'a HeaderMap);
+
+impl HeaderLookup for ActixHeaders<'_> {
+    fn lookup(&self, name: &str) -> Lookup<'_> {
+        let mut values = self.0.get_all(name);
+        match (values.next(), values.next()) {
+            (None, _) => Lookup::Missing,
+            (Some(value), None) => Lookup::One(value.as_bytes()),
+            (Some(_), Some(_)) => Lookup::Repeated,
+        }
+    }
+}
+
+/// `POST <endpoint path>`.
+///
+/// # Errors
+/// An [`ApiError`], which actix renders as the JSON error body and its status.
+pub async fn receive(
+    request: HttpRequest,
+    payload: web::Payload,
+    endpoint: web::Data<Endpoint>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let outcome = accept(&request, payload, &endpoint, &state).await;
+    let label = match &outcome {
+        Ok((Recorded::New, _)) => "accepted",
+        Ok((Recorded::Duplicate, _)) => "duplicate",
+        Err(error) => error.code(),
+    };
+    state
+        .metrics
+        .request(&endpoint.name, label, started.elapsed().as_secs_f64());
+    match outcome {
+        Ok((recorded, id)) => {
+            let status = if recorded == Recorded::New {
+                "accepted"
+            } else {
+                "duplicate"
+            };
+            Ok(HttpResponse::Ok().json(json!({"status": status, "id": id})))
+        }
+        Err(error) => {
+            if let ApiError::Verify(verify) = &error {
+                state
+                    .metrics
+                    .verification_failure(&endpoint.name, verify.code());
+            }
+            // The error names the fault; it never holds header values or body bytes.
+            tracing::info!(endpoint = %endpoint.name, error = error.code(), detail = %error, "delivery refused");
+            Err(error)
+        }
+    }
+}
+
+async fn accept(
+    request: &HttpRequest,
+    payload: web::Payload,
+    endpoint: &Endpoint,
+    state: &AppState,
+) -> Result<(Recorded, String), ApiError> {
+    let body = read_body(request, payload, state.body_limit, state.body_deadline).await?;
+    let now = unix_now();
+    let verified = endpoint
+        .verifier
+        .verify(&ActixHeaders(request.headers()), &body, now)?;
+    let event = parse_event(&body, verified.id.as_deref())?;
+    if let Some(live) = event.livemode {
+        if live != endpoint.livemode {
+            return Err(ApiError::ModeMismatch {
+                event: if live { "live" } else { "test" },
+                endpoint: if endpoint.livemode { "live" } else { "test" },
+            });
+        }
+    }
+    // serde_json accepted the body, so it is UTF-8; the check costs one pass and keeps the
+    // record type honest.
+    let text = String::from_utf8(body).map_err(|_| ApiError::BodyRead)?;
+    let record = EventRecord {
+        endpoint: endpoint.name.clone(),
+        id: event.id.as_str().to_owned(),
+        kind: event.kind.clone(),
+        livemode: event.livemode,
+        received_at: now,
+        body: text,
+    };
+    let expires_at = now.saturating_add(state.retention.as_secs());
+    let recorded = state
+        .store
+        .record_if_new(
+            &record,
+            endpoint.notifiers_for(&event.kind),
+            unix_now_ms(),
+            expires_at,
+        )
+        .map_err(|error| {
+            tracing::error!(%error, endpoint = %endpoint.name, "store write failed");
+            ApiError::Storage
+        })?;
+    // A duplicate gets the same flush: the first copy may still be unflushed, and 2xx
+    // must mean "on disk" either way.
+    state.store.flush().await.map_err(|error| {
+        tracing::error!(%error, "store flush failed");
+        ApiError::Storage
+    })?;
+    if recorded == Recorded::New {
+        state.outbox_wake.notify_one();
+        tracing::info!(endpoint = %endpoint.name, id = %record.id, kind = %record.kind, secret = %verified.secret, "event accepted");
+    } else {
+        tracing::info!(endpoint = %endpoint.name, id = %record.id, "duplicate acknowledged");
+    }
+    Ok((recorded, record.id))
+}
+
+/// Reads the raw body: refused early by `Content-Length`, cut off at the limit, and under
+/// one deadline for the whole read (actix's request timeout covers only the head, so a body
+/// dripped a byte at a time would otherwise hold the connection).
+async fn read_body(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+    deadline: Duration,
+) -> Result<Vec<u8>, ApiError> {
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    let read = async {
+        let mut body = Vec::with_capacity(declared.unwrap_or(0));
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|_| ApiError::BodyRead)?;
+            if body.len().saturating_add(chunk.len()) > limit {
+                return Err(ApiError::PayloadTooLarge(limit));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    };
+    tokio::time::timeout(deadline, read)
+        .await
+        .map_err(|_| ApiError::BodyTimeout(deadline.as_millis()))?
+}
+
+/// `GET /healthz`: the process is alive.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: the store takes durable writes and the outbox worker is running.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let store_ok = state.store.probe().await.is_ok();
+    let beat = state.worker_heartbeat.load(Ordering::Relaxed);
+    let worker_ok = unix_now().saturating_sub(beat) <= 10;
+    let body = json!({"store": store_ok, "outbox_worker": worker_ok});
+    if store_ok && worker_ok {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    match state
+        .metrics
+        .render(state.store.outbox_depth(), state.store.dead_count())
+    {
+        Ok(text) => HttpResponse::Ok()
+            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+            .body(text),
+        Err(_) => HttpResponse::InternalServerError().finish(),
+    }
+}
+
+/// Anything else: a JSON 404.
+///
+/// # Errors
+/// Always [`ApiError::NotFound`].
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}
+
+/// A non-POST method on an endpoint path.
+///
+/// # Errors
+/// Always [`ApiError::MethodNotAllowed`].
+pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}

@@ -12,4 +12,6 @@
 mod cli;
 mod helpers;
 mod properties;
+mod server;
+mod server_helpers;
 mod vectors;

@@ -1,0 +1,332 @@
+//! Real parts for the receiver's tests: the perfhook binary as a server on 127.0.0.1:0 with a
+//! temp data dir, a real SMTP server (aiosmtpd) writing a Maildir, and a signing client.
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use perfhook::signature::{sign, Delivery, KeyReading, Scheme, SecretKey};
+
+pub const SECRET: &str = "server-test-secret-0123456789abcdef";
+pub const SECRET_ENV: &str = "PERFHOOK_TEST_SECRET";
+
+/// A free loopback port (bound then released; the race is acceptable on loopback).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Polls `check` until it is true or `limit` passes.
+pub fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    check()
+}
+
+/// A running `perfhook serve`.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+fn collect(stream: impl std::io::Read + Send + 'static, into: Arc<Mutex<String>>) {
+    thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            let mut all = into.lock().expect("lock");
+            all.push_str(&line);
+            all.push('\n');
+        }
+    });
+}
+
+/// The config every server test starts from: one `perf` endpoint, log to stdout, plus `extra`.
+pub fn config(dir: &Path, notifiers: &str, extra: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+body_limit_bytes = 4096
+body_read_timeout_ms = 1000
+
+[storage]
+path = {data:?}
+
+[outbox]
+initial_backoff_ms = 200
+max_backoff_ms = 1000
+max_attempts = 50
+
+[[endpoints]]
+name = "perf"
+path = "/webhooks/perf"
+scheme = "perf"
+notifiers = [{notifiers}]
+secrets = [{{ name = "primary", env = "{SECRET_ENV}" }}]
+
+[[endpoints]]
+name = "perf-test"
+path = "/webhooks/perf-test"
+mode = "test"
+notifiers = []
+secrets = [{{ name = "primary", env = "{SECRET_ENV}" }}]
+
+[notifiers.log]
+kind = "log"
+target = "stdout"
+{extra}
+"#,
+        data = dir.join("data").display().to_string(),
+    )
+}
+
+impl Server {
+    /// Starts `perfhook serve --config` with `config_text` written into `dir`.
+    pub fn start(dir: &Path, config_text: &str) -> Self {
+        let path = dir.join("perfhook.toml");
+        std::fs::write(&path, config_text).expect("write config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_perfhook"))
+            .args(["serve", "--config", path.to_str().expect("path")])
+            .env(SECRET_ENV, SECRET)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn perfhook serve");
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        collect(child.stdout.take().expect("stdout"), Arc::clone(&stdout));
+        collect(child.stderr.take().expect("stderr"), Arc::clone(&stderr));
+        let mut server = Self {
+            child,
+            port: 0,
+            stdout,
+            stderr,
+        };
+        let started = wait_until(Duration::from_secs(20), || {
+            server.listening_port().is_some()
+        });
+        assert!(started, "server did not start: {}", server.stderr());
+        server.port = server.listening_port().expect("port");
+        server
+    }
+
+    fn listening_port(&self) -> Option<u16> {
+        let logs = self.stderr();
+        let line = logs
+            .lines()
+            .find(|l| l.contains("\"message\":\"listening\""))?;
+        let value: serde_json::Value = serde_json::from_str(line).ok()?;
+        value["address"].as_str()?.rsplit(':').next()?.parse().ok()
+    }
+
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().expect("lock").clone()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().expect("lock").clone()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Log notifier lines for `id` on stdout.
+    pub fn alert_lines(&self, id: &str) -> usize {
+        let needle = format!("\"id\":\"{id}\"");
+        self.stdout()
+            .lines()
+            .filter(|l| l.contains(&needle))
+            .count()
+    }
+
+    /// SIGTERM, then the exit code.
+    pub fn terminate(mut self) -> (i32, String, String) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let exit = self.child.wait().expect("wait");
+        thread::sleep(Duration::from_millis(100));
+        (exit.code().unwrap_or(-1), self.stdout(), self.stderr())
+    }
+
+    /// SIGKILL: no chance to flush or finish anything.
+    pub fn kill9(mut self) -> String {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("wait");
+        thread::sleep(Duration::from_millis(100));
+        self.stdout()
+    }
+
+    /// Asserts that nothing the server printed holds the secret or any of `signatures`.
+    pub fn assert_no_secrets(&self, signatures: &[String]) {
+        let all = format!("{}{}", self.stdout(), self.stderr());
+        assert!(!all.contains(SECRET), "the secret reached the logs");
+        for signature in signatures {
+            let tag = signature.rsplit('=').next().unwrap_or(signature);
+            assert!(!all.contains(tag), "a signature reached the logs");
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The signature header for `body` at `timestamp`.
+pub fn signature(body: &[u8], timestamp: u64) -> (String, String) {
+    let key = SecretKey::new("k", SECRET.as_bytes(), KeyReading::Verbatim).expect("key");
+    sign(
+        Scheme::Perf,
+        &[key],
+        Delivery {
+            timestamp,
+            id: None,
+            body,
+        },
+    )
+    .expect("sign")
+    .remove(0)
+}
+
+pub fn now() -> u64 {
+    perfhook::clock::unix_now()
+}
+
+/// A body shaped like a Perf alert with the given id.
+pub fn alert(id: &str) -> Vec<u8> {
+    format!(
+        r#"{{"id":"{id}","type":"usage.threshold_reached","created":1763900000,"livemode":true,"data":{{"budget":{{"period":"monthly","limit":"500.00","currency":"USD"}},"usage":{{"amount":"400.12","percent":80}},"threshold":{{"percent":80}}}}}}"#
+    )
+    .into_bytes()
+}
+
+/// An HTTP client that reports every status instead of failing on 4xx and 5xx.
+pub fn client() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into()
+}
+
+/// POSTs `body` with `headers`; returns the status and the JSON answer.
+pub fn post(
+    agent: &ureq::Agent,
+    url: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> (u16, serde_json::Value) {
+    let mut request = agent.post(url).header("Content-Type", "application/json");
+    for (name, value) in headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let mut response = request.send(body).expect("POST");
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+/// POSTs `body` freshly signed now.
+pub fn deliver(agent: &ureq::Agent, server: &Server, body: &[u8]) -> (u16, serde_json::Value) {
+    let header = signature(body, now());
+    post(agent, &server.url("/webhooks/perf"), &[header], body)
+}
+
+/// A real SMTP server: aiosmtpd writing each message into a Maildir.
+pub struct Smtp {
+    child: Child,
+    pub port: u16,
+    pub maildir: PathBuf,
+}
+
+impl Smtp {
+    pub fn start(port: u16, maildir: &Path) -> Self {
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(maildir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start aiosmtpd (pip install aiosmtpd)");
+        let up = wait_until(Duration::from_secs(15), || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(
+            up,
+            "aiosmtpd did not start on {port}; is it installed? (pip install aiosmtpd)"
+        );
+        Self {
+            child,
+            port,
+            maildir: maildir.to_path_buf(),
+        }
+    }
+
+    /// Every message received so far.
+    pub fn messages(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .collect()
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `[notifiers.mail]` section for an SMTP server on `port`.
+pub fn email_notifier(port: u16, timeout_ms: u64) -> String {
+    format!(
+        r#"
+[notifiers.mail]
+kind = "email"
+host = "127.0.0.1"
+port = {port}
+tls = "none"
+from = "perfhook <perfhook@example.test>"
+to = ["oncall@example.test", "finance@example.test"]
+timeout_ms = {timeout_ms}
+"#
+    )
+}

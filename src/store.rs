@@ -164,13 +164,7 @@ impl Store {
                 expiry.insert(expiry_key.as_slice(), &[][..])?;
                 Ok::<_, ConflictableTransactionError<()>>(Recorded::New)
             });
-        match outcome {
-            Ok(recorded) => Ok(recorded),
-            Err(TransactionError::Storage(error)) => Err(error.into()),
-            Err(TransactionError::Abort(())) => Err(StoreError::Sled(sled::Error::Unsupported(
-                "transaction aborted".into(),
-            ))),
-        }
+        outcome.map_err(transaction_error)
     }
 
     /// Makes every write that completed before this call durable. Concurrent callers share
@@ -243,12 +237,7 @@ impl Store {
                 outbox.insert(&new_key.0[..], value.as_slice())?;
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
-            .map_err(|e| match e {
-                TransactionError::Storage(error) => StoreError::Sled(error),
-                TransactionError::Abort(()) => {
-                    StoreError::Sled(sled::Error::Unsupported("transaction aborted".into()))
-                }
-            })
+            .map_err(transaction_error)
     }
 
     /// Moves a job that ran out of attempts to the dead-letter tree.
@@ -263,12 +252,7 @@ impl Store {
                 dead.insert(&key.0[..], value.as_slice())?;
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
-            .map_err(|e| match e {
-                TransactionError::Storage(error) => StoreError::Sled(error),
-                TransactionError::Abort(()) => {
-                    StoreError::Sled(sled::Error::Unsupported("transaction aborted".into()))
-                }
-            })
+            .map_err(transaction_error)
     }
 
     /// Removes up to `batch` events whose retention ended at or before `now`, with their
@@ -319,6 +303,16 @@ impl Store {
     #[must_use]
     pub fn event_count(&self) -> usize {
         self.events.len()
+    }
+}
+
+/// Our transactions never abort on purpose, so an abort is reported as a storage fault.
+fn transaction_error(error: TransactionError<()>) -> StoreError {
+    match error {
+        TransactionError::Storage(error) => StoreError::Sled(error),
+        TransactionError::Abort(()) => {
+            StoreError::Sled(sled::Error::Unsupported("transaction aborted".into()))
+        }
     }
 }
 

@@ -14,6 +14,11 @@ use perfhook::signature::{sign, Delivery, KeyReading, Scheme, SecretKey};
 pub const SECRET: &str = "server-test-secret-0123456789abcdef";
 pub const SECRET_ENV: &str = "PERFHOOK_TEST_SECRET";
 
+/// The binary under test: `PERFHOOK_BIN` (e.g. the release build) or the test build.
+pub fn binary() -> String {
+    std::env::var("PERFHOOK_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_perfhook").to_owned())
+}
+
 /// A free loopback port (bound then released; the race is acceptable on loopback).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -98,7 +103,7 @@ impl Server {
     pub fn start(dir: &Path, config_text: &str) -> Self {
         let path = dir.join("perfhook.toml");
         std::fs::write(&path, config_text).expect("write config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_perfhook"))
+        let mut child = Command::new(binary())
             .args(["serve", "--config", path.to_str().expect("path")])
             .env(SECRET_ENV, SECRET)
             .env("RUST_LOG", "info")

@@ -1,11 +1,11 @@
 //! GitHub: `X-Hub-Signature-256: sha256=<64 lowercase hex>` over the raw body. There is no
 //! timestamp; the optional `X-GitHub-Delivery` id (not covered by the MAC) is passed on.
 
-use super::super::encoding::{decode_hex_tag, hex_tag, Tag};
+use super::super::encoding::{hex_tag, Tag};
 use super::super::error::{Malformed, VerifyError};
 use super::super::headers::HeaderLookup;
 use super::standard::validate_id;
-use super::{malformed, optional, required, visible_ascii, SignatureHeaders};
+use super::{malformed, optional, prefixed_hex_tag, required, SignatureHeaders};
 
 pub(super) const SIGNATURE: &str = "X-Hub-Signature-256";
 const DELIVERY: &str = "X-GitHub-Delivery";
@@ -31,14 +31,7 @@ pub(super) fn parse<'h>(
 /// # Errors
 /// The [`Malformed`] reason.
 pub fn parse_value(value: &[u8]) -> Result<Tag, Malformed> {
-    visible_ascii(value)?;
-    let hex = value
-        .strip_prefix(b"sha256=")
-        .ok_or(Malformed::MissingField("sha256"))?;
-    decode_hex_tag(hex).ok_or(Malformed::BadSignature {
-        field: "sha256",
-        encoding: "64 lowercase hex digits",
-    })
+    prefixed_hex_tag(value, "sha256")
 }
 
 /// Renders `sha256=<hex>`.

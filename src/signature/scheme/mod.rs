@@ -260,6 +260,20 @@ fn timestamp_header<'h>(
     Ok(Timestamp { digits, secs })
 }
 
+/// Parses `<prefix>=<64 lowercase hex>`, the one-signature grammar of GitHub (`sha256=`)
+/// and Slack (`v0=`).
+fn prefixed_hex_tag(value: &[u8], field: &'static str) -> Result<Tag, Malformed> {
+    visible_ascii(value)?;
+    let hex = value
+        .strip_prefix(field.as_bytes())
+        .and_then(|rest| rest.strip_prefix(b"="))
+        .ok_or(Malformed::MissingField(field))?;
+    super::encoding::decode_hex_tag(hex).ok_or(Malformed::BadSignature {
+        field,
+        encoding: "64 lowercase hex digits",
+    })
+}
+
 /// Checks that a header value is non-empty visible ASCII: no spaces, controls or high bytes.
 fn visible_ascii(value: &[u8]) -> Result<(), Malformed> {
     if value.is_empty() {

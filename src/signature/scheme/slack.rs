@@ -1,10 +1,10 @@
 //! Slack v0: `X-Slack-Signature: v0=<64 lowercase hex>` over `v0:<t>:<body>`, with the
 //! timestamp in `X-Slack-Request-Timestamp` (1–10 digits).
 
-use super::super::encoding::{decode_hex_tag, hex_tag, Tag};
+use super::super::encoding::{hex_tag, Tag};
 use super::super::error::{Malformed, VerifyError};
 use super::super::headers::HeaderLookup;
-use super::{malformed, required, timestamp_header, visible_ascii, SignatureHeaders};
+use super::{malformed, prefixed_hex_tag, required, timestamp_header, SignatureHeaders};
 
 pub(super) const SIGNATURE: &str = "X-Slack-Signature";
 const TIMESTAMP: &str = "X-Slack-Request-Timestamp";
@@ -28,14 +28,7 @@ pub(super) fn parse<'h>(
 /// # Errors
 /// The [`Malformed`] reason.
 pub fn parse_value(value: &[u8]) -> Result<Tag, Malformed> {
-    visible_ascii(value)?;
-    let hex = value
-        .strip_prefix(b"v0=")
-        .ok_or(Malformed::MissingField("v0"))?;
-    decode_hex_tag(hex).ok_or(Malformed::BadSignature {
-        field: "v0",
-        encoding: "64 lowercase hex digits",
-    })
+    prefixed_hex_tag(value, "v0")
 }
 
 /// Renders `v0=<hex>`.

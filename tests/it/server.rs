@@ -470,7 +470,7 @@ fn kill_9_while_sending_loses_no_acknowledged_event_or_notification() {
         .lock()
         .expect("lock")
         .len()
-        >= 300));
+        >= kill_after));
     server.kill9();
     for sender in senders {
         sender.join().expect("join");

@@ -45,8 +45,6 @@ pub struct Event {
     pub kind: String,
     /// `livemode`, when the event says.
     pub livemode: Option<bool>,
-    /// The figures a person acts on.
-    pub alert: Alert,
 }
 
 /// The figures of a usage or budget alert that a notification shows. Every field is
@@ -97,13 +95,69 @@ pub enum EventError {
 }
 
 /// The top level of an event. `deny_unknown_fields` is deliberately absent (senders add
-/// fields); duplicate keys among these fields are refused by serde.
+/// fields); duplicate keys among these fields are refused by serde. `data` is checked for
+/// syntax and depth but not built: the request path needs only id, type and livemode, and
+/// notifiers read the figures later with [`Alert::from_body`].
 #[derive(Deserialize)]
 struct Wire {
     id: Option<String>,
     #[serde(rename = "type")]
     kind: Option<String>,
     livemode: Option<bool>,
+    #[serde(default, rename = "data")]
+    _data: Option<Skip>,
+}
+
+/// Walks any JSON value without building it. Unlike `serde::de::IgnoredAny` (which serde_json
+/// skips iteratively, with no depth limit), every level goes through `deserialize_any`, so
+/// serde_json's 128-level recursion limit refuses deeply nested bodies.
+struct Skip;
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SkipVisitor)
+    }
+}
+
+struct SkipVisitor;
+
+impl<'de> serde::de::Visitor<'de> for SkipVisitor {
+    type Value = Skip;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_unit<E>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+        while map.next_entry::<Skip, Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+}
+
+/// Just `data`, for notifiers.
+#[derive(Deserialize)]
+struct DataOnly {
     data: Option<Value>,
 }
 
@@ -133,7 +187,6 @@ pub fn parse_event(body: &[u8], header_id: Option<&str>) -> Result<Event, EventE
         id,
         kind,
         livemode: wire.livemode,
-        alert: wire.data.as_ref().map(Alert::from_data).unwrap_or_default(),
     })
 }
 
@@ -153,6 +206,16 @@ fn describe(error: &serde_json::Error) -> String {
 }
 
 impl Alert {
+    /// The figures in a stored (already verified and parsed) body; empty when it has none.
+    #[must_use]
+    pub fn from_body(body: &[u8]) -> Self {
+        serde_json::from_slice::<DataOnly>(body)
+            .ok()
+            .and_then(|d| d.data)
+            .map(|data| Self::from_data(&data))
+            .unwrap_or_default()
+    }
+
     fn from_data(data: &Value) -> Self {
         let text = |pointer: &str| {
             data.pointer(pointer)
@@ -197,11 +260,9 @@ mod tests {
         assert_eq!(event.id.as_str(), "evt_1");
         assert_eq!(event.kind, "usage.threshold_reached");
         assert_eq!(event.livemode, Some(true));
-        assert_eq!(event.alert.amount.as_deref(), Some("400.12"));
-        assert_eq!(
-            event.alert.headline().as_deref(),
-            Some("80% of monthly budget")
-        );
+        let alert = Alert::from_body(ALERT);
+        assert_eq!(alert.amount.as_deref(), Some("400.12"));
+        assert_eq!(alert.headline().as_deref(), Some("80% of monthly budget"));
     }
 
     #[test]
@@ -220,7 +281,15 @@ mod tests {
     }
 
     #[test]
-    fn deep_nesting_is_refused() {
+    fn deep_nesting_is_refused_and_ordinary_data_of_every_kind_is_not() {
+        let varied = br#"{"id":"a","type":"x","data":{"s":"t\u00e9","n":-1,"u":2,"f":1.5,"b":true,"z":null,"l":[[{}],[]]}}"#;
+        assert!(parse_event(varied, None).is_ok());
+        let deep_ok = format!(
+            "{{\"id\":\"a\",\"type\":\"x\",\"data\":{}{}}}",
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        assert!(parse_event(deep_ok.as_bytes(), None).is_ok());
         let deep = format!(
             "{{\"id\":\"a\",\"type\":\"x\",\"data\":{}{}}}",
             "[".repeat(200),

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{rfc3339, BoxFuture, Notifier, NotifyError};
-use crate::event::Event;
+use crate::event::{Alert, Event};
 use crate::store::EventRecord;
 
 /// How the SMTP connection is secured.
@@ -165,7 +165,7 @@ impl EmailNotifier {
     #[must_use]
     pub fn subject(&self, record: &EventRecord, event: &Event) -> String {
         let mut subject = format!("{} {}", self.subject_prefix, event.kind);
-        if let Some(headline) = event.alert.headline() {
+        if let Some(headline) = Alert::from_body(record.body.as_bytes()).headline() {
             subject.push_str(": ");
             subject.push_str(&headline);
         }
@@ -236,7 +236,7 @@ pub fn message_id(record: &EventRecord) -> String {
 /// The plain-text body: the figures first, the raw JSON below.
 #[must_use]
 pub fn body(record: &EventRecord, event: &Event) -> String {
-    let alert = &event.alert;
+    let alert = &Alert::from_body(record.body.as_bytes());
     let mut lines = vec![format!("Perf alert: {}", event.kind), String::new()];
     let mut field = |label: &str, value: Option<String>| {
         if let Some(value) = value {

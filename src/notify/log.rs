@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use serde_json::json;
 
 use super::{rfc3339, BoxFuture, Notifier, NotifyError};
-use crate::event::Event;
+use crate::event::{Alert, Event};
 use crate::store::EventRecord;
 
 /// Where the lines go.
@@ -45,14 +45,15 @@ impl LogNotifier {
     /// The line for one event.
     #[must_use]
     pub fn line(record: &EventRecord, event: &Event) -> String {
+        let alert = Alert::from_body(record.body.as_bytes());
         json!({
             "alert": event.kind,
             "endpoint": record.endpoint,
             "id": record.id,
             "livemode": record.livemode,
             "received_at": rfc3339(record.received_at),
-            "summary": event.alert.headline(),
-            "figures": event.alert,
+            "summary": alert.headline(),
+            "figures": alert,
         })
         .to_string()
     }

@@ -7,7 +7,7 @@
 
 use thiserror::Error;
 
-use crate::signature::{HeaderList, HeaderLookup, Lookup};
+use crate::signature::{is_header_name, HeaderList, HeaderLookup, Lookup};
 
 /// More header lines than any real request carries; bounds the work on a hostile file.
 const MAX_HEADERS: usize = 256;
@@ -137,8 +137,7 @@ fn is_request_line(line: &str) -> bool {
 pub(crate) fn split_header(line: &[u8]) -> Option<(String, &[u8])> {
     let colon = line.iter().position(|&b| b == b':')?;
     let (name, rest) = line.split_at(colon);
-    let is_token = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
-    if name.is_empty() || !name.iter().all(is_token) {
+    if !is_header_name(name) {
         return None;
     }
     let value = rest.get(1..)?.trim_ascii();

@@ -14,6 +14,7 @@ use thiserror::Error;
 use zeroize::Zeroizing;
 
 use crate::notify::email::EmailSettings;
+use crate::secret_source;
 use crate::signature::{
     KeyError, Scheme, SecretKey, TimestampPolicy, Tolerance, Verifier, DEFAULT_TOLERANCE_SECS,
 };
@@ -448,23 +449,10 @@ fn resolve_endpoint(
 
 fn read_secret(source: &SecretSource) -> Result<Zeroizing<Vec<u8>>, String> {
     match (&source.env, &source.file) {
-        (Some(var), None) => std::env::var(var)
-            .map(|v| Zeroizing::new(v.into_bytes()))
-            .map_err(|_| {
-                format!(
-                    "environment variable {var} is not set (secret {:?})",
-                    source.name
-                )
-            }),
-        (None, Some(path)) => {
-            let bytes = Zeroizing::new(
-                std::fs::read(path)
-                    .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?,
-            );
-            let trimmed = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
-            let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
-            Ok(Zeroizing::new(trimmed.to_vec()))
+        (Some(var), None) => {
+            secret_source::from_env(var).map_err(|e| format!("{e} (secret {:?})", source.name))
         }
+        (None, Some(path)) => secret_source::from_file(path),
         _ => Err(format!(
             "secret {:?} needs exactly one of env and file",
             source.name

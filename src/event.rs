@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
-/// The longest event id accepted; ids are dedupe keys, so they are bounded.
-const MAX_ID_LEN: usize = 256;
+use crate::signature::validate_id;
+
 const MAX_TYPE_LEN: usize = 128;
 
 /// An event id: 1 to 256 visible ASCII characters.
@@ -19,14 +19,9 @@ impl EventId {
     /// # Errors
     /// [`EventError::BadId`] when empty, too long, or not visible ASCII.
     pub fn parse(id: &str) -> Result<Self, EventError> {
-        let ok = !id.is_empty()
-            && id.len() <= MAX_ID_LEN
-            && id.bytes().all(|b| (0x21..=0x7e).contains(&b));
-        if ok {
-            Ok(Self(id.to_owned()))
-        } else {
-            Err(EventError::BadId)
-        }
+        // The same rule as a Standard Webhooks id header, so every scheme's ids fit one key space.
+        validate_id(id.as_bytes()).map_err(|_| EventError::BadId)?;
+        Ok(Self(id.to_owned()))
     }
 
     /// The id as text.

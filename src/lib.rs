@@ -11,6 +11,7 @@
 //! - [`notify`]: the `Notifier` trait and its sinks (log, email).
 //! - [`server`], [`routes`], [`state`], [`error`]: the HTTP receiver and its error mapping.
 //! - [`metrics`], [`telemetry`]: Prometheus metrics and logs.
+//! - [`secret_source`]: reads secret bytes from the environment or a file (config and CLI).
 //! - [`cli`]: the command-line interface.
 //! - [`clock`]: the one place that reads the wall clock.
 
@@ -24,6 +25,7 @@ pub mod metrics;
 pub mod notify;
 pub mod outbox;
 pub mod routes;
+pub mod secret_source;
 pub mod server;
 pub mod signature;
 pub mod state;

@@ -298,12 +298,6 @@ impl Store {
     pub fn dead_count(&self) -> usize {
         self.dead.len()
     }
-
-    /// Events stored.
-    #[must_use]
-    pub fn event_count(&self) -> usize {
-        self.events.len()
-    }
 }
 
 /// Our transactions never abort on purpose, so an abort is reported as a storage fault.

@@ -3,7 +3,6 @@
 
 use std::fs;
 use std::io::Read;
-use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
 use anyhow::{bail, Context};
@@ -11,6 +10,7 @@ use clap::Args;
 use zeroize::Zeroizing;
 
 use crate::capture::split_header;
+use crate::secret_source;
 use crate::signature::{HeaderList, KeyReading, RawSecret, Scheme, SecretKey};
 
 /// Where secrets come from. Each may be given several times (rotation); each may carry a
@@ -37,21 +37,16 @@ impl SecretArgs {
         let mut secrets = Vec::new();
         for spec in &self.env {
             let (label, var) = split_label(spec);
-            let value = std::env::var_os(var)
-                .with_context(|| format!("environment variable {var} is not set"))?;
             secrets.push(RawSecret {
                 name: label.unwrap_or(var).to_owned(),
-                bytes: Zeroizing::new(value.into_vec()),
+                bytes: secret_source::from_env(var).map_err(anyhow::Error::msg)?,
             });
         }
         for spec in &self.file {
             let (label, path) = split_label(spec);
-            let bytes = Zeroizing::new(
-                fs::read(path).with_context(|| format!("cannot read secret file {path}"))?,
-            );
             secrets.push(RawSecret {
                 name: label.unwrap_or(path).to_owned(),
-                bytes: Zeroizing::new(strip_newline(&bytes).to_vec()),
+                bytes: secret_source::from_file(Path::new(path)).map_err(anyhow::Error::msg)?,
             });
         }
         if self.stdin {
@@ -61,7 +56,7 @@ impl SecretArgs {
                 .context("cannot read secrets from standard input")?;
             let lines = all
                 .split(|&b| b == b'\n')
-                .map(strip_newline)
+                .map(secret_source::strip_line_ending)
                 .filter(|l| !l.is_empty());
             for (index, line) in lines.enumerate() {
                 let name = if index == 0 {
@@ -121,11 +116,6 @@ fn split_label(spec: &str) -> (Option<&str>, &str) {
     }
 }
 
-fn strip_newline(bytes: &[u8]) -> &[u8] {
-    let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-    bytes.strip_suffix(b"\r").unwrap_or(bytes)
-}
-
 /// Parses `-H 'Name: value'` arguments into `headers`.
 ///
 /// # Errors
@@ -172,12 +162,5 @@ mod tests {
         assert_eq!(split_label("PERF_SECRET"), (None, "PERF_SECRET"));
         assert_eq!(split_label("/tmp/a=b"), (None, "/tmp/a=b"));
         assert_eq!(split_label("=x"), (None, "=x"));
-    }
-
-    #[test]
-    fn one_trailing_newline_is_removed() {
-        assert_eq!(strip_newline(b"abc\r\n"), b"abc");
-        assert_eq!(strip_newline(b"abc\n\n"), b"abc\n");
-        assert_eq!(strip_newline(b"abc"), b"abc");
     }
 }

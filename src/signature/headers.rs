@@ -21,6 +21,15 @@ pub trait HeaderLookup {
     fn lookup(&self, name: &str) -> Lookup<'_>;
 }
 
+/// Whether `name` is an HTTP field name (RFC 9110 `token`).
+#[must_use]
+pub fn is_header_name(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b))
+}
+
 /// An owned list of headers in the order they were received.
 ///
 /// `Debug` prints names and value lengths only: values may hold signatures, and nothing
@@ -40,11 +49,6 @@ impl HeaderList {
     /// Appends one header. A name may be pushed more than once.
     pub fn push(&mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) {
         self.entries.push((name.into(), value.into()));
-    }
-
-    /// The headers in the order they were pushed.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.entries.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
     }
 
     /// How many headers the list holds.

@@ -15,7 +15,7 @@ mod verifier;
 pub use detect::{detect, Detection, RawSecret};
 pub use encoding::{decode_base64_tag, decode_hex_tag, Tag};
 pub use error::{KeyError, Malformed, VerifyError};
-pub use headers::{HeaderList, HeaderLookup, Lookup};
+pub use headers::{is_header_name, HeaderList, HeaderLookup, Lookup};
 pub use scheme::{
     parse_github_value, parse_signature_list, parse_slack_value, parse_t_v1_value,
     render_github_value, render_signature_list, render_slack_value, render_t_v1_value, validate_id,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use subtle::{Choice, ConstantTimeEq};
 
 use super::error::{KeyError, VerifyError};
-use super::headers::HeaderLookup;
+use super::headers::{is_header_name, HeaderLookup};
 use super::scheme::Scheme;
 use super::secret::SecretKey;
 use super::timestamp::{check_freshness, TimestampPolicy};
@@ -77,11 +77,7 @@ impl Verifier {
     /// [`KeyError::BadHeaderName`] for the `standard` scheme (its names are fixed) or a name
     /// that is not an HTTP token.
     pub fn with_signature_header(mut self, name: &str) -> Result<Self, KeyError> {
-        let is_token = !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-        if !self.scheme.signature_header_configurable() || !is_token {
+        if !self.scheme.signature_header_configurable() || !is_header_name(name.as_bytes()) {
             return Err(KeyError::BadHeaderName(name.to_owned()));
         }
         name.clone_into(&mut self.signature_header);

@@ -89,18 +89,111 @@ pub enum EventError {
     BadId,
 }
 
-/// The top level of an event. `deny_unknown_fields` is deliberately absent (senders add
-/// fields); duplicate keys among these fields are refused by serde. `data` is checked for
-/// syntax and depth but not built: the request path needs only id, type and livemode, and
-/// notifiers read the figures later with [`Alert::from_body`].
-#[derive(Deserialize)]
+/// The top level of an event: what the request path needs (id, type, livemode). Read by
+/// hand rather than derived, for three reasons: a derived struct would also accept a JSON
+/// *array* of values in field order; serde's ignored fields skip strings without checking
+/// their escapes, so a lone surrogate (`"\ud800"`), which no strict JSON reader accepts, would
+/// be stored; and the keys are matched without allocating. Unknown fields are allowed
+/// (senders add fields); a repeated known field is refused. `data` is checked for syntax and
+/// depth but not built: notifiers read the figures later with [`Alert::from_body`].
+#[derive(Default)]
 struct Wire {
     id: Option<String>,
-    #[serde(rename = "type")]
     kind: Option<String>,
     livemode: Option<bool>,
-    #[serde(default, rename = "data")]
-    _data: Option<Skip>,
+}
+
+impl<'de> Deserialize<'de> for Wire {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(WireVisitor)
+    }
+}
+
+struct WireVisitor;
+
+impl<'de> serde::de::Visitor<'de> for WireVisitor {
+    type Value = Wire;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an event object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Wire, A::Error> {
+        use serde::de::Error as _;
+        let mut wire = Wire::default();
+        let mut seen = [false; 4];
+        while let Some(field) = map.next_key::<Field>()? {
+            if let Some(flag) = field.slot().and_then(|slot| seen.get_mut(slot)) {
+                if std::mem::replace(flag, true) {
+                    return Err(A::Error::duplicate_field(field.name()));
+                }
+            }
+            match field {
+                Field::Id => wire.id = map.next_value()?,
+                Field::Type => wire.kind = map.next_value()?,
+                Field::Livemode => wire.livemode = map.next_value()?,
+                Field::Data | Field::Other => {
+                    map.next_value::<Skip>()?;
+                }
+            }
+        }
+        Ok(wire)
+    }
+}
+
+/// A top-level key, recognised without allocating.
+#[derive(Clone, Copy)]
+enum Field {
+    Id,
+    Type,
+    Livemode,
+    Data,
+    Other,
+}
+
+impl Field {
+    /// Where a known field is marked as seen; `None` for fields that may repeat.
+    fn slot(self) -> Option<usize> {
+        match self {
+            Self::Id => Some(0),
+            Self::Type => Some(1),
+            Self::Livemode => Some(2),
+            Self::Data => Some(3),
+            Self::Other => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Id => "id",
+            Self::Type => "type",
+            Self::Livemode => "livemode",
+            Self::Data => "data",
+            Self::Other => "other",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldVisitor;
+        impl serde::de::Visitor<'_> for FieldVisitor {
+            type Value = Field;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E>(self, key: &str) -> Result<Field, E> {
+                Ok(match key {
+                    "id" => Field::Id,
+                    "type" => Field::Type,
+                    "livemode" => Field::Livemode,
+                    "data" => Field::Data,
+                    _ => Field::Other,
+                })
+            }
+        }
+        deserializer.deserialize_identifier(FieldVisitor)
+    }
 }
 
 /// Walks any JSON value without building it. Unlike `serde::de::IgnoredAny` (which serde_json
@@ -294,6 +387,29 @@ mod tests {
             parse_event(deep.as_bytes(), None),
             Err(EventError::InvalidJson(_))
         ));
+    }
+
+    #[test]
+    fn an_array_in_field_order_is_not_an_event() {
+        assert!(matches!(
+            parse_event(br#"["evt_1","usage.threshold_reached",true,null]"#, None),
+            Err(EventError::InvalidJson(_))
+        ));
+    }
+
+    #[test]
+    fn lone_surrogates_are_refused_in_any_field() {
+        for body in [
+            &br#"{"id":"a","type":"x","note":"\ud800"}"#[..],
+            br#"{"id":"a","type":"x","data":{"n":"\udc00"}}"#,
+            br#"{"id":"a","type":"x","\ud800":1}"#,
+        ] {
+            assert!(
+                matches!(parse_event(body, None), Err(EventError::InvalidJson(_))),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 
     #[test]

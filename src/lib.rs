@@ -14,6 +14,7 @@
 //! - [`secret_source`]: reads secret bytes from the environment or a file (config and CLI).
 //! - [`cli`]: the command-line interface.
 //! - [`clock`]: the one place that reads the wall clock.
+//! - `fuzzing` (hidden): the fuzz bodies, shared by `fuzz/` and the replay tests.
 
 pub mod capture;
 pub mod cli;
@@ -21,6 +22,8 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod metrics;
 pub mod notify;
 pub mod outbox;

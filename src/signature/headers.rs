@@ -57,6 +57,13 @@ impl HeaderList {
         self.entries.len()
     }
 
+    /// The headers in the order they were pushed, values as bytes.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.entries
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_slice()))
+    }
+
     /// Whether the list holds no header.
     #[must_use]
     pub fn is_empty(&self) -> bool {

@@ -10,6 +10,7 @@
 )]
 
 mod cli;
+mod fuzz_replay;
 mod helpers;
 mod properties;
 mod server;

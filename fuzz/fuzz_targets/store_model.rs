@@ -1,0 +1,6 @@
+//! Fuzz target `store_model`: the body and its invariants live in `perfhook::fuzzing`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    perfhook::fuzzing::store_model(data);
+});

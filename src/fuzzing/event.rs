@@ -1,0 +1,115 @@
+//! `event`: the event parser on arbitrary bytes. Invariants: no panic; an accepted body is a
+//! JSON object no deeper than [`MAX_DEPTH`] whose `type`, `id` and `livemode` are what the
+//! parser reported, with none of the fields the parser reads given twice; an id header wins
+//! over the body's id and changes nothing else. (The fuzz target also bounds what one parse
+//! allocates; that needs a counting allocator, which only a binary can install.)
+
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::Value;
+
+use crate::event::{parse_event, EventError};
+
+/// serde_json's recursion limit: the deepest nesting a body may have.
+pub const MAX_DEPTH: usize = 128;
+
+/// Runs the body on one input.
+pub fn run(data: &[u8]) -> bool {
+    let from_body = parse_event(data, None);
+    let from_header = parse_event(data, Some("hdr_fuzz"));
+    match (&from_body, &from_header) {
+        (Ok(a), Ok(b)) => {
+            assert_eq!(b.id.as_str(), "hdr_fuzz");
+            assert_eq!((&a.kind, a.livemode), (&b.kind, b.livemode));
+        }
+        (Err(EventError::MissingId | EventError::BadId), Ok(_)) => {}
+        (Err(a), Err(b)) => assert_eq!(a, b),
+        _ => panic!("an id header changed more than the id: {from_body:?} / {from_header:?}"),
+    }
+    let Ok(event) = from_header else {
+        return false;
+    };
+    assert!(
+        nesting_depth(data) <= MAX_DEPTH,
+        "accepted a body nested deeper than {MAX_DEPTH}"
+    );
+    let value: Result<Value, _> = serde_json::from_slice(data);
+    let Ok(Value::Object(object)) = value else {
+        panic!(
+            "accepted a body that is not a JSON object: {:?}",
+            String::from_utf8_lossy(data)
+        );
+    };
+    assert_eq!(
+        object.get("type").and_then(Value::as_str),
+        Some(event.kind.as_str())
+    );
+    assert_eq!(
+        object.get("livemode").and_then(Value::as_bool),
+        event.livemode
+    );
+    if let Ok(event) = &from_body {
+        assert_eq!(
+            object.get("id").and_then(Value::as_str),
+            Some(event.id.as_str())
+        );
+    }
+    let keys = top_level_keys(data);
+    for field in ["id", "type", "livemode", "data"] {
+        let count = keys.iter().filter(|k| k.as_str() == field).count();
+        assert!(
+            count <= 1,
+            "accepted a body with `{field}` given {count} times"
+        );
+    }
+    true
+}
+
+/// The deepest nesting of arrays and objects, counted on the bytes (strings skipped), so it
+/// does not rely on the parser under test.
+#[must_use]
+pub fn nesting_depth(data: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &byte in data {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth = depth.saturating_add(1);
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Every key of the top-level object, repeats included (serde_json's `Value` keeps only the
+/// last of a repeated key, so it cannot show them).
+fn top_level_keys(data: &[u8]) -> Vec<String> {
+    struct Keys;
+    impl<'de> Visitor<'de> for Keys {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<String>, A::Error> {
+            let mut keys = Vec::new();
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value::<IgnoredAny>()?;
+                keys.push(key);
+            }
+            Ok(keys)
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(data);
+    deserializer.deserialize_map(Keys).unwrap_or_default()
+}

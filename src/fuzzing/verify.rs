@@ -17,9 +17,9 @@ use arbitrary::{Arbitrary, Unstructured};
 
 use crate::capture::parse_captured_request;
 use crate::signature::{
-    detect, sign, to_header_list, validate_id, Delivery, Detection, HeaderLookup, KeyReading,
-    RawSecret, Scheme, SecretKey, Tag, TimestampPolicy, Tolerance, Verified, Verifier, VerifyError,
-    MAX_TOLERANCE_SECS,
+    detect, render_signature_list, sign, to_header_list, validate_id, Delivery, Detection,
+    HeaderLookup, KeyReading, RawSecret, Scheme, SecretKey, Tag, TimestampPolicy, Tolerance,
+    Verified, Verifier, VerifyError, MAX_TOLERANCE_SECS,
 };
 
 /// Runs the body on one input.
@@ -83,6 +83,7 @@ enum Expect {
 }
 
 const DECOY_KEY: &[u8] = b"decoy-key-not-the-signer";
+const UNRELATED_KEY: &[u8] = b"unrelated-key-for-message-checks";
 
 fn oracle(input: &Input) -> bool {
     let scheme = pick_scheme(input.scheme);
@@ -120,7 +121,7 @@ fn oracle(input: &Input) -> bool {
         keys.push(key("decoy", DECOY_KEY));
     }
     keys.push(signer.clone());
-    let signer_name = if input.rotate && key_bytes == DECOY_KEY {
+    let signer_name = if input.rotate && same_hmac_key(&key_bytes, DECOY_KEY) {
         "decoy"
     } else {
         "signer"
@@ -168,7 +169,7 @@ fn oracle(input: &Input) -> bool {
         }
         Alteration::OtherKey { key: other } => {
             keys = vec![key("other", other)];
-            expect = if other.as_slice() == key_bytes.as_slice() {
+            expect = if same_hmac_key(other, &key_bytes) {
                 Expect::Valid {
                     secret: "other",
                     id: carried_id,
@@ -199,7 +200,8 @@ fn oracle(input: &Input) -> bool {
     let list = to_header_list(&headers);
     let verdict = verifier.verify(&list, &body, now);
     if let Err(error) = &verdict {
-        assert_error_hides(error, &signer, scheme, &body, timestamp, id, &key_bytes);
+        assert_error_hides_tag(error, &signer, scheme, &body, timestamp, id);
+        assert_error_independent_of_secret(error, &verifier, &list, &body, now);
     }
     match (expect, verdict) {
         (Expect::Valid { secret, id }, Ok(v)) => {
@@ -340,10 +342,8 @@ fn replay(data: &[u8]) -> bool {
             "checking the timestamp changed a verdict other than by time: {strict:?} / {lax:?}"
         ),
     }
-    for error in [&strict, &lax].into_iter().filter_map(|r| r.as_ref().err()) {
-        for secret in &raw {
-            assert_text_hides(&error.to_string(), &secret.bytes);
-        }
+    if let Err(error) = &strict {
+        assert_error_independent_of_secret(error, &enforcing, headers, body, now);
     }
     // `--scheme auto` must accept whatever the configured scheme accepts.
     if strict.is_ok() {
@@ -408,15 +408,14 @@ fn assert_carries_signed_tag(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn assert_error_hides(
+/// No error message shows the tag the delivery should have carried.
+fn assert_error_hides_tag(
     error: &VerifyError,
     signer: &SecretKey,
     scheme: Scheme,
     body: &[u8],
     timestamp: u64,
     id: &str,
-    key_bytes: &[u8],
 ) {
     let digits = timestamp.to_string();
     let tag = scheme.tag(
@@ -426,18 +425,62 @@ fn assert_error_hides(
         body,
     );
     let text = error.to_string();
-    assert_text_hides(&text, key_bytes);
     assert!(!text.contains(&hex::encode(tag)), "an error shows the tag");
-    assert!(!text.contains(&crate::signature::render_signature_list(&[tag])));
+    assert!(!text.contains(&render_signature_list(&[tag])));
 }
 
-/// A message must not contain the secret (when it is long enough to be recognisable).
-fn assert_text_hides(text: &str, secret: &[u8]) {
-    if let Ok(secret) = std::str::from_utf8(secret) {
-        if secret.len() >= 8 && secret.trim() == secret {
-            assert!(!text.contains(secret), "an error shows a secret");
-        }
+/// An error's words do not depend on the secret: the same delivery checked against an
+/// unrelated key fails with the same message. (A timestamp verdict needs the right key, so
+/// it is exempt; its fields are numbers.) Comparing messages rather than searching them for
+/// the secret matters under a fuzzer: a substring search teaches it to spell the message.
+fn assert_error_independent_of_secret(
+    error: &VerifyError,
+    verifier: &Verifier,
+    headers: &dyn HeaderLookup,
+    body: &[u8],
+    now: u64,
+) {
+    if matches!(
+        error,
+        VerifyError::TimestampTooOld { .. } | VerifyError::TimestampInFuture { .. }
+    ) {
+        return;
     }
+    // Both input forms use the scheme's default header names, as `Verifier::new` does.
+    let unrelated = Verifier::new(
+        verifier.scheme(),
+        vec![key("unrelated", UNRELATED_KEY)],
+        TimestampPolicy::Ignore,
+    );
+    let Ok(unrelated) = unrelated else {
+        panic!("a verifier with a 16-byte key is refused");
+    };
+    if let Err(again) = unrelated.verify(headers, body, now) {
+        assert_eq!(
+            again.to_string(),
+            error.to_string(),
+            "an error's message depends on the secret"
+        );
+    }
+}
+
+/// Whether two keys are the same HMAC key. HMAC (RFC 2104) hashes a key longer than the
+/// 64-byte block and pads a shorter one with zeros, so keys that differ only by trailing
+/// zero bytes are the same key (the fuzzer found this within a minute).
+fn same_hmac_key(a: &[u8], b: &[u8]) -> bool {
+    use sha2::{Digest, Sha256};
+    fn block(key: &[u8]) -> Vec<u8> {
+        let mut block = if key.len() > 64 {
+            Sha256::digest(key).to_vec()
+        } else {
+            key.to_vec()
+        };
+        while block.last() == Some(&0) {
+            block.pop();
+        }
+        block
+    }
+    block(a) == block(b)
 }
 
 fn key(name: &str, bytes: &[u8]) -> SecretKey {

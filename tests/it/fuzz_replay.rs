@@ -56,23 +56,24 @@ fn every_target_has_committed_seeds_and_a_cargo_fuzz_target() {
 #[test]
 fn every_seed_and_local_corpus_input_replays_cleanly() {
     for (target, body) in TARGETS {
-        let (mut replayed, mut checked) = (0, 0);
+        let (mut seeds, mut checked) = (0, 0);
         for kind in ["seeds", "corpus"] {
             for (path, bytes) in inputs(&fuzz_dir().join(kind).join(target)) {
                 let outcome = std::panic::catch_unwind(|| body(&bytes));
                 let Ok(reached) = outcome else {
                     panic!("{target}: {} breaks an invariant", path.display());
                 };
-                replayed += 1;
-                checked += usize::from(reached);
+                if kind == "seeds" {
+                    seeds += 1;
+                    checked += usize::from(reached);
+                }
             }
         }
-        eprintln!("{target}: {checked} of {replayed} inputs reached every check");
-        // Seeds include inputs the parsers must refuse; most must still get through, or
-        // the invariants are not being exercised at all.
+        // Seeds include inputs the parsers must refuse; a third must still get through, or
+        // the invariants are not being exercised at all. (A local corpus only replays.)
         assert!(
-            checked * 3 >= replayed,
-            "{target}: only {checked} of {replayed} inputs got past the parser"
+            checked * 3 >= seeds,
+            "{target}: only {checked} of {seeds} seeds got past the parser"
         );
     }
 }

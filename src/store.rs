@@ -287,6 +287,20 @@ impl Store {
         self.flush().await
     }
 
+    /// Events stored (a full scan: for `store stats`, not the request path).
+    #[must_use]
+    pub fn event_count(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Bytes the store's files take on disk.
+    ///
+    /// # Errors
+    /// [`StoreError::Sled`] when the files cannot be measured.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+
     /// Jobs waiting in the outbox.
     #[must_use]
     pub fn outbox_depth(&self) -> usize {

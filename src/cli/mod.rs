@@ -6,6 +6,7 @@ mod input;
 mod send;
 mod serve;
 mod sign;
+mod store_stats;
 mod verify;
 
 use std::process::ExitCode;
@@ -16,6 +17,7 @@ pub use config_check::ConfigCommand;
 pub use send::SendArgs;
 pub use serve::ServeArgs;
 pub use sign::SignArgs;
+pub use store_stats::StoreCommand;
 pub use verify::VerifyArgs;
 
 const EXIT_CODES: &str = "\
@@ -44,6 +46,9 @@ pub enum Command {
     /// Check the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Inspect the data directory (with the receiver stopped).
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Check a delivery's signature and timestamp by hand.
     #[command(after_help = EXIT_CODES)]
     VerifySignature(VerifyArgs),
@@ -61,6 +66,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(&args),
         Command::Send(args) => send::run(&args),
         Command::Config(command) => config_check::run(&command),
+        Command::Store(command) => store_stats::run(&command),
         Command::VerifySignature(args) => verify::run(&args),
         Command::Sign(args) => sign::run(&args),
     }

@@ -659,3 +659,45 @@ fn send_signs_a_fixture_and_prints_the_answer() {
     let unreachable = run(&format!("http://127.0.0.1:{}/webhooks/perf", free_port()));
     assert_eq!(unreachable.status.code(), Some(2));
 }
+
+#[test]
+fn store_stats_counts_every_acknowledged_event_once_after_a_stop() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &config(dir.path(), "\"log\"", ""));
+    let agent = client();
+    for id in ["evt_s1", "evt_s2", "evt_s3", "evt_s1"] {
+        let (status, _) = deliver(&agent, &server, &alert(id));
+        assert_eq!(status, 200, "{id}");
+    }
+    let (code, _, _) = server.terminate();
+    assert_eq!(code, 0);
+    let data = dir.path().join("data");
+    let run = crate::helpers::perfhook(
+        &[
+            "store",
+            "stats",
+            "--json",
+            "--data-dir",
+            data.to_str().expect("path"),
+        ],
+        &[],
+        b"",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let stats: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    assert_eq!(stats["events"], 3, "{stats}");
+    assert_eq!(stats["dead"], 0, "{stats}");
+    assert!(stats["disk_bytes"].as_u64().expect("bytes") > 0, "{stats}");
+
+    let missing = crate::helpers::perfhook(
+        &["store", "stats", "--data-dir", "/nonexistent/perfhook"],
+        &[],
+        b"",
+    );
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing.stderr.starts_with("perfhook: error:"),
+        "{}",
+        missing.stderr
+    );
+}

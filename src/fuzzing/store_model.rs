@@ -229,11 +229,19 @@ fn key(endpoint: &str, id: &str) -> Vec<u8> {
     key
 }
 
+/// Opens the store, waiting for sled to let go of a just-dropped handle: sled releases its
+/// directory lock from a background thread, so an immediate reopen in the same process can
+/// find it still held (a restart is a new process and never does; found by this target).
 fn open(path: &Path) -> Store {
-    match Store::open(path) {
-        Ok(store) => store,
-        Err(error) => panic!("cannot open a store in {}: {error}", path.display()),
+    let mut last = None;
+    for _ in 0..200 {
+        match Store::open(path) {
+            Ok(store) => return store,
+            Err(error) => last = Some(error),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    panic!("cannot open a store in {}: {last:?}", path.display());
 }
 
 /// A fresh directory under the system temp dir, removed on drop.

@@ -1,0 +1,275 @@
+#!/usr/bin/env python3
+"""End-to-end load: perfhook against the peer receivers, same signed load, same machine, same run.
+
+Drives the harness in ../shared/bench/peers (copied to target/bench-peers so the shared folder
+stays untouched): wrk pinned to cpu0 signs every request afresh with a unique id; the receiver
+under test is pinned to cpu1. For perfhook it also proves that every 2xx was a durable record:
+after each concurrency the receiver is stopped and `perfhook store stats` must count exactly
+the events the receiver reported accepted, and at least the 2xx answers wrk saw.
+
+    bench/load.sh                               # perfhook and the peers, c=16,64, 3 x 10 s
+    bench/load.sh --peers ""                    # perfhook only
+    bench/load.sh --preload 1000000             # plus growth: 1M stored, and 1M being purged
+
+Prints one table (medians of the runs) with perfhook's ratio to each peer, and writes it with
+the raw data to target/bench-results/<stamp>/.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "perfhook")
+PRELOAD = os.path.join(ROOT, "target", "release", "examples", "preload")
+HARNESS = os.path.join(ROOT, "target", "bench-peers")
+SECRET = "perfhook-bench-secret-0123456789"  # a benchmark key, not a real secret
+SECRET_ENV = "PERFHOOK_BENCH_SECRET"
+
+
+def sh(cmd, **kw):
+    print("+ " + " ".join(cmd), flush=True)
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def prepare_harness(shared):
+    source = os.path.join(shared, "bench", "peers")
+    if not os.path.isdir(source):
+        raise SystemExit("no peer harness at %s (the project's shared folder)" % source)
+    skip = shutil.ignore_patterns(".venv", "node_modules", "results", "run", "target")
+    shutil.copytree(source, HARNESS, ignore=skip, dirs_exist_ok=True)
+    sh(["bash", os.path.join(HARNESS, "setup.sh")])
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_config(path, port, data_dir):
+    with open(path, "w") as f:
+        f.write(f"""[server]
+listen = "127.0.0.1:{port}"
+workers = 1
+
+[storage]
+path = "{data_dir}"
+
+[[endpoints]]
+name = "perf"
+path = "/webhooks/perf"
+scheme = "perf"
+secrets = [{{ name = "bench", env = "{SECRET_ENV}" }}]
+# Stored only, as the peers store only: notification cost is measured separately.
+notifiers = []
+""")
+
+
+def http_get(url):
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return r.status, r.read().decode()
+
+
+class Receiver:
+    """perfhook serve on cpu1 with its own config and data directory."""
+
+    def __init__(self, workdir, data_dir, server_cpu):
+        self.port = free_port()
+        self.config = os.path.join(workdir, "perfhook.toml")
+        self.data_dir = data_dir
+        write_config(self.config, self.port, data_dir)
+        self.log = open(os.path.join(workdir, "serve.log"), "w")
+        env = dict(os.environ, **{SECRET_ENV: SECRET, "RUST_LOG": "warn"})
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", str(server_cpu), BIN, "serve", "--config", self.config],
+            env=env, stdout=subprocess.DEVNULL, stderr=self.log)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                if http_get(self.url("/healthz"))[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise SystemExit("perfhook did not start; see %s" % self.log.name)
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def accepted(self):
+        _, text = http_get(self.url("/metrics"))
+        counts = {}
+        for line in text.splitlines():
+            if line.startswith("perfhook_requests_total{"):
+                labels, value = line.rsplit(" ", 1)
+                outcome = labels.split('outcome="')[1].split('"')[0]
+                counts[outcome] = counts.get(outcome, 0) + int(float(value))
+        return counts
+
+    def peak_rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        return None
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=60)
+        self.log.close()
+        if code != 0:
+            raise SystemExit("perfhook exited %d on SIGTERM" % code)
+
+
+def store_stats(data_dir):
+    out = subprocess.run([BIN, "store", "stats", "--json", "--data-dir", data_dir],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def harness(args, out, extra):
+    cmd = [os.path.join(HARNESS, "run.sh"), "--runs", str(args.runs), "--duration",
+           str(args.duration), "--out", out] + extra
+    sh(cmd)
+    records = []
+    with open(os.path.join(out, "raw.jsonl")) as f:
+        for line in f:
+            r = json.loads(line)
+            if r.get("phase") == "measure" and r.get("used"):
+                records.append(r)
+    return records
+
+
+def measure_perfhook(args, label, conc, results, preload=None, no_check=True):
+    """One concurrency against a fresh perfhook; returns the integrity line."""
+    workdir = tempfile.mkdtemp(prefix="perfhook-load-", dir=args.data_root)
+    data_dir = os.path.join(workdir, "data")
+    preloaded = 0
+    if preload:
+        count, mode = preload
+        sh([PRELOAD, data_dir, str(count)] + (["--expired"] if mode == "expired" else []))
+        preloaded = 0 if mode == "expired" else count
+    rx = Receiver(workdir, data_dir, args.server_cpu)
+    try:
+        extra = ["--target-url", rx.url("/webhooks/perf"), "--secret", SECRET,
+                 "--target-pid", str(rx.proc.pid), "--label", label, "--conc", str(conc)]
+        if no_check:
+            extra.append("--no-check")
+        records = harness(args, os.path.join(results, "%s-c%d" % (label, conc)), extra)
+        counts = rx.accepted()
+        rss = rx.peak_rss_kib()
+    finally:
+        rx.stop()
+    stats = store_stats(data_dir)
+    acked = sum(r["requests"] - r["err_status"] for r in records)
+    accepted = counts.get("accepted", 0)
+    if preload and preload[1] == "expired":
+        # Retention purges the preloaded events while new ones (kept 30 days) arrive.
+        ok = accepted <= stats["events"] <= accepted + preload[0]
+    else:
+        ok = stats["events"] - preloaded == accepted
+    ok = ok and accepted >= acked
+    line = {"label": label, "conc": conc, "stored_events": stats["events"], "preloaded": preloaded,
+            "accepted_answers": accepted, "duplicate_answers": counts.get("duplicate", 0),
+            "wrk_2xx_measured": acked, "disk_bytes": stats["disk_bytes"], "peak_rss_kib": rss,
+            "ok": ok}
+    print("integrity: %s" % json.dumps(line), flush=True)
+    shutil.rmtree(workdir, ignore_errors=True)
+    for r in records:
+        r["peak_rss_kib"] = rss
+    return records, line
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def table(records, integrity, peers):
+    cells = {}
+    for r in records:
+        cells.setdefault((r["peer"], r["conc"]), []).append(r)
+    rows = ["| receiver | c | req/s | p50 ms | p99 ms | server CPU µs/req | peak RSS MiB | runs |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    summary = {}
+    for (label, conc), rs in sorted(cells.items(), key=lambda kv: (kv[0][0] not in peers, kv[0])):
+        rps = median([r["rps"] for r in rs])
+        summary[(label, conc)] = rps
+        rss = median([r.get("peak_rss_kib") for r in rs])
+        rows.append("| %s | %d | %s | %.2f | %.2f | %s | %s | %d (%s) |" % (
+            label, conc, "{:,.0f}".format(rps), median([r["p50_us"] for r in rs]) / 1000,
+            median([r["p99_us"] for r in rs]) / 1000,
+            "%.1f" % median([r["srv_cpu_us_per_req"] for r in rs]) if rs[0].get("srv_cpu_us_per_req") else "-",
+            "%.1f" % (rss / 1024) if rss else "-", len(rs),
+            " / ".join("{:,.0f}".format(r["rps"]) for r in rs)))
+    ratios = ["", "| perfhook req/s ÷ peer | " + " | ".join("c=%d" % c for c in sorted({c for _, c in summary})) + " |",
+              "|---|" + "---:|" * len({c for _, c in summary})]
+    for peer in peers:
+        cols = []
+        for conc in sorted({c for _, c in summary}):
+            ours, theirs = summary.get(("perfhook", conc)), summary.get((peer, conc))
+            cols.append("%.2f×" % (ours / theirs) if ours and theirs else "-")
+        ratios.append("| %s | %s |" % (peer, " | ".join(cols)))
+    checks = ["", "Every 2xx a durable record (perfhook stopped, then `perfhook store stats`):", ""]
+    for i in integrity:
+        checks.append("- %s c=%d: stored %s (preloaded %s), accepted answers %s, wrk 2xx in measured runs %s, "
+                      "disk %.0f MiB, peak RSS %.1f MiB: %s" % (
+                          i["label"], i["conc"], "{:,}".format(i["stored_events"]), "{:,}".format(i["preloaded"]),
+                          "{:,}".format(i["accepted_answers"]), "{:,}".format(i["wrk_2xx_measured"]),
+                          i["disk_bytes"] / 2**20, (i["peak_rss_kib"] or 0) / 1024,
+                          "ok" if i["ok"] else "MISMATCH"))
+    return "\n".join(rows + ratios + checks)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shared", default=os.path.join(os.path.dirname(ROOT), "shared"))
+    ap.add_argument("--peers", default="null A-noexec B C-fastify")
+    ap.add_argument("--conc", default="16,64")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--server-cpu", type=int, default=1)
+    ap.add_argument("--preload", type=int, default=0, help="also measure c=64 with N events stored, and while N purge")
+    ap.add_argument("--data-root", default=None, help="where data directories go (default: the temp dir)")
+    args = ap.parse_args()
+
+    sh(["cargo", "build", "--release", "--locked", "--bin", "perfhook", "--example", "preload"], cwd=ROOT)
+    prepare_harness(args.shared)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    results = os.path.join(ROOT, "target", "bench-results", stamp)
+    os.makedirs(results, exist_ok=True)
+
+    records, integrity = [], []
+    concs = [int(c) for c in args.conc.split(",") if c]
+    for i, conc in enumerate(concs):
+        rs, line = measure_perfhook(args, "perfhook", conc, results, no_check=i > 0)
+        records += rs
+        integrity.append(line)
+    if args.preload:
+        for mode, label in (("kept", "perfhook-1M-stored"), ("expired", "perfhook-1M-purging")):
+            rs, line = measure_perfhook(args, label, 64, results, preload=(args.preload, mode))
+            records += rs
+            integrity.append(line)
+    peers = [p for p in args.peers.replace(",", " ").split() if p]
+    if peers:
+        records += harness(args, os.path.join(results, "peers"),
+                           ["--peers", " ".join(peers), "--conc", args.conc])
+    text = table(records, integrity, peers)
+    with open(os.path.join(results, "summary.md"), "w") as f:
+        f.write(text + "\n")
+    print("\n" + text + "\n\nresults: %s" % results)
+    if not all(i["ok"] for i in integrity):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -11,6 +11,8 @@ the events the receiver reported accepted, and at least the 2xx answers wrk saw.
     bench/load.sh --peers ""                    # perfhook only
     bench/load.sh --preload 1000000             # plus growth: 1M stored, and 1M being purged
 
+Options it does not know (e.g. --quiet-wait 30) go to the harness's run.sh.
+
 Prints one table (medians of the runs) with perfhook's ratio to each peer, and writes it with
 the raw data to target/bench-results/<stamp>/.
 """
@@ -138,7 +140,7 @@ def store_stats(data_dir):
 
 def harness(args, out, extra):
     cmd = [os.path.join(HARNESS, "run.sh"), "--runs", str(args.runs), "--duration",
-           str(args.duration), "--out", out] + extra
+           str(args.duration), "--out", out] + args.harness_options + extra
     sh(cmd)
     records = []
     with open(os.path.join(out, "raw.jsonl")) as f:
@@ -240,7 +242,7 @@ def main():
     ap.add_argument("--server-cpu", type=int, default=1)
     ap.add_argument("--preload", type=int, default=0, help="also measure c=64 with N events stored, and while N purge")
     ap.add_argument("--data-root", default=None, help="where data directories go (default: the temp dir)")
-    args = ap.parse_args()
+    args, args.harness_options = ap.parse_known_args()
 
     sh(["cargo", "build", "--release", "--locked", "--bin", "perfhook", "--example", "preload"], cwd=ROOT)
     prepare_harness(args.shared)

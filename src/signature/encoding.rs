@@ -10,12 +10,30 @@ pub type Tag = [u8; 32];
 /// spelling: what the grammar accepts is exactly what `sign` renders.
 #[must_use]
 pub fn decode_hex_tag(text: &[u8]) -> Option<Tag> {
-    if text.len() != 64 || !text.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return None;
-    }
+    let text: &[u8; 64] = text.try_into().ok()?;
     let mut tag = [0u8; 32];
-    hex::decode_to_slice(text, &mut tag).ok()?;
-    Some(tag)
+    // One pass, and an invalid digit is noticed once at the end rather than by a branch per
+    // byte. This is on every request's path; `hex::decode_to_slice` plus a separate digit
+    // check took about twice as long (cargo bench --bench core, header_parse).
+    let mut invalid = 0u8;
+    for (byte, pair) in tag.iter_mut().zip(text.chunks_exact(2)) {
+        let (high, low) = match pair {
+            [high, low] => (lower_hex_value(*high), lower_hex_value(*low)),
+            _ => (0xff, 0xff),
+        };
+        invalid |= (high | low) & 0xf0;
+        *byte = (high << 4) | (low & 0x0f);
+    }
+    (invalid == 0).then_some(tag)
+}
+
+/// A lowercase hex digit's value; 0xff for any other byte.
+fn lower_hex_value(byte: u8) -> u8 {
+    match byte {
+        b'0'..=b'9' => byte - b'0',
+        b'a'..=b'f' => byte - b'a' + 10,
+        _ => 0xff,
+    }
 }
 
 /// Decodes standard padded base64 that yields exactly 32 bytes (44 characters, one `=`).

@@ -58,7 +58,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def write_config(path, port, data_dir):
+def write_config(path, port, data_dir, notify_file=None):
     with open(path, "w") as f:
         f.write(f"""[server]
 listen = "127.0.0.1:{port}"
@@ -72,9 +72,13 @@ name = "perf"
 path = "/webhooks/perf"
 scheme = "perf"
 secrets = [{{ name = "bench", env = "{SECRET_ENV}" }}]
-# Stored only, as the peers store only: notification cost is measured separately.
-notifiers = []
-""")
+# Stored only, as the peers store only; the -notify rows add a log notifier to a file.
+notifiers = [{'"file"' if notify_file else ''}]
+""" + (f"""
+[notifiers.file]
+kind = "log"
+target = "{notify_file}"
+""" if notify_file else ""))
 
 
 def http_get(url):
@@ -85,11 +89,12 @@ def http_get(url):
 class Receiver:
     """perfhook serve on cpu1 with its own config and data directory."""
 
-    def __init__(self, workdir, data_dir, server_cpu):
+    def __init__(self, workdir, data_dir, server_cpu, notify=False):
         self.port = free_port()
         self.config = os.path.join(workdir, "perfhook.toml")
         self.data_dir = data_dir
-        write_config(self.config, self.port, data_dir)
+        notify_file = os.path.join(workdir, "alerts.jsonl") if notify else None
+        write_config(self.config, self.port, data_dir, notify_file)
         self.log = open(os.path.join(workdir, "serve.log"), "w")
         env = dict(os.environ, **{SECRET_ENV: SECRET, "RUST_LOG": "warn"})
         self.proc = subprocess.Popen(
@@ -151,7 +156,7 @@ def harness(args, out, extra):
     return records
 
 
-def measure_perfhook(args, label, conc, results, preload=None, no_check=True):
+def measure_perfhook(args, label, conc, results, preload=None, no_check=True, notify=False):
     """One concurrency against a fresh perfhook; returns the integrity line."""
     workdir = tempfile.mkdtemp(prefix="perfhook-load-", dir=args.data_root)
     data_dir = os.path.join(workdir, "data")
@@ -160,7 +165,7 @@ def measure_perfhook(args, label, conc, results, preload=None, no_check=True):
         count, mode = preload
         sh([PRELOAD, data_dir, str(count)] + (["--expired"] if mode == "expired" else []))
         preloaded = 0 if mode == "expired" else count
-    rx = Receiver(workdir, data_dir, args.server_cpu)
+    rx = Receiver(workdir, data_dir, args.server_cpu, notify)
     try:
         extra = ["--target-url", rx.url("/webhooks/perf"), "--secret", SECRET,
                  "--target-pid", str(rx.proc.pid), "--label", label, "--conc", str(conc)]
@@ -256,6 +261,9 @@ def main():
         rs, line = measure_perfhook(args, "perfhook", conc, results, no_check=i > 0)
         records += rs
         integrity.append(line)
+    rs, line = measure_perfhook(args, "perfhook-notify", 64, results, notify=True)
+    records += rs
+    integrity.append(line)
     if args.preload:
         for mode, label in (("kept", "perfhook-1M-stored"), ("expired", "perfhook-1M-purging")):
             rs, line = measure_perfhook(args, label, 64, results, preload=(args.preload, mode))

@@ -27,6 +27,10 @@ fn main() {
         now + 30 * 86_400
     };
     let store = Store::open(&dir).expect("open the store");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let pad = "x".repeat(900);
     let started = Instant::now();
     for i in 0..count {
@@ -42,16 +46,11 @@ fn main() {
             received_at: now,
             body,
         };
-        store
-            .record_if_new(&record, &[], now * 1000, expires_at)
+        runtime
+            .block_on(store.record_if_new(&record, &[], now * 1000, expires_at))
             .expect("record");
     }
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(store.flush())
-        .expect("flush");
+    runtime.block_on(store.flush()).expect("flush");
     println!(
         "preloaded {count} events ({}) in {:.1} s; {} bytes on disk",
         if expired { "expired" } else { "kept 30 days" },

@@ -13,12 +13,17 @@ use crate::config::OutboxSettings;
 use crate::event::parse_event;
 use crate::metrics::Metrics;
 use crate::notify::{Notifiers, NotifyError};
-use crate::store::{Job, JobKey, Store, StoreError};
+use crate::store::{Job, JobEvent, JobKey, Store, StoreError};
 
 /// The longest the worker sleeps, so its heartbeat (`/readyz`) stays fresh.
 const IDLE_WAKE: Duration = Duration::from_secs(1);
 /// Jobs read per batch.
 const BATCH: usize = 32;
+/// How long a job waits for its event to appear: far longer than the gap between a
+/// request's two writes, far shorter than any retention.
+const ABSENT_GRACE_MS: u64 = 60_000;
+/// How soon a job whose event is not there yet looks again.
+const ABSENT_RECHECK_MS: u64 = 200;
 /// An outer bound on any one delivery, whatever the notifier's own deadline.
 const DELIVERY_GUARD: Duration = Duration::from_secs(120);
 
@@ -78,9 +83,22 @@ impl OutboxWorker {
     }
 
     async fn attempt(&self, key: JobKey, mut job: Job) -> Result<(), StoreError> {
-        let Some(record) = self.store.event(&job.endpoint, &job.event_id)? else {
-            // The event was purged by retention; nothing left to notify.
-            return self.store.complete(key);
+        let record = match self.store.event_for_job(&job)? {
+            JobEvent::Own(record) => record,
+            // A write that did not store the event (see `Store::record_if_new`).
+            JobEvent::Orphan => return self.store.complete(key),
+            // A new job may be seen between its write and its event's: look again shortly.
+            // Past the grace period the event is not coming (a crash lost it, or retention
+            // purged it): nothing to notify.
+            JobEvent::Absent => {
+                let now = unix_now_ms();
+                if job.created_ms.saturating_add(ABSENT_GRACE_MS) > now {
+                    return self
+                        .store
+                        .reschedule(key, &job, now.saturating_add(ABSENT_RECHECK_MS));
+                }
+                return self.store.complete(key);
+            }
         };
         let Some(notifier) = self.notifiers.get(&job.notifier) else {
             job.last_error = Some(format!(

@@ -114,6 +114,7 @@ async fn accept(
             unix_now_ms(),
             expires_at,
         )
+        .await
         .map_err(|error| {
             tracing::error!(%error, endpoint = %endpoint.name, "store write failed");
             ApiError::Storage

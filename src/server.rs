@@ -44,10 +44,11 @@ impl Application {
     /// # Errors
     /// When the store cannot be opened, a notifier cannot be built, or the address is taken.
     pub fn build(config: &AppConfig) -> anyhow::Result<Self> {
-        let store =
-            Arc::new(Store::open(&config.data_dir).with_context(|| {
+        let store = Arc::new(
+            Store::open_with(&config.data_dir, config.store).with_context(|| {
                 format!("cannot open the store in {}", config.data_dir.display())
-            })?);
+            })?,
+        );
         let notifiers = crate::notify::build(&config.notifiers).map_err(anyhow::Error::msg)?;
         let metrics = Arc::new(Metrics::default());
         let wake = Arc::new(Notify::new());

@@ -1,7 +1,7 @@
 //! Durable storage in sled: each event recorded once (an atomic insert-if-absent together with
 //! its notification jobs), the outbox those jobs wait in, and expiry by retention.
 //!
-//! Trees: `events` (`endpoint \0 id` → record), `outbox` (`due_ms ‖ seq` → job, so the first
+//! Trees: `events` (`endpoint \0 id` → record and the write that stored it), `outbox` (`due_ms ‖ seq` → job, so the first
 //! key is the next job due), `dead` (jobs that ran out of attempts), `expiry`
 //! (`expires_at ‖ event key` → (), so purging reads from the front).
 
@@ -43,6 +43,29 @@ pub struct Job {
     pub attempts: u32,
     /// The last failure, for the dead-letter log.
     pub last_error: Option<String>,
+    /// The write that created this job; it is delivered only while the stored event carries
+    /// the same number (see [`Store::record_if_new`]). 0 in jobs written before it existed.
+    #[serde(default)]
+    pub writer: u64,
+    /// When the job was written, in Unix milliseconds (0 in jobs written before it existed).
+    #[serde(default)]
+    pub created_ms: u64,
+}
+
+/// What the `events` tree holds: the record and the write that stored it.
+#[derive(Serialize)]
+struct StoredEvent<'a> {
+    writer: u64,
+    #[serde(flatten)]
+    record: &'a EventRecord,
+}
+
+#[derive(Deserialize)]
+struct LoadedEvent {
+    #[serde(default)]
+    writer: u64,
+    #[serde(flatten)]
+    record: EventRecord,
 }
 
 /// Where a job sits in the outbox: due time then a unique sequence number.
@@ -70,6 +93,19 @@ impl JobKey {
     }
 }
 
+/// What a job finds when it looks up its event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobEvent {
+    /// The event, stored by the write that created the job: deliver.
+    Own(EventRecord),
+    /// The event was stored by another write: the job is an orphan of a losing duplicate or
+    /// of a crash; drop it.
+    Orphan,
+    /// No such event: not stored yet (its write is between the jobs and the event), a
+    /// crash lost it, or retention purged it.
+    Absent,
+}
+
 /// Whether `record_if_new` stored a new event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {
@@ -90,6 +126,21 @@ pub enum StoreError {
     Decode(#[from] serde_json::Error),
 }
 
+/// How the store uses memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// sled's page cache, in bytes.
+    pub cache_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            cache_bytes: 64 << 20,
+        }
+    }
+}
+
 /// The sled-backed store.
 #[derive(Debug)]
 pub struct Store {
@@ -107,7 +158,18 @@ impl Store {
     /// # Errors
     /// [`StoreError::Sled`] when the directory cannot be opened or locked.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(path).open()?;
+        Self::open_with(path, StoreOptions::default())
+    }
+
+    /// Opens (or creates) the store in `path` with `options`.
+    ///
+    /// # Errors
+    /// [`StoreError::Sled`] when the directory cannot be opened or locked.
+    pub fn open_with(path: &Path, options: StoreOptions) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(options.cache_bytes)
+            .open()?;
         Ok(Self {
             events: db.open_tree("events")?,
             outbox: db.open_tree("outbox")?,
@@ -119,12 +181,23 @@ impl Store {
     }
 
     /// Stores `record` and one job per notifier, unless an event with the same endpoint and
-    /// id is already stored. One transaction: the check and the writes cannot interleave
-    /// with another request's, and the jobs exist exactly when the event does.
+    /// id is already stored.
+    ///
+    /// Atomic without a multi-tree transaction (sled's cost 2.5 times the whole request on
+    /// one core: 8.5k against 22k requests/s in the load benchmark). The jobs are written
+    /// first, each stamped with a fresh writer number, and made durable; then one
+    /// `compare_and_swap` stores the event, stamped the same, only if its key is absent. That
+    /// swap is the dedupe decision. The flush in between makes the order certain: sled
+    /// promises no order for separate writes across a crash, and an event on disk without
+    /// its jobs would be acknowledged and never notified. Jobs whose
+    /// writer is not the stored event's are orphans (a losing concurrent duplicate, or a
+    /// crash between the two writes) and the outbox drops them ([`Store::event_for_job`]),
+    /// so an event is notified exactly by the jobs written with it. A loser removes its jobs
+    /// at once. The expiry key follows the event. The caller still flushes before it answers.
     ///
     /// # Errors
-    /// [`StoreError`] when sled fails; nothing is written then.
-    pub fn record_if_new(
+    /// [`StoreError`] when sled fails; an event is then not stored.
+    pub async fn record_if_new(
         &self,
         record: &EventRecord,
         notifiers: &[String],
@@ -132,8 +205,13 @@ impl Store {
         expires_at: u64,
     ) -> Result<Recorded, StoreError> {
         let key = event_key(&record.endpoint, &record.id);
-        let value = serde_json::to_vec(record)?;
-        let mut jobs = Vec::with_capacity(notifiers.len());
+        // Most duplicates are retries long after the first copy: answer them without writing.
+        if self.events.contains_key(&key)? {
+            return Ok(Recorded::Duplicate);
+        }
+        let writer = self.db.generate_id()?;
+        let value = serde_json::to_vec(&StoredEvent { writer, record })?;
+        let mut job_keys = Vec::with_capacity(notifiers.len());
         for notifier in notifiers {
             let job = Job {
                 endpoint: record.endpoint.clone(),
@@ -141,30 +219,30 @@ impl Store {
                 notifier: notifier.clone(),
                 attempts: 0,
                 last_error: None,
+                writer,
+                created_ms: now_ms,
             };
-            // Sequence numbers are taken outside the transaction (sled's id generator is
-            // not transactional); a retried transaction just leaves a gap.
-            jobs.push((
-                JobKey::new(now_ms, self.db.generate_id()?),
-                serde_json::to_vec(&job)?,
-            ));
+            let job_key = JobKey::new(now_ms, self.db.generate_id()?);
+            self.outbox
+                .insert(&job_key.0[..], serde_json::to_vec(&job)?)?;
+            job_keys.push(job_key);
+        }
+        if !job_keys.is_empty() {
+            self.flush().await?;
+        }
+        let swapped = self
+            .events
+            .compare_and_swap(&key, None as Option<&[u8]>, Some(value))?;
+        if swapped.is_err() {
+            for job_key in job_keys {
+                self.outbox.remove(&job_key.0[..])?;
+            }
+            return Ok(Recorded::Duplicate);
         }
         let mut expiry_key = expires_at.to_be_bytes().to_vec();
         expiry_key.extend_from_slice(&key);
-
-        let outcome =
-            (&self.events, &self.outbox, &self.expiry).transaction(|(events, outbox, expiry)| {
-                if events.get(&key)?.is_some() {
-                    return Ok(Recorded::Duplicate);
-                }
-                events.insert(key.as_slice(), value.as_slice())?;
-                for (job_key, job) in &jobs {
-                    outbox.insert(&job_key.0[..], job.as_slice())?;
-                }
-                expiry.insert(expiry_key.as_slice(), &[][..])?;
-                Ok::<_, ConflictableTransactionError<()>>(Recorded::New)
-            });
-        outcome.map_err(transaction_error)
+        self.expiry.insert(expiry_key, &[][..])?;
+        Ok(Recorded::New)
     }
 
     /// Makes every write that completed before this call durable. Concurrent callers share
@@ -181,6 +259,22 @@ impl Store {
     /// # Errors
     /// [`StoreError`] on a read or decode failure.
     pub fn event(&self, endpoint: &str, id: &str) -> Result<Option<EventRecord>, StoreError> {
+        Ok(self.load(endpoint, id)?.map(|loaded| loaded.record))
+    }
+
+    /// The event a job notifies, if the job is the event's own.
+    ///
+    /// # Errors
+    /// [`StoreError`] on a read or decode failure.
+    pub fn event_for_job(&self, job: &Job) -> Result<JobEvent, StoreError> {
+        Ok(match self.load(&job.endpoint, &job.event_id)? {
+            Some(loaded) if loaded.writer == job.writer => JobEvent::Own(loaded.record),
+            Some(_) => JobEvent::Orphan,
+            None => JobEvent::Absent,
+        })
+    }
+
+    fn load(&self, endpoint: &str, id: &str) -> Result<Option<LoadedEvent>, StoreError> {
         self.events
             .get(event_key(endpoint, id))?
             .map(|bytes| serde_json::from_slice(&bytes).map_err(StoreError::from))
@@ -373,20 +467,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_second_record_with_the_same_id_is_a_duplicate_and_adds_no_job() {
+    #[tokio::test]
+    async fn a_second_record_with_the_same_id_is_a_duplicate_and_adds_no_job() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
         let notifiers = vec!["log".to_owned(), "email".to_owned()];
         assert_eq!(
             store
                 .record_if_new(&record("a"), &notifiers, 1, 100)
+                .await
                 .expect("rec"),
             Recorded::New
         );
         assert_eq!(
             store
                 .record_if_new(&record("a"), &notifiers, 2, 100)
+                .await
                 .expect("rec"),
             Recorded::Duplicate
         );
@@ -394,12 +490,36 @@ mod tests {
         assert_eq!(store.event("perf", "a").expect("get"), Some(record("a")));
     }
 
-    #[test]
-    fn jobs_come_due_in_order_and_move_when_rescheduled() {
+    #[tokio::test]
+    async fn only_the_jobs_written_with_the_stored_event_are_deliverable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        store
+            .record_if_new(&record("a"), &["log".to_owned()], 1, 100)
+            .await
+            .expect("rec");
+        let (_, job) = store.due_jobs(1, 10).expect("due").remove(0);
+        assert_eq!(
+            store.event_for_job(&job).expect("get"),
+            JobEvent::Own(record("a"))
+        );
+        // A job from a write that lost the swap, or whose event a crash lost.
+        let orphan = Job {
+            writer: job.writer + 1,
+            ..job.clone()
+        };
+        assert_eq!(store.event_for_job(&orphan).expect("get"), JobEvent::Orphan);
+        store.purge_expired(100, 10).expect("purge");
+        assert_eq!(store.event_for_job(&job).expect("get"), JobEvent::Absent);
+    }
+
+    #[tokio::test]
+    async fn jobs_come_due_in_order_and_move_when_rescheduled() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
         store
             .record_if_new(&record("a"), &["log".to_owned()], 10, 100)
+            .await
             .expect("rec");
         assert!(store.due_jobs(9, 10).expect("due").is_empty());
         let due = store.due_jobs(10, 10).expect("due");
@@ -413,15 +533,17 @@ mod tests {
         assert_eq!((store.outbox_depth(), store.dead_count()), (0, 1));
     }
 
-    #[test]
-    fn purge_removes_expired_events_and_their_dedupe_keys() {
+    #[tokio::test]
+    async fn purge_removes_expired_events_and_their_dedupe_keys() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
         store
             .record_if_new(&record("old"), &[], 1, 100)
+            .await
             .expect("rec");
         store
             .record_if_new(&record("new"), &[], 1, 200)
+            .await
             .expect("rec");
         assert_eq!(store.purge_expired(150, 10).expect("purge"), 1);
         assert_eq!(store.event("perf", "old").expect("get"), None);
@@ -429,6 +551,7 @@ mod tests {
         assert_eq!(
             store
                 .record_if_new(&record("old"), &[], 1, 300)
+                .await
                 .expect("rec"),
             Recorded::New
         );

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arbitrary::{Arbitrary, Unstructured};
 
-use crate::store::{EventRecord, Job, Recorded, Store};
+use crate::store::{EventRecord, Job, JobEvent, Recorded, Store};
 
 const ENDPOINTS: [&str; 2] = ["perf", "perf-test"];
 const IDS: u8 = 12;
@@ -49,8 +49,8 @@ enum Op {
 /// What the store should hold.
 #[derive(Debug, Default)]
 struct Model {
-    /// Event key bytes → (record, expires_at).
-    events: BTreeMap<Vec<u8>, (EventRecord, u64)>,
+    /// Event key bytes → (record, expires_at, the write that stored it).
+    events: BTreeMap<Vec<u8>, (EventRecord, u64, u64)>,
     /// (due_ms, order) → job; `order` grows like the store's sequence numbers.
     outbox: BTreeMap<(u64, u64), Job>,
     dead: usize,
@@ -89,7 +89,7 @@ pub fn run(data: &[u8]) -> bool {
             let expected = model
                 .events
                 .get(&key(endpoint, &id))
-                .map(|(r, _)| r.clone());
+                .map(|(r, _, _)| r.clone());
             assert_eq!(stored, expected, "event {endpoint}/{id} after {ops:?}");
         }
     }
@@ -111,13 +111,20 @@ fn apply(store: &Store, model: &mut Model, op: &Op) {
                 .take(usize::from(notifiers % 4))
                 .map(|n| (*n).to_owned())
                 .collect();
-            let answer = store
-                .record_if_new(&record, &names, u64::from(now_ms), u64::from(expires_at))
+            let answer = runtime()
+                .block_on(store.record_if_new(
+                    &record,
+                    &names,
+                    u64::from(now_ms),
+                    u64::from(expires_at),
+                ))
                 .ok();
             let event_key = key(&record.endpoint, &record.id);
             let expected = if model.events.contains_key(&event_key) {
                 Recorded::Duplicate
             } else {
+                model.order += 1;
+                let writer = model.order;
                 for notifier in names {
                     model.order += 1;
                     model.outbox.insert(
@@ -128,12 +135,14 @@ fn apply(store: &Store, model: &mut Model, op: &Op) {
                             notifier,
                             attempts: 0,
                             last_error: None,
+                            writer,
+                            created_ms: u64::from(now_ms),
                         },
                     );
                 }
                 model
                     .events
-                    .insert(event_key, (record, u64::from(expires_at)));
+                    .insert(event_key, (record, u64::from(expires_at), writer));
                 Recorded::New
             };
             assert_eq!(answer, Some(expected), "{op:?}");
@@ -144,7 +153,7 @@ fn apply(store: &Store, model: &mut Model, op: &Op) {
             let expected = model
                 .events
                 .get(&key(&record.endpoint, &record.id))
-                .map(|(r, _)| r.clone());
+                .map(|(r, _, _)| r.clone());
             assert_eq!(stored, expected, "{op:?}");
         }
         Op::Deliver { now_ms } => {
@@ -159,9 +168,11 @@ fn apply(store: &Store, model: &mut Model, op: &Op) {
                 job.last_error = Some("refused".into());
                 let due = u64::from(now_ms) + u64::from(delay_ms);
                 assert!(store.reschedule(key, &job, due).is_ok());
-                model.outbox.pop_first();
+                let writer = model.outbox.pop_first().map_or(0, |(_, j)| j.writer);
                 model.order += 1;
-                model.outbox.insert((due, model.order), job);
+                model
+                    .outbox
+                    .insert((due, model.order), Job { writer, ..job });
             }
         }
         Op::Bury { now_ms } => {
@@ -178,8 +189,8 @@ fn apply(store: &Store, model: &mut Model, op: &Op) {
             let mut expired: Vec<(u64, Vec<u8>)> = model
                 .events
                 .iter()
-                .filter(|(_, (_, expires))| *expires <= u64::from(now))
-                .map(|(k, (_, expires))| (*expires, k.clone()))
+                .filter(|(_, (_, expires, _))| *expires <= u64::from(now))
+                .map(|(k, (_, expires, _))| (*expires, k.clone()))
                 .collect();
             expired.sort();
             expired.truncate(batch);
@@ -204,7 +215,24 @@ fn next_due(store: &Store, model: &Model, now_ms: u8) -> Option<(crate::store::J
         .first_key_value()
         .filter(|((due, _), _)| *due <= u64::from(now_ms))
         .map(|(_, job)| job.clone());
-    assert_eq!(due.as_ref().map(|(_, job)| job.clone()), expected);
+    // Writer numbers are the store's own; the model checks what they mean instead: a job is
+    // deliverable exactly when the stored event is the one written with it.
+    let without_writer = |job: &Job| Job {
+        writer: 0,
+        ..job.clone()
+    };
+    assert_eq!(
+        due.as_ref().map(|(_, job)| without_writer(job)),
+        expected.as_ref().map(without_writer)
+    );
+    if let (Some((_, job)), Some(modelled)) = (&due, &expected) {
+        let own = model
+            .events
+            .get(&key(&job.endpoint, &job.event_id))
+            .is_some_and(|(_, _, writer)| *writer == modelled.writer);
+        let deliverable = matches!(store.event_for_job(job), Ok(JobEvent::Own(_)));
+        assert_eq!(deliverable, own, "job {job:?}");
+    }
     if let Some((key, _)) = &due {
         assert_eq!(Some(key.due_ms()), model.outbox.keys().next().map(|k| k.0));
     }
@@ -242,6 +270,20 @@ fn open(path: &Path) -> Store {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     panic!("cannot open a store in {}: {last:?}", path.display());
+}
+
+/// One current-thread runtime for the store's async calls, built once per process.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(error) => panic!("no tokio runtime: {error}"),
+        }
+    })
 }
 
 /// A fresh directory under the system temp dir, removed on drop.

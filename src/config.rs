@@ -18,7 +18,7 @@ use crate::secret_source;
 use crate::signature::{
     KeyError, Scheme, SecretKey, TimestampPolicy, Tolerance, Verifier, DEFAULT_TOLERANCE_SECS,
 };
-use crate::store::StoreOptions;
+use crate::store::{StoreOptions, DEFAULT_CACHE_MB};
 
 /// The secret's environment variable when no config file says otherwise.
 pub const DEFAULT_SECRET_ENV: &str = "PERFHOOK_SECRET";
@@ -65,8 +65,8 @@ pub struct StorageSettings {
     /// Days an event (and so its dedupe key) is kept.
     pub retention_days: u64,
     /// sled's page cache, in MiB: most of the receiver's memory. sled's own default (1 GiB)
-    /// grew the receiver past 400 MiB under load; 64 MiB held it near 50 MiB at no cost in
-    /// throughput, with a million events stored (bench/load.sh).
+    /// grew the receiver past 400 MiB under load; 64 MiB held it near 100 MiB at c=64
+    /// (about 200 MiB with a million events stored; bench/load.sh).
     pub cache_mb: u64,
 }
 
@@ -173,7 +173,7 @@ impl Default for StorageSettings {
         Self {
             path: PathBuf::from("./perfhook-data"),
             retention_days: 30,
-            cache_mb: 64,
+            cache_mb: DEFAULT_CACHE_MB,
         }
     }
 }

@@ -1,9 +1,9 @@
-//! Durable storage in sled: each event recorded once (an atomic insert-if-absent together with
-//! its notification jobs), the outbox those jobs wait in, and expiry by retention.
+//! Durable storage in sled: each event recorded once (jobs first, then an atomic
+//! insert-if-absent of the event), the outbox those jobs wait in, and expiry by retention.
 //!
-//! Trees: `events` (`endpoint \0 id` → record and the write that stored it), `outbox` (`due_ms ‖ seq` → job, so the first
-//! key is the next job due), `dead` (jobs that ran out of attempts), `expiry`
-//! (`expires_at ‖ event key` → (), so purging reads from the front).
+//! Trees: `events` (`endpoint \0 id` → record and the write that stored it), `outbox`
+//! (`due_ms ‖ seq` → job, so the first key is the next job due), `dead` (jobs that ran out of
+//! attempts), `expiry` (`expires_at ‖ event key` → (), so purging reads from the front).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -126,6 +126,9 @@ pub enum StoreError {
     Decode(#[from] serde_json::Error),
 }
 
+/// sled's page cache unless configured otherwise, in MiB (`storage.cache_mb`).
+pub const DEFAULT_CACHE_MB: u64 = 64;
+
 /// How the store uses memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreOptions {
@@ -136,7 +139,7 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
-            cache_bytes: 64 << 20,
+            cache_bytes: DEFAULT_CACHE_MB << 20,
         }
     }
 }

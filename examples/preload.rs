@@ -9,7 +9,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use perfhook::store::{EventRecord, Store};
+use perfhook::store::sled::{Durability, SledOptions, SledStore};
+use perfhook::store::{EventRecord, NewEvent, Store};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -26,35 +27,58 @@ fn main() {
     } else {
         now + 30 * 86_400
     };
-    let store = Store::open(&dir).expect("open the store");
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // Durable at the end (one flush of the last group is all a preload needs).
+    let options = SledOptions {
+        durability: Durability::ProcessCrash,
+        ..SledOptions::default()
+    };
+    let store = std::sync::Arc::new(SledStore::open(&dir, options).expect("open the store"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     let pad = "x".repeat(900);
     let started = Instant::now();
-    for i in 0..count {
-        let id = format!("evt_preload_{i:010}");
-        let body = format!(
-            r#"{{"id":"{id}","type":"usage.threshold_reached","livemode":true,"data":{{"pad":"{pad}"}}}}"#
-        );
-        let record = EventRecord {
-            endpoint: "perf".into(),
-            id,
-            kind: "usage.threshold_reached".into(),
-            livemode: Some(true),
-            received_at: now,
-            body,
-        };
-        runtime
-            .block_on(store.record_if_new(&record, &[], now * 1000, expires_at))
-            .expect("record");
-    }
-    runtime.block_on(store.flush()).expect("flush");
+    // Many writers at once, so the store's writer groups them as the receiver does.
+    const WRITERS: u64 = 64;
+    runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for writer in 0..WRITERS {
+            let (store, pad) = (std::sync::Arc::clone(&store), pad.clone());
+            tasks.push(tokio::spawn(async move {
+                for i in (writer..count).step_by(64) {
+                    let id = format!("evt_preload_{i:010}");
+                    let body = format!(
+                        r#"{{"id":"{id}","type":"usage.threshold_reached","livemode":true,"data":{{"pad":"{pad}"}}}}"#
+                    );
+                    let record = EventRecord {
+                        endpoint: "perf".into(),
+                        id,
+                        kind: "usage.threshold_reached".into(),
+                        livemode: Some(true),
+                        received_at: now,
+                        body,
+                    };
+                    store
+                        .record(NewEvent {
+                            record,
+                            notifiers: Vec::new(),
+                            expires_at,
+                        })
+                        .await
+                        .expect("record");
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("writer");
+        }
+        store.close().await.expect("close");
+    });
     println!(
         "preloaded {count} events ({}) in {:.1} s; {} bytes on disk",
         if expired { "expired" } else { "kept 30 days" },
         started.elapsed().as_secs_f64(),
-        store.size_on_disk().expect("size")
+        store.disk_bytes().unwrap_or_default()
     );
 }

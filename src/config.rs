@@ -13,12 +13,14 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use zeroize::Zeroizing;
 
-use crate::notify::email::EmailSettings;
+use crate::event::Mode;
+use crate::notify::{default_log_target, NotifierSettings};
+use crate::outbox::OutboxSettings;
 use crate::secret_source;
 use crate::signature::{
     KeyError, Scheme, SecretKey, TimestampPolicy, Tolerance, Verifier, DEFAULT_TOLERANCE_SECS,
 };
-use crate::store::{StoreOptions, DEFAULT_CACHE_MB};
+use crate::store::sled::{Durability, SledOptions, DEFAULT_CACHE_MB};
 
 /// The secret's environment variable when no config file says otherwise.
 pub const DEFAULT_SECRET_ENV: &str = "PERFHOOK_SECRET";
@@ -45,7 +47,7 @@ pub struct Settings {
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSettings {
     /// Address to listen on.
-    pub listen: String,
+    pub listen: SocketAddr,
     /// Largest accepted body in bytes (413 above).
     pub body_limit_bytes: usize,
     /// Total time allowed to read a body, in milliseconds (408 after).
@@ -68,18 +70,9 @@ pub struct StorageSettings {
     /// grew the receiver past 400 MiB under load; 64 MiB held it near 100 MiB at c=64
     /// (about 200 MiB with a million events stored; bench/load.sh).
     pub cache_mb: u64,
-}
-
-/// `[outbox]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct OutboxSettings {
-    /// First retry delay in milliseconds; doubles each attempt.
-    pub initial_backoff_ms: u64,
-    /// Largest retry delay in milliseconds.
-    pub max_backoff_ms: u64,
-    /// Attempts before a job is dead.
-    pub max_attempts: u32,
+    /// What a 2xx survives: `power-loss` (each group flush ends in `fdatasync`) or
+    /// `process-crash` (sled's flush alone).
+    pub durability: Durability,
 }
 
 /// One `[[endpoints]]` entry.
@@ -92,7 +85,7 @@ pub struct EndpointSettings {
     pub path: String,
     /// Signature scheme.
     #[serde(default = "default_scheme")]
-    pub scheme: String,
+    pub scheme: Scheme,
     /// Signature header, when not the scheme's default.
     #[serde(default)]
     pub signature_header: Option<String>,
@@ -103,7 +96,7 @@ pub struct EndpointSettings {
     pub tolerance_secs: u64,
     /// `live` or `test`: events whose `livemode` contradicts it are refused.
     #[serde(default = "default_mode")]
-    pub mode: String,
+    pub mode: Mode,
     /// Notifier names that get this endpoint's events.
     #[serde(default = "default_endpoint_notifiers")]
     pub notifiers: Vec<String>,
@@ -126,40 +119,23 @@ pub struct SecretSource {
     pub file: Option<PathBuf>,
 }
 
-/// One `[notifiers.NAME]` entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum NotifierSettings {
-    /// One JSON line per event.
-    Log {
-        /// `stdout` or a file path to append to.
-        #[serde(default = "default_log_target")]
-        target: String,
-    },
-    /// A plain-text email over SMTP.
-    Email(EmailSettings),
-}
-
-fn default_scheme() -> String {
-    "perf".into()
+fn default_scheme() -> Scheme {
+    Scheme::Perf
 }
 fn default_tolerance() -> u64 {
     DEFAULT_TOLERANCE_SECS
 }
-fn default_mode() -> String {
-    "live".into()
+fn default_mode() -> Mode {
+    Mode::Live
 }
 fn default_endpoint_notifiers() -> Vec<String> {
     vec!["log".into()]
-}
-fn default_log_target() -> String {
-    "stdout".into()
 }
 
 impl Default for ServerSettings {
     fn default() -> Self {
         Self {
-            listen: "127.0.0.1:8080".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             body_limit_bytes: 256 * 1024,
             body_read_timeout_ms: 10_000,
             workers: 0,
@@ -174,16 +150,7 @@ impl Default for StorageSettings {
             path: PathBuf::from("./perfhook-data"),
             retention_days: 30,
             cache_mb: DEFAULT_CACHE_MB,
-        }
-    }
-}
-
-impl Default for OutboxSettings {
-    fn default() -> Self {
-        Self {
-            initial_backoff_ms: 5_000,
-            max_backoff_ms: 3_600_000,
-            max_attempts: 12,
+            durability: Durability::default(),
         }
     }
 }
@@ -223,7 +190,7 @@ impl Default for Settings {
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     /// `--listen`.
-    pub listen: Option<String>,
+    pub listen: Option<SocketAddr>,
     /// `--data-dir`.
     pub data_dir: Option<PathBuf>,
 }
@@ -302,12 +269,6 @@ impl Settings {
     /// # Errors
     /// [`ConfigError::Invalid`] naming the key.
     pub fn resolve(&self) -> Result<AppConfig, ConfigError> {
-        let listen: SocketAddr = self.server.listen.parse().map_err(|_| {
-            invalid(
-                "server.listen",
-                format!("{:?} is not an IP:port address", self.server.listen),
-            )
-        })?;
         if self.server.body_limit_bytes == 0 {
             return Err(invalid("server.body_limit_bytes", "must be at least 1"));
         }
@@ -332,6 +293,16 @@ impl Settings {
         let mut notifiers = BTreeMap::new();
         for (name, settings) in &self.notifiers {
             let key = format!("notifiers.{name}");
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(invalid(
+                    &key,
+                    "a notifier name must be letters, digits, - or _",
+                ));
+            }
             if let NotifierSettings::Email(email) = settings {
                 email.validate().map_err(|problem| invalid(&key, problem))?;
             }
@@ -355,14 +326,15 @@ impl Settings {
             }
         }
         Ok(AppConfig {
-            listen,
+            listen: self.server.listen,
             body_limit_bytes: self.server.body_limit_bytes,
             body_read_timeout: Duration::from_millis(self.server.body_read_timeout_ms),
             workers: self.server.workers,
             max_connections: self.server.max_connections,
             data_dir: self.storage.path.clone(),
-            store: StoreOptions {
+            store: SledOptions {
                 cache_bytes: self.storage.cache_mb.saturating_mul(1 << 20),
+                durability: self.storage.durability,
             },
             retention: Duration::from_secs(self.storage.retention_days.saturating_mul(86_400)),
             outbox: self.outbox.clone(),
@@ -404,25 +376,9 @@ fn resolve_endpoint(
             "must start with / and be visible ASCII",
         ));
     }
-    let scheme: Scheme =
-        endpoint
-            .scheme
-            .parse()
-            .map_err(|e: crate::signature::UnknownScheme| {
-                invalid(format!("{key}.scheme"), e.to_string())
-            })?;
+    let scheme = endpoint.scheme;
     let tolerance = Tolerance::from_secs(endpoint.tolerance_secs)
         .map_err(|e| invalid(format!("{key}.tolerance_secs"), e.to_string()))?;
-    let livemode = match endpoint.mode.as_str() {
-        "live" => true,
-        "test" => false,
-        other => {
-            return Err(invalid(
-                format!("{key}.mode"),
-                format!("{other:?} is not live or test"),
-            ))
-        }
-    };
     let mut keys = Vec::new();
     for (i, source) in endpoint.secrets.iter().enumerate() {
         let secret_key = format!("{key}.secrets[{i}]");
@@ -453,7 +409,7 @@ fn resolve_endpoint(
         name: endpoint.name.clone(),
         path: endpoint.path.clone(),
         verifier,
-        livemode,
+        mode: endpoint.mode,
         notifiers: endpoint.notifiers.clone(),
         event_types: endpoint.event_types.clone(),
     })
@@ -497,8 +453,8 @@ pub struct AppConfig {
     pub max_connections: usize,
     /// sled directory.
     pub data_dir: PathBuf,
-    /// How the store uses memory.
-    pub store: StoreOptions,
+    /// How the store is opened.
+    pub store: SledOptions,
     /// How long events and their dedupe keys are kept.
     pub retention: Duration,
     /// Retry policy.
@@ -518,8 +474,8 @@ pub struct Endpoint {
     pub path: String,
     /// The verifier holding its scheme, secrets and tolerance.
     pub verifier: Verifier,
-    /// `true` for a live endpoint, `false` for test mode.
-    pub livemode: bool,
+    /// Live or test: events of the other mode are refused.
+    pub mode: Mode,
     /// Notifier names.
     pub notifiers: Vec<String>,
     /// Notified event types (empty: all).
@@ -550,9 +506,8 @@ mod tests {
 
     #[test]
     fn a_bad_listen_address_names_the_key() {
-        let settings = Settings::from_toml("[server]\nlisten = \"nowhere\"\n").expect("shape");
-        let err = settings.resolve().expect_err("invalid");
-        assert!(err.to_string().starts_with("server.listen:"), "{err}");
+        let err = Settings::from_toml("[server]\nlisten = \"nowhere\"\n").expect_err("invalid");
+        assert!(err.to_string().contains("server.listen"), "{err}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
-use crate::event::EventError;
+use crate::event::{EventError, Mode};
 use crate::signature::VerifyError;
 
 /// Why a delivery was not accepted.
@@ -30,9 +30,9 @@ pub enum ApiError {
     #[error("a {event} event was sent to a {endpoint} endpoint")]
     ModeMismatch {
         /// The event's mode.
-        event: &'static str,
+        event: Mode,
         /// The endpoint's mode.
-        endpoint: &'static str,
+        endpoint: Mode,
     },
     /// The store could not record the event durably; the sender should retry.
     #[error("the event could not be stored; retry later")]

@@ -31,6 +31,43 @@ impl EventId {
     }
 }
 
+/// Whether an event or an endpoint is live or test (Perf's `livemode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Real usage and money.
+    Live,
+    /// Perf's test mode.
+    Test,
+}
+
+impl Mode {
+    /// The mode a `livemode` flag names.
+    #[must_use]
+    pub fn from_livemode(livemode: bool) -> Self {
+        if livemode {
+            Self::Live
+        } else {
+            Self::Test
+        }
+    }
+
+    /// `live` or `test`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Live => "live",
+            Self::Test => "test",
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A verified event, parsed once.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {

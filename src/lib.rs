@@ -6,15 +6,16 @@
 //! - [`event`]: domain types built from verified bytes.
 //! - [`capture`]: reads a captured raw HTTP request (for `verify-signature --request`).
 //! - [`config`]: settings (defaults, file, environment, flags) turned into typed parts.
-//! - [`store`]: sled storage: record-if-new with its jobs, the outbox, expiry.
-//! - [`outbox`]: the worker that delivers jobs with retries, and retention.
+//! - [`store`]: the storage port (record durably, claim with a lease, finish, purge, read,
+//!   list, counts) and its implementations: sled (embedded default) and memory (tests).
+//! - [`outbox`]: one worker per notifier delivering jobs with retries, and retention.
 //! - [`notify`]: the `Notifier` trait and its sinks (log, email).
 //! - [`server`], [`routes`], [`state`], [`error`]: the HTTP receiver and its error mapping.
 //! - [`metrics`], [`telemetry`]: Prometheus metrics and logs.
 //! - [`secret_source`]: reads secret bytes from the environment or a file (config and CLI).
 //! - [`cli`]: the command-line interface.
-//! - [`clock`]: the one place that reads the wall clock.
-//! - `fuzzing` (hidden): the fuzz bodies, shared by `fuzz/` and the replay tests.
+//! - [`clock`]: the `Clock` trait: the system clock, and a fixed one for tests.
+//! - `fuzzing` (feature `fuzzing`): the fuzz bodies, shared by `fuzz/` and the replay tests.
 
 pub mod capture;
 pub mod cli;
@@ -22,6 +23,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod event;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod metrics;

@@ -8,6 +8,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::store::Counts;
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     endpoint: String,
@@ -35,6 +37,7 @@ pub struct Metrics {
     notifications: Family<NotifyLabels, Counter>,
     outbox_depth: Gauge,
     dead_jobs: Gauge,
+    stored_events: Gauge,
     latency: Histogram,
 }
 
@@ -46,6 +49,7 @@ impl Default for Metrics {
         let notifications = Family::default();
         let outbox_depth = Gauge::default();
         let dead_jobs = Gauge::default();
+        let stored_events = Gauge::default();
         // 100 µs to ~3 s.
         let latency = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         registry.register(
@@ -74,6 +78,11 @@ impl Default for Metrics {
             dead_jobs.clone(),
         );
         registry.register(
+            "stored_events",
+            "Events kept (each is a dedupe key until retention removes it)",
+            stored_events.clone(),
+        );
+        registry.register(
             "request_duration_seconds",
             "Webhook request latency",
             latency.clone(),
@@ -85,6 +94,7 @@ impl Default for Metrics {
             notifications,
             outbox_depth,
             dead_jobs,
+            stored_events,
             latency,
         }
     }
@@ -122,15 +132,17 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition, with the outbox gauges set to the values given.
+    /// The text exposition, with the store gauges set from `counts`.
     ///
     /// # Errors
     /// When encoding fails (it writes to a `String`, so only on a formatting bug).
-    pub fn render(&self, outbox_depth: usize, dead_jobs: usize) -> Result<String, std::fmt::Error> {
+    pub fn render(&self, counts: Counts) -> Result<String, std::fmt::Error> {
         self.outbox_depth
-            .set(i64::try_from(outbox_depth).unwrap_or(i64::MAX));
+            .set(i64::try_from(counts.outbox).unwrap_or(i64::MAX));
         self.dead_jobs
-            .set(i64::try_from(dead_jobs).unwrap_or(i64::MAX));
+            .set(i64::try_from(counts.dead).unwrap_or(i64::MAX));
+        self.stored_events
+            .set(i64::try_from(counts.events).unwrap_or(i64::MAX));
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
         Ok(text)

@@ -2,7 +2,6 @@
 //! and the outcome as a status. The only body extractor is the raw payload stream, read
 //! under a size limit and a total deadline.
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use actix_web::http::header::{HeaderMap, CONTENT_LENGTH};
@@ -10,13 +9,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde_json::json;
 
-use crate::clock::{unix_now, unix_now_ms};
 use crate::config::Endpoint;
 use crate::error::ApiError;
-use crate::event::parse_event;
+use crate::event::{parse_event, Mode};
 use crate::signature::{HeaderLookup, Lookup};
 use crate::state::AppState;
-use crate::store::{EventRecord, Recorded};
+use crate::store::{EventRecord, NewEvent, Recorded};
 
 /// actix's header map seen through the core's lookup trait.
 struct ActixHeaders<'a>(&'a HeaderMap);
@@ -81,57 +79,51 @@ async fn accept(
     state: &AppState,
 ) -> Result<(Recorded, String), ApiError> {
     let body = read_body(request, payload, state.body_limit, state.body_deadline).await?;
-    let now = unix_now();
+    let now = state.clock.now();
     let verified = endpoint
         .verifier
         .verify(&ActixHeaders(request.headers()), &body, now)?;
     let event = parse_event(&body, verified.id.as_deref())?;
-    if let Some(live) = event.livemode {
-        if live != endpoint.livemode {
+    if let Some(event_mode) = event.livemode.map(Mode::from_livemode) {
+        if event_mode != endpoint.mode {
             return Err(ApiError::ModeMismatch {
-                event: if live { "live" } else { "test" },
-                endpoint: if endpoint.livemode { "live" } else { "test" },
+                event: event_mode,
+                endpoint: endpoint.mode,
             });
         }
     }
     // serde_json accepted the body, so it is UTF-8; the check costs one pass and keeps the
     // record type honest.
     let text = String::from_utf8(body).map_err(|_| ApiError::BodyRead)?;
-    let record = EventRecord {
-        endpoint: endpoint.name.clone(),
-        id: event.id.as_str().to_owned(),
-        kind: event.kind.clone(),
-        livemode: event.livemode,
-        received_at: now,
-        body: text,
-    };
-    let expires_at = now.saturating_add(state.retention.as_secs());
+    let notifiers = endpoint.notifiers_for(&event.kind);
+    let id = event.id.as_str().to_owned();
     let recorded = state
         .store
-        .record_if_new(
-            &record,
-            endpoint.notifiers_for(&event.kind),
-            unix_now_ms(),
-            expires_at,
-        )
+        .record(NewEvent {
+            record: EventRecord {
+                endpoint: endpoint.name.clone(),
+                id: id.clone(),
+                kind: event.kind,
+                livemode: event.livemode,
+                received_at: now,
+                body: text,
+            },
+            notifiers: notifiers.to_vec(),
+            expires_at: now.saturating_add(state.retention.as_secs()),
+        })
         .await
         .map_err(|error| {
             tracing::error!(%error, endpoint = %endpoint.name, "store write failed");
             ApiError::Storage
         })?;
-    // A duplicate gets the same flush: the first copy may still be unflushed, and 2xx
-    // must mean "on disk" either way.
-    state.store.flush().await.map_err(|error| {
-        tracing::error!(%error, "store flush failed");
-        ApiError::Storage
-    })?;
+    // `record` answers once durable, for a duplicate too: a 2xx means "on disk" either way.
     if recorded == Recorded::New {
-        state.outbox_wake.notify_one();
-        tracing::info!(endpoint = %endpoint.name, id = %record.id, kind = %record.kind, secret = %verified.secret, "event accepted");
+        state.wakers.wake(notifiers);
+        tracing::info!(endpoint = %endpoint.name, %id, secret = %verified.secret, "event accepted");
     } else {
-        tracing::info!(endpoint = %endpoint.name, id = %record.id, "duplicate acknowledged");
+        tracing::info!(endpoint = %endpoint.name, %id, "duplicate acknowledged");
     }
-    Ok((recorded, record.id))
+    Ok((recorded, id))
 }
 
 /// Reads the raw body: refused early by `Content-Length`, cut off at the limit, and under
@@ -172,11 +164,11 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: the store takes durable writes and the outbox worker is running.
+/// `GET /readyz`: the store takes durable writes (recovering from an earlier failure if it
+/// can) and every outbox worker is looping and not backing off from a store failure.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let store_ok = state.store.probe().await.is_ok();
-    let beat = state.worker_heartbeat.load(Ordering::Relaxed);
-    let worker_ok = unix_now().saturating_sub(beat) <= 10;
+    let store_ok = state.store.check().await.is_ok();
+    let worker_ok = state.outbox.is_ready(state.clock.now_ms(), 10_000);
     let body = json!({"store": store_ok, "outbox_worker": worker_ok});
     if store_ok && worker_ok {
         HttpResponse::Ok().json(body)
@@ -187,10 +179,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    match state
-        .metrics
-        .render(state.store.outbox_depth(), state.store.dead_count())
-    {
+    match state.metrics.render(state.store.counts()) {
         Ok(text) => HttpResponse::Ok()
             .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
             .body(text),

@@ -1,71 +1,103 @@
-//! The application: build it on a listener (port 0 works), run it until SIGTERM or SIGINT,
-//! then stop accepting, finish in-flight requests, stop the workers and flush.
+//! The application: build it on a listener (port 0 works) from its parts, run it until
+//! SIGTERM or SIGINT, then stop accepting, finish in-flight requests, stop the workers and
+//! close the store.
 
-use std::net::TcpListener;
-use std::sync::atomic::AtomicU64;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::Server;
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
-use crate::clock::unix_now;
-use crate::config::AppConfig;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{AppConfig, Endpoint};
 use crate::metrics::Metrics;
-use crate::outbox::{run_retention, OutboxWorker};
+use crate::notify::Notifiers;
+use crate::outbox::{run_retention, Outbox};
 use crate::routes;
 use crate::state::AppState;
+use crate::store::sled::SledStore;
 use crate::store::Store;
 
 /// How often retention runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
 
+/// What the application runs on besides its configuration: the embedded defaults in the
+/// service, a memory store, a fixed clock and a stub mail transport in tests.
+#[derive(Debug)]
+pub struct Parts {
+    /// Where events and jobs are kept.
+    pub store: Arc<dyn Store>,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+    /// Notifiers by name.
+    pub notifiers: Notifiers,
+}
+
 /// A built application, bound and ready to run.
 pub struct Application {
-    port: u16,
+    address: SocketAddr,
     server: Server,
-    store: Arc<Store>,
-    worker: OutboxWorker,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    outbox: Outbox,
 }
 
 impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Application")
-            .field("port", &self.port)
+            .field("address", &self.address)
             .finish_non_exhaustive()
     }
 }
 
 impl Application {
-    /// Opens the store, builds the notifiers and binds the listener.
+    /// Opens the sled store, builds the notifiers and binds the listener.
     ///
     /// # Errors
     /// When the store cannot be opened, a notifier cannot be built, or the address is taken.
     pub fn build(config: &AppConfig) -> anyhow::Result<Self> {
-        let store = Arc::new(
-            Store::open_with(&config.data_dir, config.store).with_context(|| {
-                format!("cannot open the store in {}", config.data_dir.display())
-            })?,
-        );
+        let store = SledStore::open(&config.data_dir, config.store)
+            .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
         let notifiers = crate::notify::build(&config.notifiers).map_err(anyhow::Error::msg)?;
+        Self::build_with(
+            config,
+            Parts {
+                store: Arc::new(store),
+                clock: Arc::new(SystemClock),
+                notifiers,
+            },
+        )
+    }
+
+    /// Binds the listener and wires the handlers and the outbox to `parts`.
+    ///
+    /// # Errors
+    /// When the address is taken.
+    pub fn build_with(config: &AppConfig, parts: Parts) -> anyhow::Result<Self> {
+        let Parts {
+            store,
+            clock,
+            notifiers,
+        } = parts;
         let metrics = Arc::new(Metrics::default());
-        let wake = Arc::new(Notify::new());
-        let heartbeat = Arc::new(AtomicU64::new(unix_now()));
+        let outbox = Outbox::new(&store, &notifiers, &config.outbox, &clock, &metrics);
         let state = web::Data::new(AppState {
             store: Arc::clone(&store),
-            metrics: Arc::clone(&metrics),
-            outbox_wake: Arc::clone(&wake),
-            worker_heartbeat: Arc::clone(&heartbeat),
+            clock: Arc::clone(&clock),
+            metrics,
+            wakers: outbox.wakers(),
+            outbox: outbox.health(),
             body_limit: config.body_limit_bytes,
             body_deadline: config.body_read_timeout,
             retention: config.retention,
         });
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let port = listener.local_addr()?.port();
-        let endpoints: Vec<web::Data<crate::config::Endpoint>> = config
+        let address = listener.local_addr()?;
+        let endpoints: Vec<web::Data<Endpoint>> = config
             .endpoints
             .iter()
             .cloned()
@@ -93,46 +125,54 @@ impl Application {
         if config.workers > 0 {
             server = server.workers(config.workers);
         }
-        let worker = OutboxWorker {
-            store: Arc::clone(&store),
-            notifiers,
-            settings: config.outbox.clone(),
-            wake,
-            metrics,
-            heartbeat,
-        };
         Ok(Self {
-            port,
+            address,
             server: server.run(),
             store,
-            worker,
+            clock,
+            outbox,
         })
     }
 
     /// The port actually bound.
     #[must_use]
     pub fn port(&self) -> u16 {
-        self.port
+        self.address.port()
+    }
+
+    /// The address actually bound.
+    #[must_use]
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Stops the server gracefully from elsewhere (tests; the service uses signals).
+    #[must_use]
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
     }
 
     /// Serves until SIGTERM or SIGINT (actix handles both: stop accepting, finish in-flight
-    /// requests), then stops the workers and flushes the store.
+    /// requests), then stops the workers and closes the store.
     ///
     /// # Errors
     /// When the server fails or the final flush fails.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let (stop, stopped) = watch::channel(false);
-        let worker = tokio::spawn(self.worker.run(stopped.clone()));
+        let workers = self.outbox.spawn(&stopped);
         let retention = tokio::spawn(run_retention(
             Arc::clone(&self.store),
+            Arc::clone(&self.clock),
             RETENTION_EVERY,
             stopped,
         ));
         let served = self.server.await;
         let _ = stop.send(true);
-        let _ = worker.await;
+        for worker in workers {
+            let _ = worker.await;
+        }
         let _ = retention.await;
-        self.store.flush().await.context("final flush failed")?;
+        self.store.close().await.context("final flush failed")?;
         tracing::info!("stopped");
         served.context("the HTTP server failed")
     }

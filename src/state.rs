@@ -1,25 +1,27 @@
-//! What every request handler shares: the store, metrics, limits and the outbox's signals.
+//! What every request handler shares: the store, the clock, metrics, limits and the
+//! outbox's signals.
 
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
-
+use crate::clock::Clock;
 use crate::metrics::Metrics;
+use crate::outbox::{OutboxHealth, Wakers};
 use crate::store::Store;
 
 /// Shared application state.
 #[derive(Debug)]
 pub struct AppState {
     /// The event store.
-    pub store: Arc<Store>,
+    pub store: Arc<dyn Store>,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// Wakes the outbox worker when new jobs are stored.
-    pub outbox_wake: Arc<Notify>,
-    /// The worker's last loop, Unix seconds.
-    pub worker_heartbeat: Arc<AtomicU64>,
+    /// Wakes the outbox workers when new jobs are stored.
+    pub wakers: Wakers,
+    /// The outbox workers' health, for `/readyz`.
+    pub outbox: Arc<OutboxHealth>,
     /// Largest body.
     pub body_limit: usize,
     /// Total body read deadline.

@@ -19,7 +19,7 @@ pub struct ServeArgs {
     pub config: Option<PathBuf>,
     /// Address to listen on (overrides the config).
     #[arg(long, value_name = "IP:PORT")]
-    pub listen: Option<String>,
+    pub listen: Option<std::net::SocketAddr>,
     /// Data directory (overrides the config).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -31,7 +31,7 @@ pub struct ServeArgs {
 pub(super) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     telemetry::init(args.log_format);
     let overrides = Overrides {
-        listen: args.listen.clone(),
+        listen: args.listen,
         data_dir: args.data_dir.clone(),
     };
     let config = Settings::load(args.config.as_deref(), &overrides)?.resolve()?;

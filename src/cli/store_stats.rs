@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::config::{Overrides, Settings};
+use crate::store::sled::{SledOptions, SledStore};
 use crate::store::Store;
 
 /// `store` subcommands.
@@ -45,14 +46,15 @@ pub(super) fn run(command: &StoreCommand) -> anyhow::Result<ExitCode> {
     if !path.is_dir() {
         anyhow::bail!("{} is not a data directory", path.display());
     }
-    let store = Store::open(&path)
+    let store = SledStore::open(&path, SledOptions::default())
         .with_context(|| format!("cannot open the store in {}", path.display()))?;
+    let counts = store.counts();
     let stats = serde_json::json!({
         "data_dir": path.display().to_string(),
-        "events": store.event_count(),
-        "outbox": store.outbox_depth(),
-        "dead": store.dead_count(),
-        "disk_bytes": store.size_on_disk()?,
+        "events": counts.events,
+        "outbox": counts.outbox,
+        "dead": counts.dead,
+        "disk_bytes": store.disk_bytes(),
     });
     let mut out = std::io::stdout().lock();
     if args.json {

@@ -9,7 +9,7 @@
 
 // Panicking is this module's way of reporting a broken invariant to the fuzzer; the crate's
 // lints against panics are for code that handles input on behalf of the service.
-#![allow(clippy::panic, clippy::indexing_slicing)]
+#![allow(clippy::panic, clippy::expect_used, clippy::indexing_slicing)]
 
 mod config;
 mod event;

@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::event::parse_event;
 use crate::notify::email::{body, message_id, EmailNotifier, EmailSettings};
 use crate::notify::log::LogNotifier;
+use crate::notify::Notification;
 use crate::store::EventRecord;
 
 /// Runs the body on one input.
@@ -29,7 +30,8 @@ pub fn run(data: &[u8]) -> bool {
         body: text.to_owned(),
     };
 
-    let line = LogNotifier::line(&record, &event);
+    let notification = Notification::of(&record);
+    let line = LogNotifier::line(&notification);
     assert!(!line.contains('\n'), "a log notification spans lines");
     let parsed: Result<Value, _> = serde_json::from_str(&line);
     let Ok(parsed) = parsed else {
@@ -41,12 +43,12 @@ pub fn run(data: &[u8]) -> bool {
     let Some(mailer) = mailer() else {
         panic!("the fixed email settings do not build a notifier");
     };
-    let subject = mailer.subject(&record, &event);
+    let subject = mailer.subject(&notification);
     assert!(
         !subject.chars().any(char::is_control),
         "a mail subject holds a control character"
     );
-    let mail = body(&record, &event);
+    let mail = body(&notification);
     assert!(mail.ends_with(&record.body), "the mail lacks the raw event");
     assert!(message_id(&record).starts_with("<perf."));
     true

@@ -1,15 +1,21 @@
-//! `store_model`: a sequence of store operations (record-if-new, read, deliver, retry, bury,
-//! purge, reopen) run against the sled store on a real directory and against a model made of
-//! `BTreeMap`s and a sorted `Vec`. Invariant: after every operation they agree on every
-//! answer, every event, the outbox depth and the dead-letter count, across reopens.
+//! `store_model`: a sequence of storage-port operations (record, get, claim, finish, purge,
+//! list, reopen) run against the sled store on a real directory and against the memory
+//! store as the model. Invariant: after every operation they give the same answers (events,
+//! claimed jobs with their events, finish verdicts, purge counts, pages) and the same counts,
+//! across reopens of the sled directory.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
 
-use crate::store::{EventRecord, Job, JobEvent, Recorded, Store};
+use crate::store::memory::MemoryStore;
+use crate::store::sled::{Durability, SledOptions, SledStore};
+use crate::store::{
+    ClaimedJob, EventQuery, EventRecord, Finished, NewEvent, Outcome, Store, StoreError,
+    StoreErrorKind,
+};
 
 const ENDPOINTS: [&str; 2] = ["perf", "perf-test"];
 const IDS: u8 = 12;
@@ -22,39 +28,34 @@ enum Op {
         endpoint: bool,
         id: u8,
         notifiers: u8,
-        now_ms: u8,
+        received_at: u8,
         expires_at: u8,
     },
     Get {
         endpoint: bool,
         id: u8,
     },
-    Deliver {
-        now_ms: u8,
+    Claim {
+        notifier: u8,
+        now_ms: u16,
+        lease_ms: u8,
+        limit: u8,
     },
-    Retry {
-        now_ms: u8,
-        delay_ms: u8,
-    },
-    Bury {
-        now_ms: u8,
+    Finish {
+        which: u8,
+        outcome: u8,
+        at_ms: u16,
     },
     Purge {
         now: u8,
         batch: u8,
     },
+    List {
+        endpoint: Option<bool>,
+        since: Option<u8>,
+        limit: u8,
+    },
     Reopen,
-}
-
-/// What the store should hold.
-#[derive(Debug, Default)]
-struct Model {
-    /// Event key bytes → (record, expires_at, the write that stored it).
-    events: BTreeMap<Vec<u8>, (EventRecord, u64, u64)>,
-    /// (due_ms, order) → job; `order` grows like the store's sequence numbers.
-    outbox: BTreeMap<(u64, u64), Job>,
-    dead: usize,
-    order: u64,
 }
 
 /// Runs the body on one input.
@@ -70,209 +71,184 @@ pub fn run(data: &[u8]) -> bool {
         return false;
     }
     let dir = ScratchDir::new();
-    let mut store = open(dir.path());
-    let mut model = Model::default();
+    let mut sled = Some(open(dir.path()));
+    let model = MemoryStore::new();
+    // Claims still held: (sled's, the model's), in the order they were made.
+    let mut held: Vec<(ClaimedJob, ClaimedJob)> = Vec::new();
     for op in &ops {
+        let Some(store) = sled.as_ref() else {
+            break;
+        };
         if let Op::Reopen = op {
-            drop(store);
-            store = open(dir.path());
+            drop(sled.take());
+            sled = Some(open(dir.path()));
+            // A restart ends every lease.
+            model.forget_leases();
+            held.clear();
         } else {
-            apply(&store, &mut model, op);
+            apply(store, &model, &mut held, op);
         }
-        assert_eq!(store.outbox_depth(), model.outbox.len(), "after {op:?}");
-        assert_eq!(store.dead_count(), model.dead, "after {op:?}");
-    }
-    for endpoint in ENDPOINTS {
-        for id in 0..IDS {
-            let id = format!("evt_{id}");
-            let stored = store.event(endpoint, &id).ok().flatten();
-            let expected = model
-                .events
-                .get(&key(endpoint, &id))
-                .map(|(r, _, _)| r.clone());
-            assert_eq!(stored, expected, "event {endpoint}/{id} after {ops:?}");
+        if let Some(store) = sled.as_ref() {
+            assert_eq!(store.counts(), model.counts(), "counts after {op:?}");
         }
     }
     true
 }
 
-fn apply(store: &Store, model: &mut Model, op: &Op) {
+fn apply(sled: &SledStore, model: &MemoryStore, held: &mut Vec<(ClaimedJob, ClaimedJob)>, op: &Op) {
+    let rt = runtime();
     match *op {
         Op::Record {
             endpoint,
             id,
             notifiers,
-            now_ms,
+            received_at,
             expires_at,
         } => {
-            let record = record(endpoint, id, now_ms);
-            let names: Vec<String> = NOTIFIERS
-                .iter()
-                .take(usize::from(notifiers % 4))
-                .map(|n| (*n).to_owned())
-                .collect();
-            let answer = runtime()
-                .block_on(store.record_if_new(
-                    &record,
-                    &names,
-                    u64::from(now_ms),
-                    u64::from(expires_at),
-                ))
-                .ok();
-            let event_key = key(&record.endpoint, &record.id);
-            let expected = if model.events.contains_key(&event_key) {
-                Recorded::Duplicate
-            } else {
-                model.order += 1;
-                let writer = model.order;
-                for notifier in names {
-                    model.order += 1;
-                    model.outbox.insert(
-                        (u64::from(now_ms), model.order),
-                        Job {
-                            endpoint: record.endpoint.clone(),
-                            event_id: record.id.clone(),
-                            notifier,
-                            attempts: 0,
-                            last_error: None,
-                            writer,
-                            created_ms: u64::from(now_ms),
-                        },
-                    );
-                }
-                model
-                    .events
-                    .insert(event_key, (record, u64::from(expires_at), writer));
-                Recorded::New
+            let event = NewEvent {
+                record: record(endpoint, id, received_at),
+                notifiers: NOTIFIERS
+                    .iter()
+                    .take(usize::from(notifiers % 4))
+                    .map(|n| (*n).to_owned())
+                    .collect(),
+                expires_at: u64::from(expires_at),
             };
-            assert_eq!(answer, Some(expected), "{op:?}");
+            let stored = rt.block_on(sled.record(event.clone()));
+            let expected = rt.block_on(model.record(event));
+            assert_eq!(stored, expected, "{op:?}");
         }
         Op::Get { endpoint, id } => {
             let record = record(endpoint, id, 0);
-            let stored = store.event(&record.endpoint, &record.id).ok().flatten();
-            let expected = model
-                .events
-                .get(&key(&record.endpoint, &record.id))
-                .map(|(r, _, _)| r.clone());
+            let stored = rt.block_on(sled.event(&record.endpoint, &record.id));
+            let expected = rt.block_on(model.event(&record.endpoint, &record.id));
             assert_eq!(stored, expected, "{op:?}");
         }
-        Op::Deliver { now_ms } => {
-            if let Some((key, _)) = next_due(store, model, now_ms) {
-                assert!(store.complete(key).is_ok());
-                model.outbox.pop_first();
-            }
+        Op::Claim {
+            notifier,
+            now_ms,
+            lease_ms,
+            limit,
+        } => {
+            let notifier = NOTIFIERS[usize::from(notifier) % NOTIFIERS.len()];
+            let lease = Duration::from_millis(u64::from(lease_ms));
+            let limit = usize::from(limit % 5);
+            let now_ms = u64::from(now_ms);
+            let stored = rt
+                .block_on(sled.claim(notifier, now_ms, lease, limit))
+                .expect("sled claim");
+            let expected = rt
+                .block_on(model.claim(notifier, now_ms, lease, limit))
+                .expect("model claim");
+            let strip = |jobs: &[ClaimedJob]| {
+                jobs.iter()
+                    .map(|c| (c.job.clone(), c.event.clone()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(strip(&stored.jobs), strip(&expected.jobs), "{op:?}");
+            assert_eq!(stored.next_due_ms, expected.next_due_ms, "{op:?}");
+            held.extend(stored.jobs.into_iter().zip(expected.jobs));
         }
-        Op::Retry { now_ms, delay_ms } => {
-            if let Some((key, mut job)) = next_due(store, model, now_ms) {
-                job.attempts += 1;
-                job.last_error = Some("refused".into());
-                let due = u64::from(now_ms) + u64::from(delay_ms);
-                assert!(store.reschedule(key, &job, due).is_ok());
-                let writer = model.outbox.pop_first().map_or(0, |(_, j)| j.writer);
-                model.order += 1;
-                model
-                    .outbox
-                    .insert((due, model.order), Job { writer, ..job });
+        Op::Finish {
+            which,
+            outcome,
+            at_ms,
+        } => {
+            if held.is_empty() {
+                return;
             }
-        }
-        Op::Bury { now_ms } => {
-            if let Some((key, job)) = next_due(store, model, now_ms) {
-                assert!(store.bury(key, &job).is_ok());
-                model.outbox.pop_first();
-                model.dead += 1;
-            }
+            let (ours, theirs) = held.remove(usize::from(which) % held.len());
+            let at_ms = u64::from(at_ms);
+            let outcome = match outcome % 3 {
+                0 => Outcome::Delivered,
+                1 => Outcome::Retry {
+                    at_ms: at_ms.saturating_add(u64::from(outcome)),
+                    error: "refused".into(),
+                },
+                _ => Outcome::Dead {
+                    reason: "gave up".into(),
+                },
+            };
+            let finish = |claim: ClaimedJob| {
+                vec![Finished {
+                    token: claim.token,
+                    outcome: outcome.clone(),
+                    at_ms,
+                }]
+            };
+            let stored = rt.block_on(sled.finish(finish(ours)));
+            let expected = rt.block_on(model.finish(finish(theirs)));
+            assert_eq!(verdict(&stored), verdict(&expected), "{op:?}");
         }
         Op::Purge { now, batch } => {
             let batch = usize::from(batch % 4) + 1;
-            let purged = store.purge_expired(u64::from(now), batch).ok();
-            // The store purges in (expires_at, event key) order.
-            let mut expired: Vec<(u64, Vec<u8>)> = model
-                .events
-                .iter()
-                .filter(|(_, (_, expires, _))| *expires <= u64::from(now))
-                .map(|(k, (_, expires, _))| (*expires, k.clone()))
-                .collect();
-            expired.sort();
-            expired.truncate(batch);
-            for (_, k) in &expired {
-                model.events.remove(k);
+            let stored = rt.block_on(sled.purge_expired(u64::from(now), batch));
+            let expected = rt.block_on(model.purge_expired(u64::from(now), batch));
+            assert_eq!(stored, expected, "{op:?}");
+        }
+        Op::List {
+            endpoint,
+            since,
+            limit,
+        } => {
+            let mut query = EventQuery {
+                endpoint: endpoint.map(|e| ENDPOINTS[usize::from(e)].to_owned()),
+                since: since.map(u64::from),
+                limit: usize::from(limit % 4) + 1,
+                ..EventQuery::default()
+            };
+            // Walk every page: both must page identically to the end.
+            for _ in 0..64 {
+                let stored = rt.block_on(sled.list(&query)).expect("sled list");
+                let expected = rt.block_on(model.list(&query)).expect("model list");
+                assert_eq!(stored, expected, "{op:?}");
+                let Some(cursor) = stored.next_cursor else {
+                    break;
+                };
+                query.cursor = Some(cursor);
             }
-            assert_eq!(purged, Some(expired.len()), "{op:?}");
         }
         Op::Reopen => {}
     }
 }
 
-/// The store's next due job, checked against the model's.
-fn next_due(store: &Store, model: &Model, now_ms: u8) -> Option<(crate::store::JobKey, Job)> {
-    let due = store
-        .due_jobs(u64::from(now_ms), 1)
-        .ok()?
-        .into_iter()
-        .next();
-    let expected = model
-        .outbox
-        .first_key_value()
-        .filter(|((due, _), _)| *due <= u64::from(now_ms))
-        .map(|(_, job)| job.clone());
-    // Writer numbers are the store's own; the model checks what they mean instead: a job is
-    // deliverable exactly when the stored event is the one written with it.
-    let without_writer = |job: &Job| Job {
-        writer: 0,
-        ..job.clone()
-    };
-    assert_eq!(
-        due.as_ref().map(|(_, job)| without_writer(job)),
-        expected.as_ref().map(without_writer)
-    );
-    if let (Some((_, job)), Some(modelled)) = (&due, &expected) {
-        let own = model
-            .events
-            .get(&key(&job.endpoint, &job.event_id))
-            .is_some_and(|(_, _, writer)| *writer == modelled.writer);
-        let deliverable = matches!(store.event_for_job(job), Ok(JobEvent::Own(_)));
-        assert_eq!(deliverable, own, "job {job:?}");
-    }
-    if let Some((key, _)) = &due {
-        assert_eq!(Some(key.due_ms()), model.outbox.keys().next().map(|k| k.0));
-    }
-    due
+/// What a finish says, without the message wording.
+fn verdict(result: &Result<(), StoreError>) -> Option<StoreErrorKind> {
+    result.as_ref().err().map(StoreError::kind)
 }
 
-fn record(endpoint: bool, id: u8, now_ms: u8) -> EventRecord {
+fn record(endpoint: bool, id: u8, received_at: u8) -> EventRecord {
+    let id = format!("evt_{}", id % IDS);
     EventRecord {
-        endpoint: if endpoint { ENDPOINTS[1] } else { ENDPOINTS[0] }.to_owned(),
-        id: format!("evt_{}", id % IDS),
+        endpoint: ENDPOINTS[usize::from(endpoint)].to_owned(),
+        body: format!(r#"{{"id":"{id}","type":"usage.threshold_reached"}}"#),
+        id,
         kind: "usage.threshold_reached".into(),
-        livemode: Some(true),
-        received_at: u64::from(now_ms),
-        body: "{}".into(),
+        livemode: Some(endpoint),
+        received_at: u64::from(received_at),
     }
-}
-
-fn key(endpoint: &str, id: &str) -> Vec<u8> {
-    let mut key = endpoint.as_bytes().to_vec();
-    key.push(0);
-    key.extend_from_slice(id.as_bytes());
-    key
 }
 
 /// Opens the store, waiting for sled to let go of a just-dropped handle: sled releases its
 /// directory lock from a background thread, so an immediate reopen in the same process can
 /// find it still held (a restart is a new process and never does; found by this target).
-fn open(path: &Path) -> Store {
+fn open(path: &Path) -> SledStore {
+    let options = SledOptions {
+        cache_bytes: 1 << 20,
+        durability: Durability::ProcessCrash,
+    };
     let mut last = None;
     for _ in 0..200 {
-        match Store::open(path) {
+        match SledStore::open(path, options) {
             Ok(store) => return store,
             Err(error) => last = Some(error),
         }
-        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(10));
     }
     panic!("cannot open a store in {}: {last:?}", path.display());
 }
 
-/// One current-thread runtime for the store's async calls, built once per process.
+/// One current-thread runtime for the stores' async calls, built once per process.
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
     RUNTIME.get_or_init(|| {

@@ -6,13 +6,43 @@ use std::time::Duration;
 
 use lettre::message::{header::ContentType, Mailbox};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::stub::AsyncStubTransport;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{rfc3339, BoxFuture, Notifier, NotifyError};
-use crate::event::{Alert, Event};
+use super::{rfc3339, BoxFuture, Notification, Notifier, NotifyError};
 use crate::store::EventRecord;
+
+/// How a built message leaves: SMTP in the service, lettre's stub in tests.
+pub trait MailTransport: Send + Sync + 'static {
+    /// Sends one message; SMTP's permanent refusals are not retryable.
+    fn send_mail(&self, message: Message) -> BoxFuture<'_, Result<(), NotifyError>>;
+}
+
+impl MailTransport for AsyncSmtpTransport<Tokio1Executor> {
+    fn send_mail(&self, message: Message) -> BoxFuture<'_, Result<(), NotifyError>> {
+        Box::pin(async move {
+            match self.send(message).await {
+                Ok(_) => Ok(()),
+                Err(error) if error.is_permanent() => {
+                    Err(NotifyError::permanent(format!("SMTP refused: {error}")))
+                }
+                Err(error) => Err(NotifyError::retry(format!("SMTP failed: {error}"))),
+            }
+        })
+    }
+}
+
+impl MailTransport for AsyncStubTransport {
+    fn send_mail(&self, message: Message) -> BoxFuture<'_, Result<(), NotifyError>> {
+        Box::pin(async move {
+            self.send(message)
+                .await
+                .map_err(|error| NotifyError::retry(format!("stub transport: {error}")))
+        })
+    }
+}
 
 /// How the SMTP connection is secured.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,15 +132,15 @@ impl EmailSettings {
 }
 
 /// Sends one mail per event.
-pub struct EmailNotifier {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+pub struct EmailNotifier<T = AsyncSmtpTransport<Tokio1Executor>> {
+    transport: T,
     from: Mailbox,
     to: Vec<Mailbox>,
     subject_prefix: String,
     deadline: Duration,
 }
 
-impl std::fmt::Debug for EmailNotifier {
+impl<T> std::fmt::Debug for EmailNotifier<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The transport holds credentials; show only who mails whom.
         f.debug_struct("EmailNotifier")
@@ -122,7 +152,7 @@ impl std::fmt::Debug for EmailNotifier {
 }
 
 impl EmailNotifier {
-    /// Builds the transport. Nothing connects until the first send.
+    /// Builds the SMTP transport. Nothing connects until the first send.
     ///
     /// # Errors
     /// A bad address or TLS set-up, in words.
@@ -148,8 +178,19 @@ impl EmailNotifier {
                 .map_err(|_| format!("environment variable {pass} is not set"))?;
             builder = builder.credentials(Credentials::new(user, pass));
         }
+        EmailNotifier::with_transport(settings, builder.build())
+    }
+}
+
+impl<T: MailTransport> EmailNotifier<T> {
+    /// A notifier that sends through `transport` (lettre's stub transport in tests).
+    ///
+    /// # Errors
+    /// A bad address, in words.
+    pub fn with_transport(settings: &EmailSettings, transport: T) -> Result<Self, String> {
+        settings.validate()?;
         Ok(Self {
-            transport: builder.build(),
+            transport,
             from: settings.from.parse().map_err(|e| format!("from: {e}"))?,
             to: settings
                 .to
@@ -157,15 +198,16 @@ impl EmailNotifier {
                 .map(|to| to.parse().map_err(|e| format!("to: {e}")))
                 .collect::<Result<_, String>>()?,
             subject_prefix: settings.subject_prefix.clone(),
-            deadline,
+            deadline: Duration::from_millis(settings.timeout_ms),
         })
     }
 
     /// `[perf] usage.threshold_reached: 80% of monthly budget`.
     #[must_use]
-    pub fn subject(&self, record: &EventRecord, event: &Event) -> String {
-        let mut subject = format!("{} {}", self.subject_prefix, event.kind);
-        if let Some(headline) = Alert::from_body(record.body.as_bytes()).headline() {
+    pub fn subject(&self, notification: &Notification<'_>) -> String {
+        let record = notification.record;
+        let mut subject = format!("{} {}", self.subject_prefix, record.kind);
+        if let Some(headline) = notification.alert.headline() {
             subject.push_str(": ");
             subject.push_str(&headline);
         }
@@ -175,44 +217,45 @@ impl EmailNotifier {
         printable(&subject)
     }
 
-    fn message(&self, record: &EventRecord, event: &Event) -> Result<Message, NotifyError> {
+    fn message(&self, notification: &Notification<'_>) -> Result<Message, NotifyError> {
         let mut builder = Message::builder()
             .from(self.from.clone())
-            .subject(self.subject(record, event))
-            .message_id(Some(message_id(record)))
+            .subject(self.subject(notification))
+            .message_id(Some(message_id(notification.record)))
             .header(ContentType::TEXT_PLAIN);
         for to in &self.to {
             builder = builder.to(to.clone());
         }
         builder
-            .body(body(record, event))
+            .body(body(notification))
             .map_err(|e| NotifyError::permanent(format!("cannot build the message: {e}")))
     }
 }
 
-impl Notifier for EmailNotifier {
+impl<T: MailTransport> Notifier for EmailNotifier<T> {
     fn kind(&self) -> &'static str {
         "email"
     }
 
+    /// A few at a time: each send may wait on the network.
+    fn claim_batch(&self) -> usize {
+        4
+    }
+
     fn deliver<'a>(
         &'a self,
-        record: &'a EventRecord,
-        event: &'a Event,
+        notification: &'a Notification<'a>,
     ) -> BoxFuture<'a, Result<(), NotifyError>> {
         Box::pin(async move {
-            let message = self.message(record, event)?;
-            match tokio::time::timeout(self.deadline, self.transport.send(message)).await {
-                Err(_) => Err(NotifyError::retry(format!(
-                    "SMTP send did not finish within {} ms",
-                    self.deadline.as_millis()
-                ))),
-                Ok(Err(error)) if error.is_permanent() => {
-                    Err(NotifyError::permanent(format!("SMTP refused: {error}")))
-                }
-                Ok(Err(error)) => Err(NotifyError::retry(format!("SMTP failed: {error}"))),
-                Ok(Ok(_)) => Ok(()),
-            }
+            let message = self.message(notification)?;
+            tokio::time::timeout(self.deadline, self.transport.send_mail(message))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(NotifyError::retry(format!(
+                        "SMTP send did not finish within {} ms",
+                        self.deadline.as_millis()
+                    )))
+                })
         })
     }
 }
@@ -235,9 +278,9 @@ pub fn message_id(record: &EventRecord) -> String {
 
 /// The plain-text body: the figures first, the raw JSON below.
 #[must_use]
-pub fn body(record: &EventRecord, event: &Event) -> String {
-    let alert = &Alert::from_body(record.body.as_bytes());
-    let mut lines = vec![format!("Perf alert: {}", event.kind), String::new()];
+pub fn body(notification: &Notification<'_>) -> String {
+    let (record, alert) = (notification.record, &notification.alert);
+    let mut lines = vec![format!("Perf alert: {}", record.kind), String::new()];
     let mut field = |label: &str, value: Option<String>| {
         if let Some(value) = value {
             lines.push(format!("{label:<14}{}", printable(&value)));

@@ -6,9 +6,7 @@ use std::sync::Mutex;
 
 use serde_json::json;
 
-use super::{rfc3339, BoxFuture, Notifier, NotifyError};
-use crate::event::{Alert, Event};
-use crate::store::EventRecord;
+use super::{rfc3339, BoxFuture, Notification, Notifier, NotifyError};
 
 /// Where the lines go.
 #[derive(Debug)]
@@ -44,10 +42,10 @@ impl LogNotifier {
 
     /// The line for one event.
     #[must_use]
-    pub fn line(record: &EventRecord, event: &Event) -> String {
-        let alert = Alert::from_body(record.body.as_bytes());
+    pub fn line(notification: &Notification<'_>) -> String {
+        let (record, alert) = (notification.record, &notification.alert);
         json!({
-            "alert": event.kind,
+            "alert": record.kind,
             "endpoint": record.endpoint,
             "id": record.id,
             "livemode": record.livemode,
@@ -66,11 +64,10 @@ impl Notifier for LogNotifier {
 
     fn deliver<'a>(
         &'a self,
-        record: &'a EventRecord,
-        event: &'a Event,
+        notification: &'a Notification<'a>,
     ) -> BoxFuture<'a, Result<(), NotifyError>> {
         Box::pin(async move {
-            let mut line = Self::line(record, event);
+            let mut line = Self::line(notification);
             line.push('\n');
             let written = match &self.sink {
                 Sink::Stdout => {

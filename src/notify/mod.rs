@@ -9,9 +9,51 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::config::NotifierSettings;
-use crate::event::Event;
+use serde::{Deserialize, Serialize};
+
+use crate::event::Alert;
 use crate::store::EventRecord;
+
+/// One `[notifiers.NAME]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum NotifierSettings {
+    /// One JSON line per event.
+    Log {
+        /// `stdout` or a file path to append to.
+        #[serde(default = "default_log_target")]
+        target: String,
+    },
+    /// A plain-text email over SMTP.
+    Email(email::EmailSettings),
+}
+
+/// The log notifier's default target.
+#[must_use]
+pub fn default_log_target() -> String {
+    "stdout".into()
+}
+
+/// What one delivery tells a person: the stored event and its alert figures, read from
+/// the body once per delivery and shared by everything a notifier renders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification<'a> {
+    /// The stored event.
+    pub record: &'a EventRecord,
+    /// Its figures.
+    pub alert: Alert,
+}
+
+impl<'a> Notification<'a> {
+    /// Reads the figures of `record`.
+    #[must_use]
+    pub fn of(record: &'a EventRecord) -> Self {
+        Self {
+            record,
+            alert: Alert::from_body(record.body.as_bytes()),
+        }
+    }
+}
 
 /// A boxed future, so notifiers can live behind `dyn`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -50,11 +92,16 @@ pub trait Notifier: Send + Sync + std::fmt::Debug {
     /// The kind, for metrics (`log`, `email`).
     fn kind(&self) -> &'static str;
 
+    /// How many jobs the outbox claims at a time: many for a sink that is fast, few for one
+    /// whose every send may wait on a network (a crash re-sends at most that many).
+    fn claim_batch(&self) -> usize {
+        64
+    }
+
     /// Delivers one event. The outbox puts an overall deadline around this call.
     fn deliver<'a>(
         &'a self,
-        record: &'a EventRecord,
-        event: &'a Event,
+        notification: &'a Notification<'a>,
     ) -> BoxFuture<'a, Result<(), NotifyError>>;
 }
 

@@ -10,9 +10,11 @@
 )]
 
 mod cli;
+#[cfg(feature = "fuzzing")]
 mod fuzz_replay;
 mod helpers;
 mod properties;
 mod server;
 mod server_helpers;
+mod store_contract;
 mod vectors;

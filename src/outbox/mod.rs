@@ -1,0 +1,173 @@
+//! The outbox: one worker per notifier delivers that notifier's jobs from the store with
+//! retries (so a hanging SMTP server never delays the log), and retention purges expired
+//! events. It speaks only the storage port and the notifiers. Delivery is at least once.
+
+mod backoff;
+mod retention;
+mod worker;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{watch, Notify};
+
+pub use self::backoff::backoff;
+pub use self::retention::run_retention;
+use self::worker::Worker;
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::notify::Notifiers;
+use crate::store::Store;
+
+/// `[outbox]`: the retry policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxSettings {
+    /// First retry delay in milliseconds; doubles each attempt.
+    pub initial_backoff_ms: u64,
+    /// Largest retry delay in milliseconds.
+    pub max_backoff_ms: u64,
+    /// Attempts before a job is dead.
+    pub max_attempts: u32,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        Self {
+            initial_backoff_ms: 5_000,
+            max_backoff_ms: 3_600_000,
+            max_attempts: 12,
+        }
+    }
+}
+
+/// Wakes the workers of the notifiers an accepted event has jobs for.
+#[derive(Debug, Clone, Default)]
+pub struct Wakers(Arc<HashMap<String, Arc<Notify>>>);
+
+impl Wakers {
+    /// Wakes `notifiers`' workers (a wake that finds a worker busy is kept for its next wait).
+    pub fn wake(&self, notifiers: &[String]) {
+        for name in notifiers {
+            if let Some(notify) = self.0.get(name) {
+                notify.notify_one();
+            }
+        }
+    }
+
+    fn all(&self) {
+        for notify in self.0.values() {
+            notify.notify_one();
+        }
+    }
+}
+
+/// What `/readyz` reads of the outbox.
+#[derive(Debug, Default)]
+pub struct OutboxHealth {
+    /// Each worker's last loop, Unix milliseconds.
+    heartbeats: HashMap<String, AtomicU64>,
+    /// Whether the workers' last store call succeeded.
+    store_ok: AtomicBool,
+}
+
+impl OutboxHealth {
+    /// True when every worker looped within `within_ms` of `now_ms` and none is backing off
+    /// from a store failure.
+    #[must_use]
+    pub fn is_ready(&self, now_ms: u64, within_ms: u64) -> bool {
+        self.store_ok.load(Ordering::SeqCst)
+            && self
+                .heartbeats
+                .values()
+                .all(|beat| now_ms.saturating_sub(beat.load(Ordering::SeqCst)) <= within_ms)
+    }
+
+    fn beat(&self, notifier: &str, now_ms: u64) {
+        if let Some(beat) = self.heartbeats.get(notifier) {
+            beat.store(now_ms, Ordering::SeqCst);
+        }
+    }
+
+    fn store(&self, ok: bool) {
+        self.store_ok.store(ok, Ordering::SeqCst);
+    }
+}
+
+/// The workers, built and not yet running.
+#[derive(Debug)]
+pub struct Outbox {
+    workers: Vec<Worker>,
+    wakers: Wakers,
+    health: Arc<OutboxHealth>,
+}
+
+impl Outbox {
+    /// One worker per notifier.
+    #[must_use]
+    pub fn new(
+        store: &Arc<dyn Store>,
+        notifiers: &Notifiers,
+        settings: &OutboxSettings,
+        clock: &Arc<dyn Clock>,
+        metrics: &Arc<Metrics>,
+    ) -> Self {
+        let now_ms = clock.now_ms();
+        let wakers: HashMap<String, Arc<Notify>> = notifiers
+            .keys()
+            .map(|name| (name.clone(), Arc::new(Notify::new())))
+            .collect();
+        let health = Arc::new(OutboxHealth {
+            heartbeats: notifiers
+                .keys()
+                .map(|name| (name.clone(), AtomicU64::new(now_ms)))
+                .collect(),
+            store_ok: AtomicBool::new(true),
+        });
+        let workers = notifiers
+            .iter()
+            .filter_map(|(name, notifier)| {
+                Some(Worker {
+                    name: name.clone(),
+                    notifier: Arc::clone(notifier),
+                    wake: Arc::clone(wakers.get(name)?),
+                    store: Arc::clone(store),
+                    clock: Arc::clone(clock),
+                    settings: settings.clone(),
+                    metrics: Arc::clone(metrics),
+                    health: Arc::clone(&health),
+                })
+            })
+            .collect();
+        Self {
+            workers,
+            wakers: Wakers(Arc::new(wakers)),
+            health,
+        }
+    }
+
+    /// Wakes workers when events are accepted.
+    #[must_use]
+    pub fn wakers(&self) -> Wakers {
+        self.wakers.clone()
+    }
+
+    /// What `/readyz` reads.
+    #[must_use]
+    pub fn health(&self) -> Arc<OutboxHealth> {
+        Arc::clone(&self.health)
+    }
+
+    /// Starts every worker; each stops when `shutdown` turns true.
+    #[must_use]
+    pub fn spawn(self, shutdown: &watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+        // Jobs stored before a restart are due already.
+        self.wakers.all();
+        self.workers
+            .into_iter()
+            .map(|worker| tokio::spawn(worker.run(shutdown.clone())))
+            .collect()
+    }
+}

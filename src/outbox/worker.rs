@@ -1,0 +1,169 @@
+//! One notifier's worker: claim due jobs under a lease, deliver each, record the outcome,
+//! and sleep until the next one is due or an accepted event wakes it. When the store
+//! fails it backs off and says so to `/readyz`; it never retries a job sooner than its
+//! lease or backoff allows.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{watch, Notify};
+
+use super::{backoff, OutboxHealth, OutboxSettings};
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::notify::{Notification, Notifier, NotifyError};
+use crate::store::{ClaimedJob, Finished, Outcome, Store, StoreError, StoreErrorKind};
+
+/// The longest a worker sleeps, so its heartbeat (`/readyz`) stays fresh.
+const IDLE_WAKE: Duration = Duration::from_secs(1);
+/// An outer bound on any one delivery, whatever the notifier's own deadline.
+const DELIVERY_GUARD: Duration = Duration::from_secs(120);
+/// How long a claimed job stays invisible to other claimers. Longer than a claim batch of
+/// guarded deliveries takes, so only a dead claimer's jobs come back.
+const LEASE: Duration = Duration::from_secs(600);
+/// Outcomes are recorded in groups of this many, or sooner once the oldest waited
+/// [`FINISH_WITHIN`]: a crash re-sends at most that much.
+const FINISH_GROUP: usize = 64;
+const FINISH_WITHIN: Duration = Duration::from_millis(20);
+/// The longest a worker waits after a store failure before trying again, so deliveries
+/// resume soon after the store recovers.
+const STORE_RETRY_CAP: Duration = Duration::from_secs(5);
+
+/// One notifier's worker.
+#[derive(Debug)]
+pub(super) struct Worker {
+    pub name: String,
+    pub notifier: Arc<dyn Notifier>,
+    pub wake: Arc<Notify>,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: OutboxSettings,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<OutboxHealth>,
+}
+
+impl Worker {
+    /// Runs until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut store_failures = 0u32;
+        loop {
+            self.health.beat(&self.name, self.clock.now_ms());
+            let wait = match self.round().await {
+                Ok(wait) => {
+                    if store_failures > 0 {
+                        tracing::info!(notifier = %self.name, "outbox: the store works again; delivering");
+                    }
+                    store_failures = 0;
+                    self.health.store(true);
+                    wait
+                }
+                Err(error) => {
+                    store_failures = store_failures.saturating_add(1);
+                    self.health.store(false);
+                    let wait = backoff(&self.settings, store_failures).min(STORE_RETRY_CAP);
+                    tracing::error!(notifier = %self.name, %error, retry_in_ms = millis(wait), "outbox: storage error; backing off");
+                    wait
+                }
+            };
+            if *shutdown.borrow() {
+                break;
+            }
+            if wait.is_zero() {
+                continue;
+            }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => break,
+            }
+        }
+    }
+
+    /// Claims and delivers one batch; returns how long to wait before the next.
+    async fn round(&self) -> Result<Duration, StoreError> {
+        let now_ms = self.clock.now_ms();
+        let claimed = self
+            .store
+            .claim(&self.name, now_ms, LEASE, self.notifier.claim_batch())
+            .await?;
+        if claimed.jobs.is_empty() {
+            let until = claimed.next_due_ms.map_or(IDLE_WAKE, |due| {
+                Duration::from_millis(due.saturating_sub(now_ms))
+            });
+            return Ok(until.clamp(Duration::from_millis(1), IDLE_WAKE));
+        }
+        let mut finished = Vec::new();
+        let mut oldest = Instant::now();
+        for job in claimed.jobs {
+            if finished.is_empty() {
+                oldest = Instant::now();
+            }
+            finished.push(self.attempt(job).await);
+            if finished.len() >= FINISH_GROUP || oldest.elapsed() >= FINISH_WITHIN {
+                self.record(std::mem::take(&mut finished)).await?;
+            }
+        }
+        self.record(finished).await?;
+        Ok(Duration::ZERO)
+    }
+
+    /// Records outcomes. A lost lease only means another claimer has the job now.
+    async fn record(&self, finished: Vec<Finished>) -> Result<(), StoreError> {
+        match self.store.finish(finished).await {
+            Err(error) if error.kind() == StoreErrorKind::LeaseLost => {
+                tracing::warn!(notifier = %self.name, %error, "outbox: a job's lease ended before its outcome was recorded");
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// One delivery, its figures read once, under the guard deadline.
+    async fn attempt(&self, claimed: ClaimedJob) -> Finished {
+        let ClaimedJob { token, job, event } = claimed;
+        let attempts = job.attempts.saturating_add(1);
+        let notification = Notification::of(&event);
+        let outcome = tokio::time::timeout(DELIVERY_GUARD, self.notifier.deliver(&notification))
+            .await
+            .unwrap_or_else(|_| {
+                Err(NotifyError::retry(
+                    "delivery exceeded the outbox's guard deadline",
+                ))
+            });
+        let now_ms = self.clock.now_ms();
+        let outcome = match outcome {
+            Ok(()) => {
+                self.metrics.notification(&self.name, "sent");
+                tracing::info!(notifier = %self.name, endpoint = %job.endpoint, id = %job.event_id, attempts, "notification sent");
+                Outcome::Delivered
+            }
+            Err(error) if error.retryable && attempts < self.settings.max_attempts => {
+                let delay = backoff(&self.settings, attempts);
+                self.metrics.notification(&self.name, "retried");
+                tracing::warn!(notifier = %self.name, endpoint = %job.endpoint, id = %job.event_id,
+                    attempts, retry_in_ms = millis(delay), error = %error.message, "notification failed; will retry");
+                Outcome::Retry {
+                    at_ms: now_ms.saturating_add(millis(delay)),
+                    error: error.message,
+                }
+            }
+            Err(error) => {
+                self.metrics.notification(&self.name, "dead");
+                tracing::error!(notifier = %self.name, endpoint = %job.endpoint, id = %job.event_id,
+                    attempts, error = %error.message, "notification dead: giving up");
+                Outcome::Dead {
+                    reason: error.message,
+                }
+            }
+        };
+        Finished {
+            token,
+            outcome,
+            at_ms: now_ms,
+        }
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

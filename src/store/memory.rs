@@ -1,0 +1,374 @@
+//! The in-memory store: the port's semantics in a few maps behind one mutex, for tests that
+//! run the whole application in process. Nothing survives a drop; every write is "durable"
+//! the moment it is applied.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{
+    decode_cursor, encode_cursor, event_key, listing_position, Claimed, ClaimedJob, Counts,
+    EventDetail, EventPage, EventQuery, EventRecord, EventSummary, Finished, Job, JobStatus,
+    JobToken, NewEvent, Outcome, Recorded, Store, StoreError, StoreErrorKind,
+};
+
+/// The in-memory store.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    closed: bool,
+    /// Event key → the event and its expiry.
+    events: BTreeMap<Vec<u8>, (EventRecord, u64)>,
+    /// Job key (event key, NUL, notifier) → the job.
+    jobs: BTreeMap<Vec<u8>, Job>,
+    /// (notifier, due, sequence) → job key: pending jobs in the order they come due.
+    queue: BTreeMap<(String, u64, u64), Vec<u8>>,
+    /// Job key → its queue position.
+    queued_at: HashMap<Vec<u8>, (String, u64, u64)>,
+    /// Job key → (lease number, lease end in ms).
+    leases: HashMap<Vec<u8>, (u64, u64)>,
+    /// (expires_at, event key).
+    expiry: BTreeSet<(u64, Vec<u8>)>,
+    /// Listing positions, see [`listing_position`].
+    listing: BTreeSet<Vec<u8>>,
+    counts: Counts,
+    sequence: u64,
+}
+
+fn job_key(event_key: &[u8], notifier: &str) -> Vec<u8> {
+    let mut key = event_key.to_vec();
+    key.push(0);
+    key.extend_from_slice(notifier.as_bytes());
+    key
+}
+
+impl MemoryStore {
+    /// An empty store.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Ends every lease, as a restart of a single-process store does.
+    pub fn forget_leases(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.leases.clear();
+        }
+    }
+
+    fn state(&self) -> Result<std::sync::MutexGuard<'_, State>, StoreError> {
+        let state = self
+            .state
+            .lock()
+            .map_err(|_| StoreError::unavailable("the memory store's lock is poisoned"))?;
+        if state.closed {
+            return Err(StoreError::unavailable("the store is closed"));
+        }
+        Ok(state)
+    }
+}
+
+impl State {
+    fn next_sequence(&mut self) -> u64 {
+        self.sequence += 1;
+        self.sequence
+    }
+
+    fn enqueue(&mut self, key: &[u8], notifier: &str, due_ms: u64) {
+        let seq = self.next_sequence();
+        let position = (notifier.to_owned(), due_ms, seq);
+        self.queue.insert(position.clone(), key.to_vec());
+        self.queued_at.insert(key.to_vec(), position);
+    }
+
+    fn dequeue(&mut self, key: &[u8]) {
+        if let Some(position) = self.queued_at.remove(key) {
+            self.queue.remove(&position);
+        }
+    }
+
+    fn finish_one(&mut self, finished: Finished) -> Result<(), StoreError> {
+        let key = finished.token.key;
+        if self.leases.get(&key).map(|lease| lease.0) != Some(finished.token.lease) {
+            return Err(StoreError::new(
+                StoreErrorKind::LeaseLost,
+                "the job's lease expired before it was finished",
+            ));
+        }
+        self.leases.remove(&key);
+        let Some(job) = self.jobs.get_mut(&key) else {
+            return Ok(());
+        };
+        job.attempts = job.attempts.saturating_add(1);
+        job.due_ms = finished.at_ms;
+        let mut requeue = None;
+        match finished.outcome {
+            Outcome::Delivered => {
+                job.status = JobStatus::Delivered;
+                self.counts.outbox = self.counts.outbox.saturating_sub(1);
+            }
+            Outcome::Retry { at_ms, error } => {
+                job.last_error = Some(error);
+                job.due_ms = at_ms;
+                requeue = Some((job.notifier.clone(), at_ms));
+            }
+            Outcome::Dead { reason } => {
+                job.status = JobStatus::Dead;
+                job.last_error = Some(reason);
+                self.counts.outbox = self.counts.outbox.saturating_sub(1);
+                self.counts.dead += 1;
+            }
+        }
+        self.dequeue(&key);
+        if let Some((notifier, due)) = requeue {
+            self.enqueue(&key, &notifier, due);
+        }
+        Ok(())
+    }
+
+    fn remove_event(&mut self, key: &[u8], record: &EventRecord) {
+        self.listing.remove(&listing_position(
+            record.received_at,
+            &record.endpoint,
+            &record.id,
+        ));
+        let mut prefix = key.to_vec();
+        prefix.push(0);
+        let job_keys: Vec<Vec<u8>> = self
+            .jobs
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for job_key in job_keys {
+            if let Some(job) = self.jobs.remove(&job_key) {
+                match job.status {
+                    JobStatus::Pending => self.counts.outbox = self.counts.outbox.saturating_sub(1),
+                    JobStatus::Dead => self.counts.dead = self.counts.dead.saturating_sub(1),
+                    JobStatus::Delivered => {}
+                }
+            }
+            self.dequeue(&job_key);
+            self.leases.remove(&job_key);
+        }
+        self.counts.events = self.counts.events.saturating_sub(1);
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn record(&self, event: NewEvent) -> Result<Recorded, StoreError> {
+        let mut state = self.state()?;
+        let key = event_key(&event.record.endpoint, &event.record.id);
+        if state.events.contains_key(&key) {
+            return Ok(Recorded::Duplicate);
+        }
+        let due_ms = event.record.received_at.saturating_mul(1000);
+        for notifier in &event.notifiers {
+            let job_key = job_key(&key, notifier);
+            state.jobs.insert(
+                job_key.clone(),
+                Job {
+                    endpoint: event.record.endpoint.clone(),
+                    event_id: event.record.id.clone(),
+                    notifier: notifier.clone(),
+                    status: JobStatus::Pending,
+                    attempts: 0,
+                    last_error: None,
+                    due_ms,
+                },
+            );
+            state.enqueue(&job_key, notifier, due_ms);
+            state.counts.outbox += 1;
+        }
+        state.listing.insert(listing_position(
+            event.record.received_at,
+            &event.record.endpoint,
+            &event.record.id,
+        ));
+        state.expiry.insert((event.expires_at, key.clone()));
+        state.events.insert(key, (event.record, event.expires_at));
+        state.counts.events += 1;
+        Ok(Recorded::New)
+    }
+
+    async fn claim(
+        &self,
+        notifier: &str,
+        now_ms: u64,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Claimed, StoreError> {
+        let mut state = self.state()?;
+        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+        let start = (notifier.to_owned(), 0, 0);
+        let end = (notifier.to_owned(), u64::MAX, u64::MAX);
+        let candidates: Vec<((String, u64, u64), Vec<u8>)> = state
+            .queue
+            .range(start..=end)
+            .map(|(position, key)| (position.clone(), key.clone()))
+            .collect();
+        let mut claimed = Claimed::default();
+        let later = |at: u64, claimed: &mut Claimed| {
+            claimed.next_due_ms = Some(claimed.next_due_ms.map_or(at, |n| n.min(at)));
+        };
+        for ((_, due, _), key) in candidates {
+            if due > now_ms {
+                later(due, &mut claimed);
+                break;
+            }
+            if let Some(until) = state.leases.get(&key).map(|l| l.1).filter(|u| *u > now_ms) {
+                later(until, &mut claimed);
+                continue;
+            }
+            if claimed.jobs.len() >= limit {
+                later(due, &mut claimed);
+                break;
+            }
+            let Some(job) = state.jobs.get(&key).cloned() else {
+                continue;
+            };
+            let event_key = event_key(&job.endpoint, &job.event_id);
+            let Some((event, _)) = state.events.get(&event_key).cloned() else {
+                continue;
+            };
+            let lease_number = state.next_sequence();
+            state
+                .leases
+                .insert(key.clone(), (lease_number, now_ms.saturating_add(lease_ms)));
+            claimed.jobs.push(ClaimedJob {
+                token: JobToken {
+                    key,
+                    lease: lease_number,
+                },
+                job,
+                event,
+            });
+        }
+        Ok(claimed)
+    }
+
+    async fn finish(&self, finished: Vec<Finished>) -> Result<(), StoreError> {
+        let mut state = self.state()?;
+        let mut first_error = None;
+        for one in finished {
+            if let Err(error) = state.finish_one(one) {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    async fn purge_expired(&self, now: u64, batch: usize) -> Result<usize, StoreError> {
+        let mut state = self.state()?;
+        let expired: Vec<(u64, Vec<u8>)> = state
+            .expiry
+            .iter()
+            .take_while(|(expires_at, _)| *expires_at <= now)
+            .take(batch)
+            .cloned()
+            .collect();
+        for entry in &expired {
+            state.expiry.remove(entry);
+            if let Some((record, _)) = state.events.remove(&entry.1) {
+                state.remove_event(&entry.1, &record);
+            }
+        }
+        Ok(expired.len())
+    }
+
+    async fn event(&self, endpoint: &str, id: &str) -> Result<Option<EventDetail>, StoreError> {
+        let state = self.state()?;
+        let key = event_key(endpoint, id);
+        let Some((record, expires_at)) = state.events.get(&key).cloned() else {
+            return Ok(None);
+        };
+        let mut prefix = key;
+        prefix.push(0);
+        let notifications = state
+            .jobs
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, job)| job.clone())
+            .collect();
+        Ok(Some(EventDetail {
+            record,
+            expires_at,
+            notifications,
+        }))
+    }
+
+    async fn list(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
+        let state = self.state()?;
+        let upper = match &query.cursor {
+            Some(cursor) => decode_cursor(cursor)?,
+            None => query
+                .until
+                .map_or_else(|| vec![0xff; 9], |until| until.to_be_bytes().to_vec()),
+        };
+        let mut page = EventPage::default();
+        for position in state.listing.range(..upper).rev() {
+            let received_at = position
+                .get(..8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map_or(0, u64::from_be_bytes);
+            if query.since.is_some_and(|since| received_at < since) {
+                break;
+            }
+            if query.until.is_some_and(|until| received_at >= until) {
+                continue;
+            }
+            let Some((record, _)) = position.get(8..).and_then(|key| state.events.get(key)) else {
+                continue;
+            };
+            if query
+                .endpoint
+                .as_ref()
+                .is_some_and(|e| *e != record.endpoint)
+                || query.kind.as_ref().is_some_and(|k| *k != record.kind)
+            {
+                continue;
+            }
+            if page.events.len() >= query.limit.max(1) {
+                page.next_cursor = page.events.last().map(|last| {
+                    encode_cursor(&listing_position(
+                        last.received_at,
+                        &last.endpoint,
+                        &last.id,
+                    ))
+                });
+                break;
+            }
+            page.events.push(EventSummary {
+                endpoint: record.endpoint.clone(),
+                id: record.id.clone(),
+                kind: record.kind.clone(),
+                livemode: record.livemode,
+                received_at: record.received_at,
+            });
+        }
+        Ok(page)
+    }
+
+    fn counts(&self) -> Counts {
+        self.state
+            .lock()
+            .map(|state| state.counts)
+            .unwrap_or_default()
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        self.state().map(|_| ())
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        self.state()?.closed = true;
+        Ok(())
+    }
+}

@@ -1,0 +1,374 @@
+//! The storage port: what the receiver, the outbox, retention and the operator surface ask
+//! of storage, as one async trait with one opaque error. Implementations: [`sled`] (the
+//! embedded default, one durable write per accepted event) and [`memory`] (tests). One
+//! contract suite (`tests/it/store_contract.rs`) runs against every implementation.
+//!
+//! The promises every implementation keeps:
+//! - [`Store::record`] is insert-if-absent on (endpoint, event id), and stores the event,
+//!   one job per notifier and the expiry together or not at all. It returns only once that
+//!   is durable, for a duplicate too (its first copy may still be on its way to disk), so a
+//!   2xx means "on disk" either way and the caller never flushes on its own.
+//! - A job is handed out by [`Store::claim`] only once its event is durable, and a claimed
+//!   job is invisible to every other claimer until it is finished or its lease expires.
+//! - [`Store::counts`] is O(1): metrics read it on every scrape.
+
+pub(crate) mod fault;
+pub mod memory;
+pub mod sled;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// A stored event: what was received and when. The body is kept byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    /// The endpoint that received it.
+    pub endpoint: String,
+    /// The event id (the dedupe key within the endpoint).
+    pub id: String,
+    /// The event type.
+    pub kind: String,
+    /// `livemode`, when the event says.
+    pub livemode: Option<bool>,
+    /// Unix seconds when perfhook accepted it.
+    pub received_at: u64,
+    /// The verified body (valid UTF-8 JSON: it parsed), verbatim.
+    pub body: String,
+}
+
+/// What [`Store::record`] is asked to keep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// The event.
+    pub record: EventRecord,
+    /// One notification job per name, due at once.
+    pub notifiers: Vec<String>,
+    /// Unix seconds when retention may remove the event and its dedupe key.
+    pub expires_at: u64,
+}
+
+/// Whether [`Store::record`] stored a new event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// First time this id was seen: stored with its jobs.
+    New,
+    /// Already stored: nothing written.
+    Duplicate,
+}
+
+/// Where one notification of one event stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    /// Waiting for its first attempt or a retry.
+    Pending,
+    /// Delivered.
+    Delivered,
+    /// Gave up: out of attempts, a permanent failure, or no such notifier.
+    Dead,
+}
+
+/// One notification of one event by one notifier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    /// The endpoint of the event.
+    pub endpoint: String,
+    /// The event id.
+    pub event_id: String,
+    /// The notifier's name.
+    pub notifier: String,
+    /// Where it stands.
+    pub status: JobStatus,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// The last failure, without secrets.
+    pub last_error: Option<String>,
+    /// When it is next due (pending) or was finished, Unix milliseconds.
+    pub due_ms: u64,
+}
+
+/// A job handed to one claimer, with its event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedJob {
+    /// Names this claim when it is finished.
+    pub token: JobToken,
+    /// The job as it was when claimed.
+    pub job: Job,
+    /// The event to notify.
+    pub event: EventRecord,
+}
+
+/// Names one claim of one job. Finishing with a token whose lease has expired (and which
+/// may have been claimed again since) fails with a lost-lease error and changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct JobToken {
+    pub(crate) key: Vec<u8>,
+    pub(crate) lease: u64,
+}
+
+/// What became of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Delivered: the job is done.
+    Delivered,
+    /// Failed; try again at `at_ms`.
+    Retry {
+        /// When, in Unix milliseconds.
+        at_ms: u64,
+        /// Why it failed.
+        error: String,
+    },
+    /// Failed for good.
+    Dead {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One finished claim: every finish counts one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    /// The claim.
+    pub token: JobToken,
+    /// What happened.
+    pub outcome: Outcome,
+    /// When, in Unix milliseconds.
+    pub at_ms: u64,
+}
+
+/// What [`Store::claim`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claimed {
+    /// Jobs now leased to the caller, earliest due first.
+    pub jobs: Vec<ClaimedJob>,
+    /// When the next job that was not handed out becomes claimable (its due time, or the
+    /// end of its lease), so the caller knows how long it may sleep.
+    pub next_due_ms: Option<u64>,
+}
+
+/// An event with the state of each of its notifications.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventDetail {
+    /// The event.
+    pub record: EventRecord,
+    /// When retention removes it, Unix seconds.
+    pub expires_at: u64,
+    /// One per notifier, by notifier name.
+    pub notifications: Vec<Job>,
+}
+
+/// Which events [`Store::list`] returns, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    /// Only this endpoint.
+    pub endpoint: Option<String>,
+    /// Only this event type.
+    pub kind: Option<String>,
+    /// Received at or after, Unix seconds.
+    pub since: Option<u64>,
+    /// Received before, Unix seconds.
+    pub until: Option<u64>,
+    /// Where the previous page ended ([`EventPage::next_cursor`]).
+    pub cursor: Option<String>,
+    /// At most this many (at least 1 is returned when there are any).
+    pub limit: usize,
+}
+
+/// One event in a listing (without its body).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventSummary {
+    /// The endpoint.
+    pub endpoint: String,
+    /// The event id.
+    pub id: String,
+    /// The event type.
+    pub kind: String,
+    /// `livemode`, when the event says.
+    pub livemode: Option<bool>,
+    /// Unix seconds when it was accepted.
+    pub received_at: u64,
+}
+
+/// A page of a listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventPage {
+    /// The events, newest first.
+    pub events: Vec<EventSummary>,
+    /// Pass back as [`EventQuery::cursor`] for the next page; `None` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// What the store holds, kept as it changes (never counted by a scan).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Events kept (each is also a dedupe key).
+    pub events: u64,
+    /// Jobs waiting for delivery.
+    pub outbox: u64,
+    /// Jobs given up on.
+    pub dead: u64,
+}
+
+/// What kind of failure a [`StoreError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The storage cannot take or return data now (I/O error, disk full, locked); the
+    /// store recovers by itself once the cause is gone.
+    Unavailable,
+    /// Stored data could not be decoded.
+    Corrupt,
+    /// A finish came after the claim's lease expired.
+    LeaseLost,
+    /// The caller asked for something malformed (a cursor that is not one of ours).
+    BadRequest,
+}
+
+/// A storage failure: the receiver answers 503 so the sender retries.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct StoreError {
+    kind: StoreErrorKind,
+    message: String,
+}
+
+impl StoreError {
+    /// A failure of `kind`, described for an operator (never holding body bytes).
+    pub fn new(kind: StoreErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Storage is unavailable now.
+    pub fn unavailable(message: impl fmt::Display) -> Self {
+        Self::new(
+            StoreErrorKind::Unavailable,
+            format!("storage unavailable: {message}"),
+        )
+    }
+
+    /// Stored data is unreadable.
+    pub fn corrupt(message: impl fmt::Display) -> Self {
+        Self::new(
+            StoreErrorKind::Corrupt,
+            format!("stored data is unreadable: {message}"),
+        )
+    }
+
+    /// What kind of failure this is.
+    #[must_use]
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+}
+
+/// The storage port. Time is always passed in; implementations never read a clock.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    /// Stores the event with its jobs and expiry unless (endpoint, id) is already stored;
+    /// returns once the answer is durable.
+    ///
+    /// # Errors
+    /// A [`StoreError`]; nothing of the event is then acknowledged as stored.
+    async fn record(&self, event: NewEvent) -> Result<Recorded, StoreError>;
+
+    /// Leases up to `limit` of `notifier`'s jobs due at or before `now_ms`, with their
+    /// events, for `lease`.
+    ///
+    /// # Errors
+    /// A [`StoreError`]; nothing is leased then.
+    async fn claim(
+        &self,
+        notifier: &str,
+        now_ms: u64,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Claimed, StoreError>;
+
+    /// Records what became of claimed jobs. Each is applied on its own: one lost lease does
+    /// not stop the others.
+    ///
+    /// # Errors
+    /// A [`StoreError`] (the first one met); a job whose finish failed is claimable again
+    /// once its lease expires.
+    async fn finish(&self, finished: Vec<Finished>) -> Result<(), StoreError>;
+
+    /// Removes up to `batch` events whose retention ended at or before `now`, with their
+    /// dedupe keys and notification history. Returns how many.
+    ///
+    /// # Errors
+    /// A [`StoreError`].
+    async fn purge_expired(&self, now: u64, batch: usize) -> Result<usize, StoreError>;
+
+    /// One event with its notification history.
+    ///
+    /// # Errors
+    /// A [`StoreError`].
+    async fn event(&self, endpoint: &str, id: &str) -> Result<Option<EventDetail>, StoreError>;
+
+    /// Events by endpoint, type and time range, newest first, a page at a time.
+    ///
+    /// # Errors
+    /// A [`StoreError`]; [`StoreErrorKind::BadRequest`] for a cursor that is not ours.
+    async fn list(&self, query: &EventQuery) -> Result<EventPage, StoreError>;
+
+    /// What the store holds, in O(1).
+    fn counts(&self) -> Counts;
+
+    /// Proves the store takes durable writes now, recovering from an earlier failure if the
+    /// cause is gone (for `/readyz` and the outbox's back-off).
+    ///
+    /// # Errors
+    /// A [`StoreError`] while it does not.
+    async fn check(&self) -> Result<(), StoreError>;
+
+    /// Bytes on disk, when the store has a disk.
+    fn disk_bytes(&self) -> Option<u64> {
+        None
+    }
+
+    /// Makes everything durable and stops background work; the store answers errors after.
+    ///
+    /// # Errors
+    /// A [`StoreError`] when the final flush fails.
+    async fn close(&self) -> Result<(), StoreError>;
+}
+
+/// A listing cursor: the position after which the next page starts. Opaque to callers.
+pub(crate) fn encode_cursor(position: &[u8]) -> String {
+    hex::encode(position)
+}
+
+/// Decodes a cursor made by [`encode_cursor`].
+pub(crate) fn decode_cursor(cursor: &str) -> Result<Vec<u8>, StoreError> {
+    hex::decode(cursor).map_err(|_| {
+        StoreError::new(
+            StoreErrorKind::BadRequest,
+            "the cursor is not one this store gave out",
+        )
+    })
+}
+
+/// The key that orders events newest first in a listing: received time, then endpoint and
+/// id, so equal times still have one order. Shared by the implementations so cursors mean
+/// the same everywhere.
+pub(crate) fn listing_position(received_at: u64, endpoint: &str, id: &str) -> Vec<u8> {
+    let mut position = Vec::with_capacity(8 + endpoint.len() + 1 + id.len());
+    position.extend_from_slice(&received_at.to_be_bytes());
+    position.extend_from_slice(&event_key(endpoint, id));
+    position
+}
+
+/// `endpoint \0 id`: endpoint names cannot contain NUL (config check), so it is unambiguous.
+pub(crate) fn event_key(endpoint: &str, id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(endpoint.len() + 1 + id.len());
+    key.extend_from_slice(endpoint.as_bytes());
+    key.push(0);
+    key.extend_from_slice(id.as_bytes());
+    key
+}

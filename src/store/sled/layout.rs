@@ -1,0 +1,194 @@
+//! How the sled store lays data out in its one tree: a prefix byte per kind of entry, keys
+//! that sort the way they are read, and values that keep the body verbatim.
+//!
+//! | key | value |
+//! |---|---|
+//! | `z` endpoint NUL id | event: meta length (u32 BE), meta JSON, body bytes as received |
+//! | `j` endpoint NUL id NUL notifier | one notification: [`JobValue`] JSON |
+//! | `q` notifier NUL due_ms seq | the `j` key of a pending job (the outbox, in due order) |
+//! | `x` expires_at endpoint NUL id | empty (retention reads from the front) |
+//! | `l` received_at endpoint NUL id | the event type (the listing, read from the back) |
+//! | `m` `state` | [`MetaState`] JSON: counts, last batch, last sequence number |
+//!
+//! Numbers in keys are big-endian so byte order is numeric order.
+//! The event's prefix sorts last; see [`EVENT`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Counts, EventRecord, Job, StoreError};
+
+/// Sorts after every other prefix: sled applies a batch in key order, and a batch torn by an
+/// I/O error (the one case in which sled may recover part of one) then holds jobs without
+/// their event, never an event without its jobs.
+pub(super) const EVENT: u8 = b'z';
+pub(super) const JOB: u8 = b'j';
+pub(super) const QUEUE: u8 = b'q';
+pub(super) const EXPIRY: u8 = b'x';
+pub(super) const LISTING: u8 = b'l';
+pub(super) const META_STATE: &[u8] = b"mstate";
+pub(super) const META_PROBE: &[u8] = b"mprobe";
+
+/// `prefix` then `parts`, concatenated.
+pub(super) fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let len = 1 + parts.iter().map(|p| p.len()).sum::<usize>();
+    let mut key = Vec::with_capacity(len);
+    key.push(prefix);
+    for part in parts {
+        key.extend_from_slice(part);
+    }
+    key
+}
+
+/// The `q` key prefix of one notifier's queue.
+pub(super) fn queue_prefix(notifier: &str) -> Vec<u8> {
+    key(QUEUE, &[notifier.as_bytes(), &[0]])
+}
+
+/// The `q` key of a job due at `due_ms`.
+pub(super) fn queue_key(notifier: &str, due_ms: u64, seq: u64) -> Vec<u8> {
+    key(
+        QUEUE,
+        &[
+            notifier.as_bytes(),
+            &[0],
+            &due_ms.to_be_bytes(),
+            &seq.to_be_bytes(),
+        ],
+    )
+}
+
+/// The due time in a `q` key.
+pub(super) fn queue_due(queue_key: &[u8], prefix_len: usize) -> u64 {
+    queue_key
+        .get(prefix_len..prefix_len + 8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map_or(u64::MAX, u64::from_be_bytes)
+}
+
+/// The `j` key of one notifier's job for an event key.
+pub(super) fn job_key(event_key: &[u8], notifier: &str) -> Vec<u8> {
+    key(JOB, &[event_key, &[0], notifier.as_bytes()])
+}
+
+/// What an event's value holds besides the body and what its key says.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct EventMeta {
+    pub kind: String,
+    pub livemode: Option<bool>,
+    pub received_at: u64,
+    pub expires_at: u64,
+}
+
+/// Encodes an event: the body is copied once, never escaped.
+pub(super) fn encode_event(record: &EventRecord, expires_at: u64) -> Result<Vec<u8>, StoreError> {
+    let meta = serde_json::to_vec(&EventMeta {
+        kind: record.kind.clone(),
+        livemode: record.livemode,
+        received_at: record.received_at,
+        expires_at,
+    })
+    .map_err(StoreError::corrupt)?;
+    let meta_len = u32::try_from(meta.len()).map_err(StoreError::corrupt)?;
+    let mut value = Vec::with_capacity(4 + meta.len() + record.body.len());
+    value.extend_from_slice(&meta_len.to_be_bytes());
+    value.extend_from_slice(&meta);
+    value.extend_from_slice(record.body.as_bytes());
+    Ok(value)
+}
+
+/// Decodes an event's meta without its body.
+pub(super) fn decode_event_meta(value: &[u8]) -> Result<(EventMeta, &[u8]), StoreError> {
+    let corrupt = || StoreError::corrupt("an event record is truncated");
+    let len = value
+        .get(..4)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(u32::from_be_bytes)
+        .ok_or_else(corrupt)?;
+    let end = usize::try_from(len)
+        .map_err(StoreError::corrupt)?
+        .saturating_add(4);
+    let meta = value.get(4..end).ok_or_else(corrupt)?;
+    let body = value.get(end..).ok_or_else(corrupt)?;
+    Ok((
+        serde_json::from_slice(meta).map_err(StoreError::corrupt)?,
+        body,
+    ))
+}
+
+/// Decodes an event stored under `endpoint`/`id`.
+pub(super) fn decode_event(
+    endpoint: &str,
+    id: &str,
+    value: &[u8],
+) -> Result<(EventRecord, u64), StoreError> {
+    let (meta, body) = decode_event_meta(value)?;
+    let body = String::from_utf8(body.to_vec())
+        .map_err(|_| StoreError::corrupt("an event body is not UTF-8"))?;
+    Ok((
+        EventRecord {
+            endpoint: endpoint.to_owned(),
+            id: id.to_owned(),
+            kind: meta.kind,
+            livemode: meta.livemode,
+            received_at: meta.received_at,
+            body,
+        },
+        meta.expires_at,
+    ))
+}
+
+/// Splits an event key (`endpoint NUL id`, without the prefix) into its parts.
+pub(super) fn split_event_key(event_key: &[u8]) -> Result<(&str, &str), StoreError> {
+    let corrupt = || StoreError::corrupt("an event key is malformed");
+    let nul = event_key.iter().position(|b| *b == 0).ok_or_else(corrupt)?;
+    let endpoint = event_key.get(..nul).ok_or_else(corrupt)?;
+    let id = event_key.get(nul + 1..).ok_or_else(corrupt)?;
+    Ok((
+        std::str::from_utf8(endpoint).map_err(|_| corrupt())?,
+        std::str::from_utf8(id).map_err(|_| corrupt())?,
+    ))
+}
+
+/// One notification as stored: the job, the batch that created it (claimable only once
+/// that batch is durable) and its queue sequence number while pending.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct JobValue {
+    #[serde(flatten)]
+    pub job: Job,
+    pub batch: u64,
+    pub seq: u64,
+}
+
+impl JobValue {
+    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        serde_json::to_vec(self).map_err(StoreError::corrupt)
+    }
+
+    pub fn decode(value: &[u8]) -> Result<Self, StoreError> {
+        serde_json::from_slice(value).map_err(StoreError::corrupt)
+    }
+
+    /// Its `q` key while pending.
+    pub fn queue_key(&self) -> Vec<u8> {
+        queue_key(&self.job.notifier, self.job.due_ms, self.seq)
+    }
+}
+
+/// Written with every batch, so counts, batch and sequence numbers are exactly as durable as
+/// the data they describe.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub(super) struct MetaState {
+    pub counts: Counts,
+    pub batch: u64,
+    pub seq: u64,
+}
+
+impl MetaState {
+    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        serde_json::to_vec(self).map_err(StoreError::corrupt)
+    }
+
+    pub fn decode(value: &[u8]) -> Result<Self, StoreError> {
+        serde_json::from_slice(value).map_err(StoreError::corrupt)
+    }
+}

@@ -1,0 +1,428 @@
+//! The embedded store: sled, one tree, one writer thread, one durable write per group of
+//! accepted events.
+//!
+//! # Why a 2xx means the event and its jobs are on disk together
+//! Every change goes through one writer thread ([`writer`]). It takes every request waiting
+//! in its queue (a group), decides each one against the tree and the group so far, and
+//! writes the whole group as **one `sled::Batch`**: each new event with its jobs, queue
+//! entries, expiry and listing entry, plus the counts and batch number (`m state`). sled
+//! applies a batch atomically and recovers it all-or-nothing after a crash (a batch manifest
+//! in its log), so no crash can leave an event without its jobs or a job without its event.
+//! Then the writer flushes once for the group (sled's `flush`, which ends in
+//! `sync_file_range`) and, with `durability = "power-loss"`, `fdatasync`s the data file, so
+//! the device's cache and the file's size are on stable storage too. Only then are the
+//! group's callers answered; a failure answers them all with an error (503).
+//!
+//! The dedupe decision is a read of the tree followed by a write, which is atomic here
+//! because the writer thread is the only writer of event keys and sled's directory lock
+//! keeps every other process out; a duplicate inside one group is caught by the group's
+//! own set of keys. A duplicate is answered after the same flush as a new event.
+//!
+//! # Why a job is never delivered for an event that was not durably accepted
+//! A job carries the number of the batch that wrote it, and [`Store::claim`] skips jobs
+//! from batches that are not yet durable. When a write or flush fails (a full disk), sled's
+//! in-memory state may hold writes that never reached the disk, so the store stops serving
+//! from it: every call fails until the writer reopens the directory, which leaves exactly
+//! what is on disk. Reopening is tried at most once a second, on demand ([`Store::check`],
+//! which `/readyz` and the outbox call), so the store recovers without a restart.
+//!
+//! Leases live in memory: this store is one process, and a crash ends every lease anyway.
+
+mod layout;
+mod writer;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::oneshot;
+
+use self::layout::{
+    decode_event, decode_event_meta, key, queue_due, queue_prefix, split_event_key, JobValue,
+    EVENT, JOB, LISTING,
+};
+use self::writer::{Op, Writer};
+use super::{
+    decode_cursor, encode_cursor, event_key, Claimed, ClaimedJob, Counts, EventDetail, EventPage,
+    EventQuery, EventSummary, Finished, JobToken, NewEvent, Recorded, Store, StoreError,
+};
+
+/// sled's page cache unless configured otherwise, in MiB (`storage.cache_mb`).
+pub const DEFAULT_CACHE_MB: u64 = 64;
+
+/// What a 2xx survives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Durability {
+    /// Power loss: each group flush ends in `fdatasync` of the data file.
+    #[default]
+    PowerLoss,
+    /// A crash of the process only: sled's flush, which writes pages back with
+    /// `sync_file_range` but flushes neither the device's cache nor file metadata.
+    ProcessCrash,
+}
+
+/// How the sled store is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SledOptions {
+    /// sled's page cache, in bytes.
+    pub cache_bytes: u64,
+    /// What a 2xx survives.
+    pub durability: Durability,
+}
+
+impl Default for SledOptions {
+    fn default() -> Self {
+        Self {
+            cache_bytes: DEFAULT_CACHE_MB << 20,
+            durability: Durability::default(),
+        }
+    }
+}
+
+/// The open sled database, replaced whole when the store recovers from a failure.
+#[derive(Debug, Clone)]
+struct Handle {
+    db: sled::Db,
+    tree: sled::Tree,
+}
+
+/// The file sled writes its log and pages to; `fdatasync` on it covers what `flush` wrote.
+const DATA_FILE: &str = "db";
+
+impl Handle {
+    fn open(path: &Path, options: SledOptions) -> Result<(Self, Option<File>), StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(options.cache_bytes)
+            .open()
+            .map_err(|e| StoreError::unavailable(describe_sled(&e)))?;
+        let tree = db
+            .open_tree("perfhook")
+            .map_err(|e| StoreError::unavailable(describe_sled(&e)))?;
+        let data_file = match options.durability {
+            Durability::PowerLoss => Some(File::open(path.join(DATA_FILE)).map_err(|e| {
+                StoreError::unavailable(format!("cannot open {DATA_FILE} to sync it: {e}"))
+            })?),
+            Durability::ProcessCrash => None,
+        };
+        Ok((Self { db, tree }, data_file))
+    }
+}
+
+/// sled's errors in one line, without Rust debug text.
+fn describe_sled(error: &sled::Error) -> String {
+    match error {
+        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+            "the data directory is locked by another perfhook process".to_owned()
+        }
+        sled::Error::Io(io) => format!("I/O error: {io}"),
+        sled::Error::Corruption { .. } => "sled found corrupt data".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// What the callers and the writer share.
+#[derive(Debug)]
+struct Shared {
+    /// The open database, `None` while failed or closed.
+    handle: RwLock<Option<Handle>>,
+    /// Set when a write or flush failed; cleared when a reopen succeeds.
+    failed: AtomicBool,
+    /// The last batch known to be durable.
+    durable_batch: AtomicU64,
+    counts: Mutex<Counts>,
+    /// `j` key → (lease number, lease end in ms).
+    leases: Mutex<HashMap<Vec<u8>, (u64, u64)>>,
+    lease_numbers: AtomicU64,
+}
+
+impl Shared {
+    fn tree(&self) -> Result<sled::Tree, StoreError> {
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(StoreError::unavailable(
+                "an earlier write failed; recovering",
+            ));
+        }
+        self.handle
+            .read()
+            .ok()
+            .and_then(|handle| handle.as_ref().map(|h| h.tree.clone()))
+            .ok_or_else(|| StoreError::unavailable("the store is closed"))
+    }
+
+    fn counts(&self) -> Counts {
+        self.counts.lock().map(|c| *c).unwrap_or_default()
+    }
+}
+
+/// The sled-backed store.
+#[derive(Debug)]
+pub struct SledStore {
+    shared: Arc<Shared>,
+    ops: std::sync::mpsc::Sender<Op>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    path: PathBuf,
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `path`. sled locks the directory: one process at a
+    /// time.
+    ///
+    /// # Errors
+    /// A [`StoreError`] when the directory cannot be opened or locked, or holds unreadable
+    /// data.
+    pub fn open(path: &Path, options: SledOptions) -> Result<Self, StoreError> {
+        let (handle, data_file) = Handle::open(path, options)?;
+        let meta = writer::load_meta(&handle.tree)?;
+        let shared = Arc::new(Shared {
+            handle: RwLock::new(Some(handle.clone())),
+            failed: AtomicBool::new(false),
+            durable_batch: AtomicU64::new(meta.batch),
+            counts: Mutex::new(meta.counts),
+            leases: Mutex::new(HashMap::new()),
+            lease_numbers: AtomicU64::new(0),
+        });
+        let (ops, queue) = std::sync::mpsc::channel();
+        let writer = Writer::new(
+            path.to_path_buf(),
+            options,
+            Arc::clone(&shared),
+            handle,
+            data_file,
+            meta,
+        );
+        let thread = std::thread::Builder::new()
+            .name("perfhook-store-writer".into())
+            .spawn(move || writer.run(&queue))
+            .map_err(|e| StoreError::unavailable(format!("cannot start the writer: {e}")))?;
+        Ok(Self {
+            shared,
+            ops,
+            writer: Mutex::new(Some(thread)),
+            path: path.to_path_buf(),
+        })
+    }
+
+    async fn send<T>(
+        &self,
+        op: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Op,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.ops
+            .send(op(reply))
+            .map_err(|_| StoreError::unavailable("the store is closed"))?;
+        answer
+            .await
+            .map_err(|_| StoreError::unavailable("the store's writer stopped"))?
+    }
+
+    /// The tree for a read, recovering first when an earlier write failed.
+    async fn tree(&self) -> Result<sled::Tree, StoreError> {
+        if self.shared.failed.load(Ordering::SeqCst) {
+            self.check().await?;
+        }
+        self.shared.tree()
+    }
+}
+
+impl Drop for SledStore {
+    fn drop(&mut self) {
+        // The writer flushes and releases the directory once its queue is closed.
+        let (stop, _) = oneshot::channel();
+        let _ = self.ops.send(Op::Close(stop));
+        if let Some(thread) = self.writer.lock().ok().and_then(|mut w| w.take()) {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn read<T>(result: Result<T, sled::Error>) -> Result<T, StoreError> {
+    result.map_err(|e| StoreError::unavailable(describe_sled(&e)))
+}
+
+#[async_trait]
+impl Store for SledStore {
+    async fn record(&self, event: NewEvent) -> Result<Recorded, StoreError> {
+        self.send(|reply| Op::Record(Box::new(event), reply)).await
+    }
+
+    async fn claim(
+        &self,
+        notifier: &str,
+        now_ms: u64,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Claimed, StoreError> {
+        let tree = self.tree().await?;
+        let durable = self.shared.durable_batch.load(Ordering::SeqCst);
+        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+        let prefix = queue_prefix(notifier);
+        let mut claimed = Claimed::default();
+        let later = |at: u64, claimed: &mut Claimed| {
+            claimed.next_due_ms = Some(claimed.next_due_ms.map_or(at, |n| n.min(at)));
+        };
+        let mut leases = self
+            .shared
+            .leases
+            .lock()
+            .map_err(|_| StoreError::unavailable("the lease table's lock is poisoned"))?;
+        for entry in tree.scan_prefix(&prefix) {
+            let (queue_key, job_key) = read(entry)?;
+            let due = queue_due(&queue_key, prefix.len());
+            if due > now_ms {
+                later(due, &mut claimed);
+                break;
+            }
+            if let Some(until) = leases
+                .get(job_key.as_ref())
+                .map(|l| l.1)
+                .filter(|u| *u > now_ms)
+            {
+                later(until, &mut claimed);
+                continue;
+            }
+            if claimed.jobs.len() >= limit {
+                later(due, &mut claimed);
+                break;
+            }
+            let Some(value) = read(tree.get(&job_key))? else {
+                continue;
+            };
+            let stored = JobValue::decode(&value)?;
+            // Written by a batch whose flush has not finished: its event is not accepted yet.
+            if stored.batch > durable || stored.queue_key() != queue_key.as_ref() {
+                continue;
+            }
+            let event_key = event_key(&stored.job.endpoint, &stored.job.event_id);
+            let Some(event) = read(tree.get(key(EVENT, &[&event_key])))? else {
+                continue;
+            };
+            let (event, _) = decode_event(&stored.job.endpoint, &stored.job.event_id, &event)?;
+            let lease_number = self.shared.lease_numbers.fetch_add(1, Ordering::SeqCst) + 1;
+            leases.insert(
+                job_key.to_vec(),
+                (lease_number, now_ms.saturating_add(lease_ms)),
+            );
+            claimed.jobs.push(ClaimedJob {
+                token: JobToken {
+                    key: job_key.to_vec(),
+                    lease: lease_number,
+                },
+                job: stored.job,
+                event,
+            });
+        }
+        Ok(claimed)
+    }
+
+    async fn finish(&self, finished: Vec<Finished>) -> Result<(), StoreError> {
+        if finished.is_empty() {
+            return Ok(());
+        }
+        self.send(|reply| Op::Finish(finished, reply)).await
+    }
+
+    async fn purge_expired(&self, now: u64, batch: usize) -> Result<usize, StoreError> {
+        self.send(|reply| Op::Purge { now, batch, reply }).await
+    }
+
+    async fn event(&self, endpoint: &str, id: &str) -> Result<Option<EventDetail>, StoreError> {
+        let tree = self.tree().await?;
+        let event_key = event_key(endpoint, id);
+        let Some(value) = read(tree.get(key(EVENT, &[&event_key])))? else {
+            return Ok(None);
+        };
+        let (record, expires_at) = decode_event(endpoint, id, &value)?;
+        let mut notifications = Vec::new();
+        for entry in tree.scan_prefix(key(JOB, &[&event_key, &[0]])) {
+            let (_, value) = read(entry)?;
+            notifications.push(JobValue::decode(&value)?.job);
+        }
+        Ok(Some(EventDetail {
+            record,
+            expires_at,
+            notifications,
+        }))
+    }
+
+    async fn list(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
+        let tree = self.tree().await?;
+        let upper = match &query.cursor {
+            Some(cursor) => key(LISTING, &[&decode_cursor(cursor)?]),
+            None => match query.until {
+                Some(until) => key(LISTING, &[&until.to_be_bytes()]),
+                None => vec![LISTING + 1],
+            },
+        };
+        let mut page = EventPage::default();
+        let mut last_position: Option<Vec<u8>> = None;
+        for entry in tree.range(vec![LISTING]..upper).rev() {
+            let (listing_key, kind) = read(entry)?;
+            let position = listing_key.get(1..).unwrap_or_default();
+            let received_at = position
+                .get(..8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map_or(0, u64::from_be_bytes);
+            if query.since.is_some_and(|since| received_at < since) {
+                break;
+            }
+            let event_key = position.get(8..).unwrap_or_default();
+            let (endpoint, id) = split_event_key(event_key)?;
+            if query.endpoint.as_deref().is_some_and(|e| e != endpoint)
+                || query
+                    .kind
+                    .as_deref()
+                    .is_some_and(|k| k.as_bytes() != kind.as_ref())
+            {
+                continue;
+            }
+            if page.events.len() >= query.limit.max(1) {
+                page.next_cursor = last_position.as_deref().map(encode_cursor);
+                break;
+            }
+            let Some(value) = read(tree.get(key(EVENT, &[event_key])))? else {
+                continue;
+            };
+            let (meta, _) = decode_event_meta(&value)?;
+            page.events.push(EventSummary {
+                endpoint: endpoint.to_owned(),
+                id: id.to_owned(),
+                kind: meta.kind,
+                livemode: meta.livemode,
+                received_at: meta.received_at,
+            });
+            last_position = Some(position.to_vec());
+        }
+        Ok(page)
+    }
+
+    fn counts(&self) -> Counts {
+        self.shared.counts()
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        self.send(Op::Probe).await
+    }
+
+    fn disk_bytes(&self) -> Option<u64> {
+        let handle = self.shared.handle.read().ok()?;
+        handle.as_ref()?.db.size_on_disk().ok()
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        self.send(Op::Close).await
+    }
+}
+
+impl SledStore {
+    /// The data directory.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}

@@ -1,0 +1,524 @@
+//! The sled store's one writer: takes every waiting request as a group, decides each one,
+//! applies the group as one atomic `sled::Batch`, flushes once (and `fdatasync`s for
+//! power-loss durability), then answers. On a failed write it drops the database and
+//! reopens it on demand, so what the store serves is again exactly what is on disk.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use super::layout::{
+    decode_event_meta, encode_event, job_key, key, JobValue, MetaState, EVENT, EXPIRY, JOB,
+    LISTING, META_PROBE, META_STATE,
+};
+use super::{describe_sled, Handle, Shared, SledOptions};
+use crate::store::{
+    event_key, fault, Finished, Job, JobStatus, NewEvent, Outcome, Recorded, StoreError,
+    StoreErrorKind,
+};
+
+/// The most requests one group takes: bounds one batch's size and the wait of its first.
+const MAX_GROUP: usize = 1024;
+/// How often a failed store tries to reopen.
+const REOPEN_EVERY: Duration = Duration::from_secs(1);
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+/// Answers a request once its batch is applied, with the failure if it was not.
+type AppliedReply = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+
+/// A request to the writer.
+#[derive(Debug)]
+pub(super) enum Op {
+    /// Insert-if-absent an event with its jobs; answered once durable.
+    Record(Box<NewEvent>, Reply<Recorded>),
+    /// Finish claimed jobs; answered once applied (a crash before the next flush delivers
+    /// them again: at least once).
+    Finish(Vec<Finished>, Reply<()>),
+    /// Purge expired events; answered once applied.
+    Purge {
+        now: u64,
+        batch: usize,
+        reply: Reply<usize>,
+    },
+    /// Prove a durable write works, reopening first if an earlier one failed.
+    Probe(Reply<()>),
+    /// Flush and stop.
+    Close(Reply<()>),
+}
+
+/// Reads the `m state` entry.
+pub(super) fn load_meta(tree: &sled::Tree) -> Result<MetaState, StoreError> {
+    match tree
+        .get(META_STATE)
+        .map_err(|e| StoreError::unavailable(describe_sled(&e)))?
+    {
+        Some(value) => MetaState::decode(&value),
+        None => Ok(MetaState::default()),
+    }
+}
+
+/// The writer thread's state.
+pub(super) struct Writer {
+    path: PathBuf,
+    options: SledOptions,
+    shared: Arc<Shared>,
+    handle: Option<Handle>,
+    data_file: Option<File>,
+    meta: MetaState,
+    last_reopen: Option<Instant>,
+}
+
+/// One group's writes: the batch, and what it wrote so far so later requests in the same
+/// group read their predecessors' writes.
+struct Group<'t> {
+    tree: &'t sled::Tree,
+    batch: sled::Batch,
+    written: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Leases to end once the batch is applied (not before: a claimer must not see a job
+    /// unleased while the batch that finishes it is still on its way).
+    ended_leases: Vec<Vec<u8>>,
+}
+
+impl Group<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(value) = self.written.get(key) {
+            return Ok(value.clone());
+        }
+        self.tree
+            .get(key)
+            .map(|v| v.map(|v| v.to_vec()))
+            .map_err(|e| StoreError::unavailable(describe_sled(&e)))
+    }
+
+    fn insert(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.batch.insert(key.clone(), value.clone());
+        self.written.insert(key, Some(value));
+    }
+
+    fn remove(&mut self, key: Vec<u8>) {
+        self.batch.remove(key.clone());
+        self.written.insert(key, None);
+    }
+}
+
+/// Answers waiting for the group's outcome.
+#[derive(Default)]
+struct Answers {
+    records: Vec<(Reply<Recorded>, Result<Recorded, StoreError>)>,
+    probes: Vec<Reply<()>>,
+    close: Option<Reply<()>>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    pub(super) fn new(
+        path: PathBuf,
+        options: SledOptions,
+        shared: Arc<Shared>,
+        handle: Handle,
+        data_file: Option<File>,
+        meta: MetaState,
+    ) -> Self {
+        Self {
+            path,
+            options,
+            shared,
+            handle: Some(handle),
+            data_file,
+            meta,
+            last_reopen: None,
+        }
+    }
+
+    /// Serves requests until a close or until every sender is gone, then flushes.
+    pub(super) fn run(mut self, queue: &Receiver<Op>) {
+        while let Ok(first) = queue.recv() {
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match queue.try_recv() {
+                    Ok(op) => group.push(op),
+                    Err(_) => break,
+                }
+            }
+            if !self.serve(group) {
+                break;
+            }
+        }
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.db.flush();
+        }
+        if let Ok(mut shared) = self.shared.handle.write() {
+            *shared = None;
+        }
+    }
+
+    /// Serves one group; false once the store is closed.
+    fn serve(&mut self, group: Vec<Op>) -> bool {
+        if let Err(error) = self.ensure_open() {
+            let mut open = true;
+            for op in group {
+                open &= fail(op, &error);
+            }
+            return open;
+        }
+        let Some(handle) = self.handle.clone() else {
+            return true;
+        };
+        let mut writes = Group {
+            tree: &handle.tree,
+            batch: sled::Batch::default(),
+            written: HashMap::new(),
+            ended_leases: Vec::new(),
+        };
+        let mut meta = self.meta;
+        meta.batch += 1;
+        let mut answers = Answers::default();
+        let mut applied_replies: Vec<AppliedReply> = Vec::new();
+        for op in group {
+            match op {
+                Op::Record(event, reply) => {
+                    let answer = record(&mut writes, &mut meta, *event);
+                    answers.records.push((reply, answer));
+                }
+                Op::Finish(finished, reply) => {
+                    let answer = self.finish(&mut writes, &mut meta, finished);
+                    applied_replies.push(Box::new(move |failure| {
+                        let _ = reply.send(failure.map_or(answer, |e| Err(e.clone())));
+                    }));
+                }
+                Op::Purge { now, batch, reply } => {
+                    let answer = purge(&mut writes, &mut meta, now, batch);
+                    applied_replies.push(Box::new(move |failure| {
+                        let _ = reply.send(failure.map_or(answer, |e| Err(e.clone())));
+                    }));
+                }
+                Op::Probe(reply) => {
+                    writes.insert(META_PROBE.to_vec(), meta.batch.to_be_bytes().to_vec());
+                    answers.probes.push(reply);
+                }
+                Op::Close(reply) => answers.close = Some(reply),
+            }
+        }
+        let outcome = meta
+            .encode()
+            .and_then(|value| {
+                writes.insert(META_STATE.to_vec(), value);
+                let Group {
+                    batch,
+                    ended_leases,
+                    ..
+                } = writes;
+                handle
+                    .tree
+                    .apply_batch(batch)
+                    .map_err(|e| StoreError::unavailable(describe_sled(&e)))?;
+                Ok(ended_leases)
+            })
+            .map(|ended_leases| {
+                self.meta = meta;
+                if let Ok(mut counts) = self.shared.counts.lock() {
+                    *counts = meta.counts;
+                }
+                if let Ok(mut leases) = self.shared.leases.lock() {
+                    for key in ended_leases {
+                        leases.remove(&key);
+                    }
+                }
+            });
+        fault::point("after-apply");
+        for reply in applied_replies {
+            reply(outcome.as_ref().err());
+        }
+        let outcome = outcome.and_then(|()| self.make_durable(&handle));
+        match &outcome {
+            Ok(()) => {
+                self.shared
+                    .durable_batch
+                    .store(meta.batch, Ordering::SeqCst);
+                fault::point("after-flush");
+            }
+            Err(error) => {
+                tracing::error!(%error, "store write failed; the store will reopen its data directory");
+                self.fail();
+            }
+        }
+        for (reply, answer) in answers.records {
+            let _ = reply.send(match &outcome {
+                Ok(()) => answer,
+                Err(error) => Err(error.clone()),
+            });
+        }
+        for reply in answers.probes {
+            let _ = reply.send(outcome.clone());
+        }
+        if let Some(reply) = answers.close {
+            let _ = reply.send(outcome);
+            return false;
+        }
+        true
+    }
+
+    /// One flush for the whole group, then `fdatasync` for power-loss durability.
+    fn make_durable(&self, handle: &Handle) -> Result<(), StoreError> {
+        handle
+            .db
+            .flush()
+            .map_err(|e| StoreError::unavailable(describe_sled(&e)))?;
+        if let Some(file) = &self.data_file {
+            file.sync_data()
+                .map_err(|e| StoreError::unavailable(format!("fdatasync failed: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Drops the database: its in-memory state may hold writes the disk never got.
+    fn fail(&mut self) {
+        self.shared.failed.store(true, Ordering::SeqCst);
+        if let Ok(mut shared) = self.shared.handle.write() {
+            *shared = None;
+        }
+        self.handle = None;
+        self.data_file = None;
+    }
+
+    /// Reopens a failed store, at most once per [`REOPEN_EVERY`].
+    fn ensure_open(&mut self) -> Result<(), StoreError> {
+        if self.handle.is_some() {
+            return Ok(());
+        }
+        if self
+            .last_reopen
+            .is_some_and(|at| at.elapsed() < REOPEN_EVERY)
+        {
+            return Err(StoreError::unavailable(
+                "an earlier write failed; recovering",
+            ));
+        }
+        self.last_reopen = Some(Instant::now());
+        let (handle, data_file) = Handle::open(&self.path, self.options)?;
+        let meta = load_meta(&handle.tree)?;
+        self.meta = meta;
+        self.shared
+            .durable_batch
+            .store(meta.batch, Ordering::SeqCst);
+        if let Ok(mut counts) = self.shared.counts.lock() {
+            *counts = meta.counts;
+        }
+        if let Ok(mut leases) = self.shared.leases.lock() {
+            leases.clear();
+        }
+        if let Ok(mut shared) = self.shared.handle.write() {
+            *shared = Some(handle.clone());
+        }
+        self.handle = Some(handle);
+        self.data_file = data_file;
+        self.shared.failed.store(false, Ordering::SeqCst);
+        tracing::info!(path = %self.path.display(), "store reopened after a failure");
+        Ok(())
+    }
+
+    fn finish(
+        &self,
+        writes: &mut Group<'_>,
+        meta: &mut MetaState,
+        finished: Vec<Finished>,
+    ) -> Result<(), StoreError> {
+        let leases = self
+            .shared
+            .leases
+            .lock()
+            .map_err(|_| StoreError::unavailable("the lease table's lock is poisoned"))?;
+        let mut first_error = None;
+        for one in finished {
+            let held = leases.get(&one.token.key).map(|l| l.0) == Some(one.token.lease)
+                && !writes.ended_leases.contains(&one.token.key);
+            if !held {
+                first_error.get_or_insert(StoreError::new(
+                    StoreErrorKind::LeaseLost,
+                    "the job's lease expired before it was finished",
+                ));
+                continue;
+            }
+            if let Err(error) = finish_one(writes, meta, &one) {
+                first_error.get_or_insert(error);
+                continue;
+            }
+            writes.ended_leases.push(one.token.key);
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Answers an op that cannot be served; false for a close.
+fn fail(op: Op, error: &StoreError) -> bool {
+    match op {
+        Op::Record(_, reply) => {
+            let _ = reply.send(Err(error.clone()));
+        }
+        Op::Finish(_, reply) | Op::Probe(reply) => {
+            let _ = reply.send(Err(error.clone()));
+        }
+        Op::Purge { reply, .. } => {
+            let _ = reply.send(Err(error.clone()));
+        }
+        Op::Close(reply) => {
+            let _ = reply.send(Ok(()));
+            return false;
+        }
+    }
+    true
+}
+
+fn record(
+    writes: &mut Group<'_>,
+    meta: &mut MetaState,
+    event: NewEvent,
+) -> Result<Recorded, StoreError> {
+    let NewEvent {
+        record,
+        notifiers,
+        expires_at,
+    } = event;
+    let event_key = event_key(&record.endpoint, &record.id);
+    let stored_key = key(EVENT, &[&event_key]);
+    if writes.get(&stored_key)?.is_some() {
+        return Ok(Recorded::Duplicate);
+    }
+    let due_ms = record.received_at.saturating_mul(1000);
+    for notifier in notifiers {
+        meta.seq += 1;
+        let stored = JobValue {
+            job: Job {
+                endpoint: record.endpoint.clone(),
+                event_id: record.id.clone(),
+                notifier: notifier.clone(),
+                status: JobStatus::Pending,
+                attempts: 0,
+                last_error: None,
+                due_ms,
+            },
+            batch: meta.batch,
+            seq: meta.seq,
+        };
+        let job_key = job_key(&event_key, &notifier);
+        writes.insert(stored.queue_key(), job_key.clone());
+        writes.insert(job_key, stored.encode()?);
+        meta.counts.outbox += 1;
+    }
+    writes.insert(
+        key(EXPIRY, &[&expires_at.to_be_bytes(), &event_key]),
+        Vec::new(),
+    );
+    writes.insert(
+        key(LISTING, &[&record.received_at.to_be_bytes(), &event_key]),
+        record.kind.as_bytes().to_vec(),
+    );
+    writes.insert(stored_key, encode_event(&record, expires_at)?);
+    meta.counts.events += 1;
+    Ok(Recorded::New)
+}
+
+fn finish_one(
+    writes: &mut Group<'_>,
+    meta: &mut MetaState,
+    finished: &Finished,
+) -> Result<(), StoreError> {
+    let Some(value) = writes.get(&finished.token.key)? else {
+        // Retention removed the event and its jobs meanwhile: nothing left to record.
+        return Ok(());
+    };
+    let mut stored = JobValue::decode(&value)?;
+    if stored.job.status != JobStatus::Pending {
+        return Ok(());
+    }
+    writes.remove(stored.queue_key());
+    stored.job.attempts = stored.job.attempts.saturating_add(1);
+    stored.job.due_ms = finished.at_ms;
+    match &finished.outcome {
+        Outcome::Delivered => {
+            stored.job.status = JobStatus::Delivered;
+            meta.counts.outbox = meta.counts.outbox.saturating_sub(1);
+        }
+        Outcome::Retry { at_ms, error } => {
+            stored.job.last_error = Some(error.clone());
+            stored.job.due_ms = *at_ms;
+            meta.seq += 1;
+            stored.seq = meta.seq;
+            writes.insert(stored.queue_key(), finished.token.key.clone());
+        }
+        Outcome::Dead { reason } => {
+            stored.job.status = JobStatus::Dead;
+            stored.job.last_error = Some(reason.clone());
+            meta.counts.outbox = meta.counts.outbox.saturating_sub(1);
+            meta.counts.dead += 1;
+        }
+    }
+    writes.insert(finished.token.key.clone(), stored.encode()?);
+    Ok(())
+}
+
+fn purge(
+    writes: &mut Group<'_>,
+    meta: &mut MetaState,
+    now: u64,
+    batch: usize,
+) -> Result<usize, StoreError> {
+    let end = key(EXPIRY, &[&now.saturating_add(1).to_be_bytes()]);
+    let expired: Vec<Vec<u8>> = writes
+        .tree
+        .range(vec![EXPIRY]..end)
+        .keys()
+        .filter_map(|k| k.ok().map(|k| k.to_vec()))
+        .filter(|k| !matches!(writes.written.get(k), Some(None)))
+        .take(batch)
+        .collect();
+    for expiry_key in &expired {
+        let event_key = expiry_key.get(9..).unwrap_or_default().to_vec();
+        writes.remove(expiry_key.clone());
+        let stored_key = key(EVENT, &[&event_key]);
+        let Some(value) = writes.get(&stored_key)? else {
+            continue;
+        };
+        let (event_meta, _) = decode_event_meta(&value)?;
+        writes.remove(stored_key);
+        writes.remove(key(
+            LISTING,
+            &[&event_meta.received_at.to_be_bytes(), &event_key],
+        ));
+        meta.counts.events = meta.counts.events.saturating_sub(1);
+        let jobs: Vec<(Vec<u8>, Vec<u8>)> = writes
+            .tree
+            .scan_prefix(key(JOB, &[&event_key, &[0]]))
+            .filter_map(Result::ok)
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect();
+        for (job_key, value) in jobs {
+            let value = writes.get(&job_key)?.unwrap_or(value);
+            let stored = JobValue::decode(&value)?;
+            match stored.job.status {
+                JobStatus::Pending => {
+                    writes.remove(stored.queue_key());
+                    meta.counts.outbox = meta.counts.outbox.saturating_sub(1);
+                }
+                JobStatus::Dead => meta.counts.dead = meta.counts.dead.saturating_sub(1),
+                JobStatus::Delivered => {}
+            }
+            writes.remove(job_key.clone());
+            writes.ended_leases.push(job_key);
+        }
+    }
+    Ok(expired.len())
+}

@@ -1,0 +1,443 @@
+//! The storage contract: one suite of behaviour every `Store` implementation must show, run
+//! against each of them (memory, sled; PostgreSQL joins here). Time is passed in, so every
+//! test states its own clock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use perfhook::store::memory::MemoryStore;
+use perfhook::store::sled::{SledOptions, SledStore};
+use perfhook::store::{
+    Counts, EventQuery, EventRecord, Finished, JobStatus, NewEvent, Outcome, Recorded, Store,
+    StoreErrorKind,
+};
+
+/// A store under test and what keeps it alive.
+pub struct Backend {
+    pub store: Arc<dyn Store>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub fn memory() -> Backend {
+    Backend {
+        store: Arc::new(MemoryStore::new()),
+        _dir: None,
+    }
+}
+
+pub fn sled() -> Backend {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SledStore::open(dir.path(), SledOptions::default()).expect("open");
+    Backend {
+        store: Arc::new(store),
+        _dir: Some(dir),
+    }
+}
+
+const T0: u64 = 1_700_000_000;
+const LEASE: Duration = Duration::from_secs(30);
+
+fn record(endpoint: &str, id: &str, kind: &str, received_at: u64) -> EventRecord {
+    EventRecord {
+        endpoint: endpoint.into(),
+        id: id.into(),
+        kind: kind.into(),
+        livemode: Some(true),
+        received_at,
+        body: format!(
+            "{{\"id\":\"{id}\",\"type\":\"{kind}\",\"note\":\"quote \\\" slash \\\\ caf\u{e9}\"}}"
+        ),
+    }
+}
+
+fn new_event(id: &str, notifiers: &[&str], received_at: u64) -> NewEvent {
+    NewEvent {
+        record: record("perf", id, "usage.threshold_reached", received_at),
+        notifiers: notifiers.iter().map(|n| (*n).to_owned()).collect(),
+        expires_at: received_at + 1_000,
+    }
+}
+
+fn ms(secs: u64) -> u64 {
+    secs * 1000
+}
+
+async fn a_second_record_with_the_same_id_is_a_duplicate_and_adds_no_job(store: &dyn Store) {
+    let event = new_event("evt_1", &["log", "mail"], T0);
+    assert_eq!(store.record(event.clone()).await, Ok(Recorded::New));
+    assert_eq!(store.record(event).await, Ok(Recorded::Duplicate));
+    // Same id at another endpoint is another event.
+    let mut elsewhere = new_event("evt_1", &[], T0);
+    elsewhere.record.endpoint = "perf-test".into();
+    assert_eq!(store.record(elsewhere).await, Ok(Recorded::New));
+    assert_eq!(
+        store.counts(),
+        Counts {
+            events: 2,
+            outbox: 2,
+            dead: 0
+        }
+    );
+}
+
+async fn an_event_reads_back_verbatim_with_its_pending_notifications(store: &dyn Store) {
+    let event = new_event("evt_2", &["log", "mail"], T0);
+    store.record(event.clone()).await.expect("record");
+    let detail = store
+        .event("perf", "evt_2")
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(detail.record, event.record);
+    assert_eq!(detail.record.body.as_bytes(), event.record.body.as_bytes());
+    assert_eq!(detail.expires_at, T0 + 1_000);
+    let mut notifiers: Vec<(&str, JobStatus, u32)> = detail
+        .notifications
+        .iter()
+        .map(|j| (j.notifier.as_str(), j.status, j.attempts))
+        .collect();
+    notifiers.sort();
+    assert_eq!(
+        notifiers,
+        vec![
+            ("log", JobStatus::Pending, 0),
+            ("mail", JobStatus::Pending, 0)
+        ]
+    );
+    assert_eq!(store.event("perf", "missing").await, Ok(None));
+}
+
+async fn a_claimed_job_is_invisible_until_finished_or_its_lease_expires(store: &dyn Store) {
+    store
+        .record(new_event("evt_3", &["log"], T0))
+        .await
+        .expect("record");
+    let now = ms(T0);
+    assert!(store
+        .claim("log", now - 1, LEASE, 10)
+        .await
+        .expect("claim")
+        .jobs
+        .is_empty());
+    let first = store.claim("log", now, LEASE, 10).await.expect("claim");
+    assert_eq!(first.jobs.len(), 1);
+    assert_eq!(first.jobs[0].event.id, "evt_3");
+    assert_eq!(first.jobs[0].job.notifier, "log");
+    let again = store.claim("log", now + 1, LEASE, 10).await.expect("claim");
+    assert!(again.jobs.is_empty(), "leased job handed out twice");
+    assert_eq!(again.next_due_ms, Some(now + 30_000), "the lease's end");
+    // Other notifiers' queues are separate.
+    assert!(store
+        .claim("mail", now, LEASE, 10)
+        .await
+        .expect("claim")
+        .jobs
+        .is_empty());
+    // The lease expires: the job comes back with a new token, and the old one is stale.
+    let later = store
+        .claim("log", now + 30_001, LEASE, 10)
+        .await
+        .expect("claim");
+    assert_eq!(later.jobs.len(), 1);
+    let stale = Finished {
+        token: first.jobs[0].token.clone(),
+        outcome: Outcome::Delivered,
+        at_ms: now + 30_002,
+    };
+    let error = store.finish(vec![stale]).await.expect_err("stale token");
+    assert_eq!(error.kind(), StoreErrorKind::LeaseLost);
+    store
+        .finish(vec![Finished {
+            token: later.jobs[0].token.clone(),
+            outcome: Outcome::Delivered,
+            at_ms: now + 30_003,
+        }])
+        .await
+        .expect("finish");
+    assert_eq!(store.counts().outbox, 0);
+    let detail = store
+        .event("perf", "evt_3")
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(detail.notifications[0].status, JobStatus::Delivered);
+    assert_eq!(detail.notifications[0].attempts, 1);
+}
+
+async fn a_retry_waits_for_its_time_and_a_dead_job_is_counted(store: &dyn Store) {
+    store
+        .record(new_event("evt_4", &["mail"], T0))
+        .await
+        .expect("record");
+    let now = ms(T0);
+    let claimed = store.claim("mail", now, LEASE, 10).await.expect("claim");
+    store
+        .finish(vec![Finished {
+            token: claimed.jobs[0].token.clone(),
+            outcome: Outcome::Retry {
+                at_ms: now + 5_000,
+                error: "SMTP failed".into(),
+            },
+            at_ms: now,
+        }])
+        .await
+        .expect("finish");
+    let early = store
+        .claim("mail", now + 4_999, LEASE, 10)
+        .await
+        .expect("claim");
+    assert!(early.jobs.is_empty());
+    assert_eq!(early.next_due_ms, Some(now + 5_000));
+    let due = store
+        .claim("mail", now + 5_000, LEASE, 10)
+        .await
+        .expect("claim");
+    assert_eq!(due.jobs.len(), 1);
+    assert_eq!(due.jobs[0].job.attempts, 1);
+    assert_eq!(due.jobs[0].job.last_error.as_deref(), Some("SMTP failed"));
+    store
+        .finish(vec![Finished {
+            token: due.jobs[0].token.clone(),
+            outcome: Outcome::Dead {
+                reason: "mailbox unavailable".into(),
+            },
+            at_ms: now + 5_001,
+        }])
+        .await
+        .expect("finish");
+    assert_eq!(
+        store.counts(),
+        Counts {
+            events: 1,
+            outbox: 0,
+            dead: 1
+        }
+    );
+    let detail = store
+        .event("perf", "evt_4")
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(detail.notifications[0].status, JobStatus::Dead);
+    assert_eq!(detail.notifications[0].attempts, 2);
+    assert!(store
+        .claim("mail", now + 10_000_000, LEASE, 10)
+        .await
+        .expect("claim")
+        .jobs
+        .is_empty());
+}
+
+async fn claims_come_in_due_order_up_to_the_limit(store: &dyn Store) {
+    for (i, id) in ["evt_c", "evt_a", "evt_b"].iter().enumerate() {
+        store
+            .record(new_event(id, &["log"], T0 + 10 - i as u64))
+            .await
+            .expect("record");
+    }
+    let claimed = store
+        .claim("log", ms(T0 + 100), LEASE, 2)
+        .await
+        .expect("claim");
+    let ids: Vec<&str> = claimed.jobs.iter().map(|c| c.event.id.as_str()).collect();
+    assert_eq!(ids, ["evt_b", "evt_a"]);
+    assert_eq!(claimed.next_due_ms, Some(ms(T0 + 10)), "one more is due");
+}
+
+async fn purge_removes_expired_events_jobs_and_dedupe_keys_in_batches(store: &dyn Store) {
+    for (id, expires) in [("old1", 100), ("old2", 150), ("new", 300)] {
+        let mut event = new_event(id, &["log"], T0);
+        event.expires_at = T0 + expires;
+        store.record(event).await.expect("record");
+    }
+    assert_eq!(store.purge_expired(T0 + 200, 1).await, Ok(1));
+    assert_eq!(store.purge_expired(T0 + 200, 10).await, Ok(1));
+    assert_eq!(store.purge_expired(T0 + 200, 10).await, Ok(0));
+    assert_eq!(store.event("perf", "old1").await, Ok(None));
+    assert!(store.event("perf", "new").await.expect("read").is_some());
+    assert_eq!(
+        store.counts(),
+        Counts {
+            events: 1,
+            outbox: 1,
+            dead: 0
+        }
+    );
+    let claimed = store
+        .claim("log", ms(T0 + 1), LEASE, 10)
+        .await
+        .expect("claim");
+    let ids: Vec<&str> = claimed.jobs.iter().map(|c| c.event.id.as_str()).collect();
+    assert_eq!(ids, ["new"], "purged events' jobs are gone too");
+    assert_eq!(
+        store.record(new_event("old1", &[], T0 + 300)).await,
+        Ok(Recorded::New),
+        "a purged id is new again"
+    );
+}
+
+async fn listing_filters_pages_newest_first_and_refuses_foreign_cursors(store: &dyn Store) {
+    for i in 0..7u64 {
+        let kind = if i % 2 == 0 {
+            "usage.threshold_reached"
+        } else {
+            "budget.exceeded"
+        };
+        let endpoint = if i == 3 { "perf-test" } else { "perf" };
+        let event = NewEvent {
+            record: record(endpoint, &format!("evt_l{i}"), kind, T0 + i),
+            notifiers: Vec::new(),
+            expires_at: T0 + 1_000,
+        };
+        store.record(event).await.expect("record");
+    }
+    let mut query = EventQuery {
+        endpoint: Some("perf".into()),
+        limit: 2,
+        ..EventQuery::default()
+    };
+    let mut seen = Vec::new();
+    loop {
+        let page = store.list(&query).await.expect("list");
+        assert!(page.events.len() <= 2);
+        seen.extend(page.events.into_iter().map(|e| e.id));
+        match page.next_cursor {
+            Some(cursor) => query.cursor = Some(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        ["evt_l6", "evt_l5", "evt_l4", "evt_l2", "evt_l1", "evt_l0"]
+    );
+    let page = store
+        .list(&EventQuery {
+            kind: Some("budget.exceeded".into()),
+            since: Some(T0 + 2),
+            until: Some(T0 + 6),
+            limit: 10,
+            ..EventQuery::default()
+        })
+        .await
+        .expect("list");
+    let ids: Vec<&str> = page.events.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["evt_l5", "evt_l3"]);
+    assert_eq!(page.events[1].endpoint, "perf-test");
+    assert_eq!(page.next_cursor, None);
+    let bad = store
+        .list(&EventQuery {
+            cursor: Some("not hex".into()),
+            limit: 1,
+            ..EventQuery::default()
+        })
+        .await
+        .expect_err("foreign cursor");
+    assert_eq!(bad.kind(), StoreErrorKind::BadRequest);
+}
+
+async fn concurrent_records_of_one_id_store_it_exactly_once(store: Arc<dyn Store>) {
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.record(new_event("evt_race", &["log"], T0)).await })
+        })
+        .collect();
+    let mut new = 0;
+    for task in tasks {
+        if task.await.expect("join") == Ok(Recorded::New) {
+            new += 1;
+        }
+    }
+    assert_eq!(new, 1);
+    assert_eq!(store.counts().outbox, 1);
+}
+
+async fn a_closed_store_refuses_work(store: &dyn Store) {
+    store.close().await.expect("close");
+    assert!(store.record(new_event("evt_late", &[], T0)).await.is_err());
+    assert!(store.check().await.is_err());
+}
+
+macro_rules! contract {
+    ($backend:ident: $($name:ident),* ; shared: $($shared:ident),*) => {
+        mod $backend {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let backend = super::$backend();
+                    super::$name(backend.store.as_ref()).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $shared() {
+                    let backend = super::$backend();
+                    super::$shared(std::sync::Arc::clone(&backend.store)).await;
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! suite {
+    ($backend:ident) => {
+        contract!($backend:
+            a_second_record_with_the_same_id_is_a_duplicate_and_adds_no_job,
+            an_event_reads_back_verbatim_with_its_pending_notifications,
+            a_claimed_job_is_invisible_until_finished_or_its_lease_expires,
+            a_retry_waits_for_its_time_and_a_dead_job_is_counted,
+            claims_come_in_due_order_up_to_the_limit,
+            purge_removes_expired_events_jobs_and_dedupe_keys_in_batches,
+            listing_filters_pages_newest_first_and_refuses_foreign_cursors,
+            a_closed_store_refuses_work;
+            shared: concurrent_records_of_one_id_store_it_exactly_once);
+    };
+}
+
+suite!(memory);
+suite!(sled);
+
+/// What only a store with a disk promises: a reopen keeps events, jobs and counts, and ends
+/// every lease.
+#[tokio::test]
+async fn sled_keeps_everything_but_leases_across_a_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = SledStore::open(dir.path(), SledOptions::default()).expect("open");
+        store
+            .record(new_event("evt_keep", &["log", "mail"], T0))
+            .await
+            .expect("record");
+        let claimed = store.claim("log", ms(T0), LEASE, 10).await.expect("claim");
+        assert_eq!(claimed.jobs.len(), 1);
+        store.close().await.expect("close");
+    }
+    let store = reopen(dir.path()).await;
+    assert_eq!(
+        store.counts(),
+        Counts {
+            events: 1,
+            outbox: 2,
+            dead: 0
+        }
+    );
+    assert_eq!(
+        store.record(new_event("evt_keep", &["log"], T0)).await,
+        Ok(Recorded::Duplicate)
+    );
+    let claimed = store.claim("log", ms(T0), LEASE, 10).await.expect("claim");
+    assert_eq!(claimed.jobs.len(), 1, "a restart ends every lease");
+    assert!(store.disk_bytes().is_some_and(|bytes| bytes > 0));
+}
+
+/// sled lets go of its directory lock from a background thread; a reopen in the same
+/// process may have to wait for it.
+async fn reopen(path: &std::path::Path) -> SledStore {
+    for _ in 0..200 {
+        if let Ok(store) = SledStore::open(path, SledOptions::default()) {
+            return store;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("cannot reopen {}", path.display());
+}

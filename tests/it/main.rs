@@ -9,11 +9,13 @@
     clippy::indexing_slicing
 )]
 
+mod app;
 mod cli;
 #[cfg(feature = "fuzzing")]
 mod fuzz_replay;
 mod helpers;
 mod properties;
+mod receiver;
 mod server;
 mod server_helpers;
 mod store_contract;

@@ -101,12 +101,18 @@ target = "stdout"
 impl Server {
     /// Starts `perfhook serve --config` with `config_text` written into `dir`.
     pub fn start(dir: &Path, config_text: &str) -> Self {
+        Self::start_with_env(dir, config_text, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables.
+    pub fn start_with_env(dir: &Path, config_text: &str, env: &[(&str, &str)]) -> Self {
         let path = dir.join("perfhook.toml");
         std::fs::write(&path, config_text).expect("write config");
         let mut child = Command::new(binary())
             .args(["serve", "--config", path.to_str().expect("path")])
             .env(SECRET_ENV, SECRET)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -171,6 +177,13 @@ impl Server {
         let exit = self.child.wait().expect("wait");
         thread::sleep(Duration::from_millis(100));
         (exit.code().unwrap_or(-1), self.stdout(), self.stderr())
+    }
+
+    /// Waits for the process to end by itself; its exit code (`None` for a signal).
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let status = self.child.wait().expect("wait");
+        thread::sleep(Duration::from_millis(100));
+        status.code()
     }
 
     /// SIGKILL: no chance to flush or finish anything.
@@ -265,7 +278,6 @@ pub fn deliver(agent: &ureq::Agent, server: &Server, body: &[u8]) -> (u16, serde
 /// A real SMTP server: aiosmtpd writing each message into a Maildir.
 pub struct Smtp {
     child: Child,
-    pub port: u16,
     pub maildir: PathBuf,
 }
 
@@ -296,7 +308,6 @@ impl Smtp {
         );
         Self {
             child,
-            port,
             maildir: maildir.to_path_buf(),
         }
     }

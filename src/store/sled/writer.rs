@@ -238,7 +238,13 @@ impl Writer {
                     }
                 }
             });
-        fault::point("after-apply");
+        let records_new = answers
+            .records
+            .iter()
+            .any(|(_, answer)| *answer == Ok(Recorded::New));
+        if records_new {
+            fault::point("after-apply");
+        }
         for reply in applied_replies {
             reply(outcome.as_ref().err());
         }
@@ -248,7 +254,9 @@ impl Writer {
                 self.shared
                     .durable_batch
                     .store(meta.batch, Ordering::SeqCst);
-                fault::point("after-flush");
+                if records_new {
+                    fault::point("after-flush");
+                }
             }
             Err(error) => {
                 tracing::error!(%error, "store write failed; the store will reopen its data directory");

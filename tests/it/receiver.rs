@@ -1,0 +1,409 @@
+//! The receiver's behaviour over real HTTP, with the application in this process
+//! (`spawn_app`): a fixed clock, the memory store, a log file and lettre's stub transport.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use perfhook::store::{JobStatus, Store};
+
+use crate::app::{spawn_app, T0};
+use crate::server_helpers::{alert, client, post, SECRET};
+
+#[test]
+fn an_alert_is_stored_then_logged_and_mailed_once_and_a_resend_is_a_duplicate() {
+    let app = spawn_app("\"log\", \"mail\"", "");
+    let body = alert("evt_once");
+    let first = app.sign(&body, 0);
+    let (status, answer) = post(
+        &app.agent,
+        &app.url("/webhooks/perf"),
+        std::slice::from_ref(&first),
+        &body,
+    );
+    assert_eq!(
+        (status, answer["status"].as_str(), answer["id"].as_str()),
+        (200, Some("accepted"), Some("evt_once"))
+    );
+    assert!(
+        app.eventually(|| app.mails().len() == 1 && app.log_lines().len() == 1),
+        "not notified"
+    );
+    let mail = app.mails().remove(0);
+    assert!(
+        mail.contains("Subject: [perf] usage.threshold_reached: 80% of monthly budget"),
+        "{mail}"
+    );
+    assert!(mail.contains("Message-ID: <perf."), "{mail}");
+    assert!(mail.contains("400.12 USD of 500.00 USD"), "{mail}");
+    assert!(mail.contains("oncall@example.test") && mail.contains("finance@example.test"));
+    let line = &app.log_lines()[0];
+    assert_eq!(line["id"], "evt_once");
+    assert_eq!(line["summary"], "80% of monthly budget");
+    assert_eq!(line["figures"]["amount"], "400.12");
+
+    // The sender retries later with a fresh signature: acknowledged, never notified again.
+    app.clock.advance(Duration::from_secs(60));
+    let (status, answer) = app.deliver(&body);
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("duplicate"))
+    );
+    let detail = app
+        .runtime_block(app.store.event("perf", "evt_once"))
+        .expect("read")
+        .expect("stored");
+    assert_eq!(detail.record.body.as_bytes(), &body[..], "kept verbatim");
+    assert!(
+        app.eventually(|| {
+            app.runtime_block(app.store.event("perf", "evt_once"))
+                .ok()
+                .flatten()
+                .is_some_and(|d| {
+                    d.notifications
+                        .iter()
+                        .all(|j| j.status == JobStatus::Delivered)
+                })
+        }),
+        "both notifications recorded as delivered"
+    );
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(app.mails().len(), 1);
+    assert_eq!(app.log_lines().len(), 1);
+}
+
+#[test]
+fn every_refusal_has_its_status_and_json_error_and_stores_nothing() {
+    let app = spawn_app("\"log\"", "");
+    let url = app.url("/webhooks/perf");
+    let body = alert("evt_refused");
+    let t = T0;
+    let good = app.sign(&body, 0);
+    let h = |value: String| vec![("X-Perf-Signature".to_owned(), value)];
+    type Case<'a> = (&'a str, Vec<(String, String)>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        ("no header", vec![], body.clone(), 400, "missing_header"),
+        (
+            "empty v1",
+            h(format!("t={t},v1=")),
+            body.clone(),
+            400,
+            "malformed_header",
+        ),
+        (
+            "duplicate t",
+            h(format!(
+                "t={t},t={},{}",
+                t - 1000,
+                good.1.split(',').nth(1).unwrap_or("")
+            )),
+            body.clone(),
+            400,
+            "malformed_header",
+        ),
+        (
+            "wrong signature",
+            h(format!("t={t},v1={}", "0".repeat(64))),
+            body.clone(),
+            401,
+            "invalid_signature",
+        ),
+        (
+            "stale",
+            vec![app.sign(&body, -301)],
+            body.clone(),
+            401,
+            "timestamp_too_old",
+        ),
+        (
+            "future",
+            vec![app.sign(&body, 301)],
+            body.clone(),
+            401,
+            "timestamp_in_future",
+        ),
+        (
+            "body changed",
+            vec![good.clone()],
+            alert("evt_other"),
+            401,
+            "invalid_signature",
+        ),
+    ];
+    for (name, headers, sent, status, kind) in cases {
+        let (got, answer) = post(&app.agent, &url, &headers, &sent);
+        assert_eq!(
+            (got, answer["error"]["type"].as_str()),
+            (status, Some(kind)),
+            "{name}: {answer}"
+        );
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{name}"
+        );
+    }
+    // At the edges of the tolerance, both sides are accepted.
+    for (id, skew) in [("evt_edge_old", -300), ("evt_edge_new", 300)] {
+        let sent = alert(id);
+        let (got, answer) = post(&app.agent, &url, &[app.sign(&sent, skew)], &sent);
+        assert_eq!(
+            (got, answer["status"].as_str()),
+            (200, Some("accepted")),
+            "{id}"
+        );
+    }
+    // Bodies that verify but are not events: 400 invalid_event.
+    for (name, sent) in [
+        ("not json", b"hello".to_vec()),
+        (
+            "duplicate keys",
+            br#"{"id":"a","id":"b","type":"x"}"#.to_vec(),
+        ),
+        (
+            "200 deep",
+            format!(
+                "{{\"id\":\"d\",\"type\":\"x\",\"data\":{}{}}}",
+                "[".repeat(200),
+                "]".repeat(200)
+            )
+            .into_bytes(),
+        ),
+        ("not utf-8", b"{\"id\":\"\xff\",\"type\":\"x\"}".to_vec()),
+        ("no id", br#"{"type":"x"}"#.to_vec()),
+    ] {
+        let (got, answer) = app.deliver(&sent);
+        assert_eq!(
+            (got, answer["error"]["type"].as_str()),
+            (400, Some("invalid_event")),
+            "{name}: {answer}"
+        );
+    }
+    // A test-mode event at a live endpoint, and a live event at a test endpoint.
+    let test_event = String::from_utf8(alert("evt_mode"))
+        .expect("utf8")
+        .replace("\"livemode\":true", "\"livemode\":false");
+    let (got, answer) = app.deliver(test_event.as_bytes());
+    assert_eq!(
+        (got, answer["error"]["type"].as_str()),
+        (401, Some("mode_mismatch"))
+    );
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("a test event was sent to a live endpoint")),
+        "{answer}"
+    );
+    let (got, answer) = app.deliver_to("/webhooks/perf-test", &alert("evt_mode_live"));
+    assert_eq!(
+        (got, answer["error"]["type"].as_str()),
+        (401, Some("mode_mismatch"))
+    );
+    let (got, _) = app.deliver_to("/webhooks/perf-test", test_event.as_bytes());
+    assert_eq!(got, 200);
+
+    // Nothing was stored for the refused requests: the same ids are new now.
+    for id in ["evt_refused", "evt_mode"] {
+        let (got, answer) = app.deliver(&alert(id));
+        assert_eq!(
+            (got, answer["status"].as_str()),
+            (200, Some("accepted")),
+            "{id}"
+        );
+    }
+    // Unknown paths and methods.
+    let (status, text) = app.get("/webhooks/perf");
+    assert_eq!(status, 405);
+    assert!(text.contains("method_not_allowed"));
+    let (got, answer) = post(&app.agent, &app.url("/elsewhere"), &[], b"{}");
+    assert_eq!(
+        (got, answer["error"]["type"].as_str()),
+        (404, Some("not_found"))
+    );
+    assert!(!good.1.is_empty() && !SECRET.is_empty());
+}
+
+#[test]
+fn a_body_at_the_limit_is_read_and_one_byte_over_is_413() {
+    let app = spawn_app("", "");
+    let pad = |total: usize| {
+        let head = br#"{"id":"evt_big","type":"x","pad":""#;
+        let mut body = head.to_vec();
+        body.resize(total - 2, b'a');
+        body.extend_from_slice(b"\"}");
+        body
+    };
+    let (got, answer) = app.deliver(&pad(4096));
+    assert_eq!(
+        (got, answer["status"].as_str()),
+        (200, Some("accepted")),
+        "{answer}"
+    );
+    let over = pad(4097);
+    let (got, answer) = app.deliver(&over);
+    assert_eq!(
+        (got, answer["error"]["type"].as_str()),
+        (413, Some("payload_too_large"))
+    );
+
+    // Without Content-Length (chunked), the limit is applied while reading.
+    let mut stream = TcpStream::connect(app.address).expect("connect");
+    let header = app.sign(&over, 0);
+    write!(
+        stream,
+        "POST /webhooks/perf HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n{}: {}\r\n\r\n{:x}\r\n",
+        header.0,
+        header.1,
+        over.len()
+    )
+    .expect("write");
+    stream.write_all(&over).expect("write");
+    stream.write_all(b"\r\n0\r\n\r\n").expect("write");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}
+
+#[test]
+fn a_body_dripped_slowly_is_cut_off_with_408() {
+    let app = spawn_app("", "");
+    let body = alert("evt_slow");
+    let header = app.sign(&body, 0);
+    let mut stream = TcpStream::connect(app.address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "POST /webhooks/perf HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n{}: {}\r\n\r\n",
+        body.len(),
+        header.0,
+        header.1
+    )
+    .expect("write");
+    let started = Instant::now();
+    // One byte every 300 ms: each arrives well inside any per-read timeout, but the whole
+    // body would take over a minute. The deadline is 1 s for the whole read.
+    let mut answer = String::new();
+    for byte in &body {
+        if stream.write_all(&[*byte]).is_err() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(300));
+        if started.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+    }
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("body_timeout"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn identical_deliveries_at_the_same_instant_give_exactly_one_accepted() {
+    let app = spawn_app("\"log\"", "");
+    let url = app.url("/webhooks/perf");
+    let body = alert("evt_race");
+    let header = app.sign(&body, 0);
+    let barrier = Arc::new(Barrier::new(16));
+    let answers: Vec<String> = (0..16)
+        .map(|_| {
+            let (url, body, header, barrier) = (
+                url.clone(),
+                body.clone(),
+                header.clone(),
+                Arc::clone(&barrier),
+            );
+            thread::spawn(move || {
+                let agent = client();
+                barrier.wait();
+                let (status, answer) = post(&agent, &url, &[header], &body);
+                assert_eq!(status, 200);
+                answer["status"].as_str().expect("status").to_owned()
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().expect("join"))
+        .collect();
+    assert_eq!(
+        answers.iter().filter(|a| *a == "accepted").count(),
+        1,
+        "{answers:?}"
+    );
+    assert_eq!(answers.iter().filter(|a| *a == "duplicate").count(), 15);
+    assert!(app.eventually(|| app.log_lines().len() == 1));
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(app.log_lines().len(), 1);
+    assert_eq!(app.store.counts().events, 1);
+}
+
+#[test]
+fn health_readiness_and_metrics_report_the_service() {
+    let app = spawn_app("\"log\"", "");
+    app.deliver(&alert("evt_metrics"));
+    post(
+        &app.agent,
+        &app.url("/webhooks/perf"),
+        &[],
+        &alert("evt_unsigned"),
+    );
+    assert!(app.eventually(|| app.log_lines().len() == 1));
+    assert!(app.eventually(|| app.store.counts().outbox == 0));
+    assert_eq!(app.get("/healthz").0, 200);
+    assert_eq!(
+        app.get("/readyz"),
+        (200, r#"{"outbox_worker":true,"store":true}"#.to_owned())
+    );
+    let (status, metrics) = app.get("/metrics");
+    assert_eq!(status, 200);
+    for line in [
+        r#"perfhook_requests_total{endpoint="perf",outcome="accepted"} 1"#,
+        r#"perfhook_requests_total{endpoint="perf",outcome="missing_header"} 1"#,
+        r#"perfhook_verification_failures_total{endpoint="perf",reason="missing_header"} 1"#,
+        r#"perfhook_notifications_total{notifier="log",result="sent"} 1"#,
+        "perfhook_outbox_depth 0",
+        "perfhook_stored_events 1",
+        "perfhook_request_duration_seconds_count 2",
+    ] {
+        assert!(metrics.contains(line), "missing {line}:\n{metrics}");
+    }
+    assert!(!metrics.contains(SECRET));
+}
+
+#[test]
+fn a_failing_notifier_is_retried_on_its_backoff_and_never_delays_another() {
+    // The mail notifier's SMTP refuses (stub error); the log notifier is on its own worker.
+    let app = crate::app::spawn_app_with_failing_mail("\"log\", \"mail\"");
+    let (status, _) = app.deliver(&alert("evt_retry"));
+    assert_eq!(status, 200);
+    assert!(app.eventually(|| app.log_lines().len() == 1), "log delayed");
+    let detail = || {
+        app.runtime_block(app.store.event("perf", "evt_retry"))
+            .expect("read")
+            .expect("stored")
+    };
+    assert!(app.eventually(|| detail()
+        .notifications
+        .iter()
+        .any(|j| j.notifier == "mail" && j.attempts == 1)));
+    // No second attempt before the backoff (at least half of 200 ms) has passed on the clock.
+    thread::sleep(Duration::from_millis(500));
+    let mail = detail()
+        .notifications
+        .into_iter()
+        .find(|j| j.notifier == "mail")
+        .expect("mail job");
+    assert_eq!((mail.status, mail.attempts), (JobStatus::Pending, 1));
+    assert!(mail.due_ms >= T0 * 1000 + 100, "{mail:?}");
+    // Time passes: the retry is due and made.
+    app.clock.advance(Duration::from_secs(1));
+    assert!(app.eventually(|| detail()
+        .notifications
+        .iter()
+        .any(|j| j.notifier == "mail" && j.attempts == 2)));
+}

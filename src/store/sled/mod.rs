@@ -105,13 +105,25 @@ impl Handle {
             .open_tree("perfhook")
             .map_err(|e| StoreError::unavailable(describe_sled(&e)))?;
         let data_file = match options.durability {
-            Durability::PowerLoss => Some(File::open(path.join(DATA_FILE)).map_err(|e| {
-                StoreError::unavailable(format!("cannot open {DATA_FILE} to sync it: {e}"))
-            })?),
+            Durability::PowerLoss => {
+                let file = File::open(path.join(DATA_FILE)).map_err(|e| {
+                    StoreError::unavailable(format!("cannot open {DATA_FILE} to sync it: {e}"))
+                })?;
+                // The directory entries of `db` and `blobs/` must survive power loss too.
+                sync_dir(path)?;
+                Some(file)
+            }
             Durability::ProcessCrash => None,
         };
         Ok((Self { db, tree }, data_file))
     }
+}
+
+/// `fsync` of a directory, so the entries created in it are durable.
+fn sync_dir(path: &Path) -> Result<(), StoreError> {
+    File::open(path)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|e| StoreError::unavailable(format!("cannot sync {}: {e}", path.display())))
 }
 
 /// sled's errors in one line, without Rust debug text.

@@ -25,6 +25,10 @@ use crate::store::{
 
 /// The most requests one group takes: bounds one batch's size and the wait of its first.
 const MAX_GROUP: usize = 1024;
+/// sled writes a value to a file of its own under `blobs/` when its log record would exceed
+/// about a quarter of a segment (131,020 bytes with the default 512 KiB segments); any event
+/// this large makes the group also sync new blob files, which sled never syncs itself.
+const BLOB_CANDIDATE_BYTES: usize = 96 * 1024;
 /// How often a failed store tries to reopen.
 const REOPEN_EVERY: Duration = Duration::from_secs(1);
 
@@ -72,6 +76,8 @@ pub(super) struct Writer {
     data_file: Option<File>,
     meta: MetaState,
     last_reopen: Option<Instant>,
+    /// The newest blob file already synced (blob files are named by sled's log sequence).
+    last_synced_blob: u64,
 }
 
 /// One group's writes: the batch, and what it wrote so far so later requests in the same
@@ -80,6 +86,8 @@ struct Group<'t> {
     tree: &'t sled::Tree,
     batch: sled::Batch,
     written: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Whether a value may have gone to a blob file.
+    large: bool,
     /// Leases to end once the batch is applied (not before: a claimer must not see a job
     /// unleased while the batch that finishes it is still on its way).
     ended_leases: Vec<Vec<u8>>,
@@ -97,6 +105,7 @@ impl Group<'_> {
     }
 
     fn insert(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.large |= value.len() >= BLOB_CANDIDATE_BYTES;
         self.batch.insert(key.clone(), value.clone());
         self.written.insert(key, Some(value));
     }
@@ -140,6 +149,7 @@ impl Writer {
             data_file,
             meta,
             last_reopen: None,
+            last_synced_blob: 0,
         }
     }
 
@@ -181,6 +191,7 @@ impl Writer {
             tree: &handle.tree,
             batch: sled::Batch::default(),
             written: HashMap::new(),
+            large: false,
             ended_leases: Vec::new(),
         };
         let mut meta = self.meta;
@@ -219,15 +230,16 @@ impl Writer {
                 let Group {
                     batch,
                     ended_leases,
+                    large,
                     ..
                 } = writes;
                 handle
                     .tree
                     .apply_batch(batch)
                     .map_err(|e| StoreError::unavailable(describe_sled(&e)))?;
-                Ok(ended_leases)
+                Ok((ended_leases, large))
             })
-            .map(|ended_leases| {
+            .map(|(ended_leases, large)| {
                 self.meta = meta;
                 if let Ok(mut counts) = self.shared.counts.lock() {
                     *counts = meta.counts;
@@ -237,6 +249,7 @@ impl Writer {
                         leases.remove(&key);
                     }
                 }
+                large
             });
         let records_new = answers
             .records
@@ -248,7 +261,7 @@ impl Writer {
         for reply in applied_replies {
             reply(outcome.as_ref().err());
         }
-        let outcome = outcome.and_then(|()| self.make_durable(&handle));
+        let outcome = outcome.and_then(|large| self.make_durable(&handle, large));
         match &outcome {
             Ok(()) => {
                 self.shared
@@ -280,7 +293,7 @@ impl Writer {
     }
 
     /// One flush for the whole group, then `fdatasync` for power-loss durability.
-    fn make_durable(&self, handle: &Handle) -> Result<(), StoreError> {
+    fn make_durable(&mut self, handle: &Handle, large: bool) -> Result<(), StoreError> {
         handle
             .db
             .flush()
@@ -288,7 +301,38 @@ impl Writer {
         if let Some(file) = &self.data_file {
             file.sync_data()
                 .map_err(|e| StoreError::unavailable(format!("fdatasync failed: {e}")))?;
+            if large {
+                self.sync_blobs()?;
+            }
         }
+        Ok(())
+    }
+
+    /// `fdatasync` of every blob file newer than the last one synced, then of `blobs/`.
+    fn sync_blobs(&mut self) -> Result<(), StoreError> {
+        let dir = self.path.join("blobs");
+        let failed = |e: std::io::Error| StoreError::unavailable(format!("cannot sync blobs: {e}"));
+        let mut newest = self.last_synced_blob;
+        for entry in std::fs::read_dir(&dir).map_err(failed)? {
+            let entry = entry.map_err(failed)?;
+            let Some(number) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if number > self.last_synced_blob {
+                File::open(entry.path())
+                    .and_then(|file| file.sync_data())
+                    .map_err(failed)?;
+                newest = newest.max(number);
+            }
+        }
+        File::open(&dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(failed)?;
+        self.last_synced_blob = newest;
         Ok(())
     }
 

@@ -342,8 +342,13 @@ impl Writer {
         if let Ok(mut shared) = self.shared.handle.write() {
             *shared = None;
         }
-        self.handle = None;
+        let handle = self.handle.take();
         self.data_file = None;
+        // sled's last handle fsyncs its file on drop and panics if that fails (its
+        // `Log::drop` unwraps); the writer must outlive a failing disk to recover from it.
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(handle))).is_err() {
+            tracing::error!("sled panicked while closing the failed store");
+        }
     }
 
     /// Reopens a failed store, at most once per [`REOPEN_EVERY`].

@@ -10,6 +10,11 @@ the events the receiver reported accepted, and at least the 2xx answers wrk saw.
     bench/load.sh                               # perfhook and the peers, c=16,64, 3 x 10 s
     bench/load.sh --peers ""                    # perfhook only
     bench/load.sh --preload 1000000             # plus growth: 1M stored, and 1M being purged
+    bench/load.sh --baseline-bin OLD            # plus the same rows for another perfhook binary
+
+Rows: `perfhook` stores only (`notifiers = []`, warn logs); `perfhook-defaults` runs what a
+user runs (the embedded log notifier on stdout, INFO logs on stderr, both to files);
+`perfhook-notify` adds a log notifier to a file with warn logs.
 
 Options it does not know (e.g. --quiet-wait 30) go to the harness's run.sh.
 
@@ -58,7 +63,24 @@ def free_port():
         return s.getsockname()[1]
 
 
-def write_config(path, port, data_dir, notify_file=None):
+def write_config(path, port, data_dir, notify_file=None, defaults=False):
+    if defaults:
+        # The embedded defaults, but for the address, the data dir, the secret's variable
+        # and one worker thread (the server has one core).
+        with open(path, "w") as f:
+            f.write(f"""[server]
+listen = "127.0.0.1:{port}"
+workers = 1
+
+[storage]
+path = "{data_dir}"
+
+[[endpoints]]
+name = "perf"
+path = "/webhooks/perf"
+secrets = [{{ name = "bench", env = "{SECRET_ENV}" }}]
+""")
+        return
     with open(path, "w") as f:
         f.write(f"""[server]
 listen = "127.0.0.1:{port}"
@@ -89,17 +111,22 @@ def http_get(url):
 class Receiver:
     """perfhook serve on cpu1 with its own config and data directory."""
 
-    def __init__(self, workdir, data_dir, server_cpu, notify=False):
+    def __init__(self, workdir, data_dir, server_cpu, notify=False, defaults=False, binary=BIN):
         self.port = free_port()
         self.config = os.path.join(workdir, "perfhook.toml")
         self.data_dir = data_dir
         notify_file = os.path.join(workdir, "alerts.jsonl") if notify else None
-        write_config(self.config, self.port, data_dir, notify_file)
+        write_config(self.config, self.port, data_dir, notify_file, defaults)
         self.log = open(os.path.join(workdir, "serve.log"), "w")
-        env = dict(os.environ, **{SECRET_ENV: SECRET, "RUST_LOG": "warn"})
+        self.stdout = open(os.path.join(workdir, "stdout.jsonl"), "w")
+        env = dict(os.environ, **{SECRET_ENV: SECRET})
+        if defaults:
+            env.pop("RUST_LOG", None)
+        else:
+            env["RUST_LOG"] = "warn"
         self.proc = subprocess.Popen(
-            ["taskset", "-c", str(server_cpu), BIN, "serve", "--config", self.config],
-            env=env, stdout=subprocess.DEVNULL, stderr=self.log)
+            ["taskset", "-c", str(server_cpu), binary, "serve", "--config", self.config],
+            env=env, stdout=self.stdout, stderr=self.log)
         deadline = time.time() + 30
         while time.time() < deadline:
             try:
@@ -133,12 +160,13 @@ class Receiver:
         self.proc.send_signal(signal.SIGTERM)
         code = self.proc.wait(timeout=60)
         self.log.close()
+        self.stdout.close()
         if code != 0:
             raise SystemExit("perfhook exited %d on SIGTERM" % code)
 
 
-def store_stats(data_dir):
-    out = subprocess.run([BIN, "store", "stats", "--json", "--data-dir", data_dir],
+def store_stats(data_dir, binary=BIN):
+    out = subprocess.run([binary, "store", "stats", "--json", "--data-dir", data_dir],
                          check=True, capture_output=True, text=True).stdout
     return json.loads(out)
 
@@ -156,7 +184,8 @@ def harness(args, out, extra):
     return records
 
 
-def measure_perfhook(args, label, conc, results, preload=None, no_check=True, notify=False):
+def measure_perfhook(args, label, conc, results, preload=None, no_check=True, notify=False,
+                     defaults=False, binary=BIN):
     """One concurrency against a fresh perfhook; returns the integrity line."""
     workdir = tempfile.mkdtemp(prefix="perfhook-load-", dir=args.data_root)
     data_dir = os.path.join(workdir, "data")
@@ -165,7 +194,7 @@ def measure_perfhook(args, label, conc, results, preload=None, no_check=True, no
         count, mode = preload
         sh([PRELOAD, data_dir, str(count)] + (["--expired"] if mode == "expired" else []))
         preloaded = 0 if mode == "expired" else count
-    rx = Receiver(workdir, data_dir, args.server_cpu, notify)
+    rx = Receiver(workdir, data_dir, args.server_cpu, notify, defaults, binary)
     try:
         extra = ["--target-url", rx.url("/webhooks/perf"), "--secret", SECRET,
                  "--target-pid", str(rx.proc.pid), "--label", label, "--conc", str(conc)]
@@ -176,7 +205,7 @@ def measure_perfhook(args, label, conc, results, preload=None, no_check=True, no
         rss = rx.peak_rss_kib()
     finally:
         rx.stop()
-    stats = store_stats(data_dir)
+    stats = store_stats(data_dir, binary)
     acked = sum(r["requests"] - r["err_status"] for r in records)
     accepted = counts.get("accepted", 0)
     if preload and preload[1] == "expired":
@@ -240,7 +269,9 @@ def table(records, integrity, peers):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared", default=os.path.join(os.path.dirname(ROOT), "shared"))
-    ap.add_argument("--peers", default="null A-noexec B C-fastify")
+    ap.add_argument("--peers", default="null A-noexec B C-fastify D-axum D-axum-full")
+    ap.add_argument("--baseline-bin", default=None,
+                    help="another perfhook binary measured in the same run (rows perfhook-before*)")
     ap.add_argument("--conc", default="16,64")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--duration", type=int, default=10)
@@ -261,9 +292,16 @@ def main():
         rs, line = measure_perfhook(args, "perfhook", conc, results, no_check=i > 0)
         records += rs
         integrity.append(line)
-    rs, line = measure_perfhook(args, "perfhook-notify", 64, results, notify=True)
-    records += rs
-    integrity.append(line)
+    for label, kwargs in (("perfhook-defaults", {"defaults": True}),
+                          ("perfhook-notify", {"notify": True})):
+        rs, line = measure_perfhook(args, label, 64, results, **kwargs)
+        records += rs
+        integrity.append(line)
+    if args.baseline_bin:
+        for label, kwargs in (("perfhook-before", {}), ("perfhook-before-defaults", {"defaults": True})):
+            rs, line = measure_perfhook(args, label, 64, results, binary=args.baseline_bin, **kwargs)
+            records += rs
+            integrity.append(line)
     if args.preload:
         for mode, label in (("kept", "perfhook-1M-stored"), ("expired", "perfhook-1M-purging")):
             rs, line = measure_perfhook(args, label, 64, results, preload=(args.preload, mode))

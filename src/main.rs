@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use perfhook::cli::{run, Cli};
 
+// sled allocates and frees a node copy on most writes; glibc's malloc was about a sixth of
+// the receiver's CPU under load, mimalloc a fraction of that (bench/load.sh).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {

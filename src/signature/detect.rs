@@ -67,7 +67,7 @@ pub fn detect(
             match verifier.verify(headers, body, now) {
                 Ok(verified) => return Detection::Valid { verified, reading },
                 Err(error) => {
-                    if best.as_ref().map_or(true, |b| rank(&error) > rank(b)) {
+                    if best.as_ref().is_none_or(|b| rank(&error) > rank(b)) {
                         best = Some(error);
                     }
                 }

@@ -465,3 +465,89 @@ async fn sled_keeps_a_body_larger_than_its_blob_threshold_verbatim() {
         .expect("stored");
     assert_eq!(detail.record.body, event.record.body);
 }
+
+/// A data directory from the first layout (trees `events`, `outbox`, `dead`, `expiry`, jobs
+/// stamped with their event's writer) opens with its dedupe keys, pending and dead jobs kept,
+/// and orphan jobs (a losing duplicate's) dropped.
+#[tokio::test]
+async fn sled_migrates_a_data_directory_of_the_first_layout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let db = ::sled::open(dir.path()).expect("sled");
+        let events = db.open_tree("events").expect("tree");
+        let outbox = db.open_tree("outbox").expect("tree");
+        let dead = db.open_tree("dead").expect("tree");
+        let expiry = db.open_tree("expiry").expect("tree");
+        for (id, writer) in [("evt_old1", 7u64), ("evt_old2", 8)] {
+            let key = format!("perf\0{id}");
+            let value = serde_json::json!({
+                "writer": writer, "endpoint": "perf", "id": id, "kind": "usage.threshold_reached",
+                "livemode": true, "received_at": T0, "body": format!("{{\"id\":\"{id}\",\"type\":\"x\"}}"),
+            });
+            events
+                .insert(key.as_bytes(), serde_json::to_vec(&value).expect("json"))
+                .expect("insert");
+            let mut expiry_key = (T0 + 500).to_be_bytes().to_vec();
+            expiry_key.extend_from_slice(key.as_bytes());
+            expiry.insert(expiry_key, &[][..]).expect("insert");
+        }
+        let job = |id: &str, writer: u64, attempts: u32| {
+            serde_json::to_vec(&serde_json::json!({
+                "endpoint": "perf", "event_id": id, "notifier": "log", "attempts": attempts,
+                "last_error": null, "writer": writer, "created_ms": T0 * 1000,
+            }))
+            .expect("json")
+        };
+        let outbox_key = |due: u64, seq: u64| {
+            let mut key = due.to_be_bytes().to_vec();
+            key.extend_from_slice(&seq.to_be_bytes());
+            key
+        };
+        outbox
+            .insert(outbox_key(T0 * 1000, 1), job("evt_old1", 7, 2))
+            .expect("insert");
+        // An orphan: written by a write that lost the dedupe race.
+        outbox
+            .insert(outbox_key(T0 * 1000, 2), job("evt_old1", 99, 0))
+            .expect("insert");
+        dead.insert(outbox_key(T0 * 1000, 3), job("evt_old2", 8, 12))
+            .expect("insert");
+        db.flush().expect("flush");
+    }
+    let store = reopen(dir.path()).await;
+    assert_eq!(
+        store.counts(),
+        Counts {
+            events: 2,
+            outbox: 1,
+            dead: 1
+        }
+    );
+    assert_eq!(
+        store.record(new_event("evt_old1", &["log"], T0)).await,
+        Ok(Recorded::Duplicate),
+        "the dedupe key survived the migration"
+    );
+    let detail = store
+        .event("perf", "evt_old2")
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(detail.expires_at, T0 + 500);
+    assert_eq!(detail.notifications[0].status, JobStatus::Dead);
+    let claimed = store.claim("log", ms(T0), LEASE, 10).await.expect("claim");
+    assert_eq!(claimed.jobs.len(), 1, "the pending job, not the orphan");
+    assert_eq!(
+        (
+            claimed.jobs[0].event.id.as_str(),
+            claimed.jobs[0].job.attempts
+        ),
+        ("evt_old1", 2)
+    );
+    drop(claimed);
+    store.close().await.expect("close");
+    drop(store);
+    // Opening again does not migrate twice.
+    let store = reopen(dir.path()).await;
+    assert_eq!(store.counts().events, 2);
+}

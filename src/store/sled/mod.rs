@@ -29,6 +29,7 @@
 //! Leases live in memory: this store is one process, and a crash ends every lease anyway.
 
 mod layout;
+mod migrate;
 mod writer;
 
 use std::collections::HashMap;
@@ -104,6 +105,7 @@ impl Handle {
         let tree = db
             .open_tree("perfhook")
             .map_err(|e| StoreError::unavailable(describe_sled(&e)))?;
+        migrate::migrate(&db, &tree)?;
         let data_file = match options.durability {
             Durability::PowerLoss => {
                 let file = File::open(path.join(DATA_FILE)).map_err(|e| {

@@ -454,7 +454,11 @@ fn record(
     if writes.get(&stored_key)?.is_some() {
         return Ok(Recorded::Duplicate);
     }
+    // Everything is encoded before anything is written, so a failure leaves no part of the
+    // event in the group's batch.
+    let event_value = encode_event(&record, expires_at)?;
     let due_ms = record.received_at.saturating_mul(1000);
+    let mut jobs = Vec::with_capacity(notifiers.len());
     for notifier in notifiers {
         meta.seq += 1;
         let stored = JobValue {
@@ -470,9 +474,15 @@ fn record(
             batch: meta.batch,
             seq: meta.seq,
         };
-        let job_key = job_key(&event_key, &notifier);
-        writes.insert(stored.queue_key(), job_key.clone());
-        writes.insert(job_key, stored.encode()?);
+        jobs.push((
+            job_key(&event_key, &notifier),
+            stored.queue_key(),
+            stored.encode()?,
+        ));
+    }
+    for (job_key, queue_key, value) in jobs {
+        writes.insert(queue_key, job_key.clone());
+        writes.insert(job_key, value);
         meta.counts.outbox += 1;
     }
     writes.insert(
@@ -483,7 +493,7 @@ fn record(
         key(LISTING, &[&record.received_at.to_be_bytes(), &event_key]),
         record.kind.as_bytes().to_vec(),
     );
-    writes.insert(stored_key, encode_event(&record, expires_at)?);
+    writes.insert(stored_key, event_value);
     meta.counts.events += 1;
     Ok(Recorded::New)
 }

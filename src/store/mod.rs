@@ -260,6 +260,17 @@ impl StoreError {
         )
     }
 
+    /// A stored JSON value that does not decode. serde's message may quote the value (an
+    /// event's type comes from its body), so only the category and position are kept.
+    pub fn corrupt_json(error: &serde_json::Error) -> Self {
+        Self::corrupt(format!(
+            "a stored value does not decode ({:?} at line {} column {})",
+            error.classify(),
+            error.line(),
+            error.column()
+        ))
+    }
+
     /// What kind of failure this is.
     #[must_use]
     pub fn kind(&self) -> StoreErrorKind {

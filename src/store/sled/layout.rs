@@ -87,7 +87,7 @@ pub(super) fn encode_event(record: &EventRecord, expires_at: u64) -> Result<Vec<
         received_at: record.received_at,
         expires_at,
     })
-    .map_err(StoreError::corrupt)?;
+    .map_err(|e| StoreError::corrupt_json(&e))?;
     let meta_len = u32::try_from(meta.len()).map_err(StoreError::corrupt)?;
     let mut value = Vec::with_capacity(4 + meta.len() + record.body.len());
     value.extend_from_slice(&meta_len.to_be_bytes());
@@ -110,7 +110,7 @@ pub(super) fn decode_event_meta(value: &[u8]) -> Result<(EventMeta, &[u8]), Stor
     let meta = value.get(4..end).ok_or_else(corrupt)?;
     let body = value.get(end..).ok_or_else(corrupt)?;
     Ok((
-        serde_json::from_slice(meta).map_err(StoreError::corrupt)?,
+        serde_json::from_slice(meta).map_err(|e| StoreError::corrupt_json(&e))?,
         body,
     ))
 }
@@ -161,11 +161,11 @@ pub(super) struct JobValue {
 
 impl JobValue {
     pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
-        serde_json::to_vec(self).map_err(StoreError::corrupt)
+        serde_json::to_vec(self).map_err(|e| StoreError::corrupt_json(&e))
     }
 
     pub fn decode(value: &[u8]) -> Result<Self, StoreError> {
-        serde_json::from_slice(value).map_err(StoreError::corrupt)
+        serde_json::from_slice(value).map_err(|e| StoreError::corrupt_json(&e))
     }
 
     /// Its `q` key while pending.
@@ -185,10 +185,41 @@ pub(super) struct MetaState {
 
 impl MetaState {
     pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
-        serde_json::to_vec(self).map_err(StoreError::corrupt)
+        serde_json::to_vec(self).map_err(|e| StoreError::corrupt_json(&e))
     }
 
     pub fn decode(value: &[u8]) -> Result<Self, StoreError> {
-        serde_json::from_slice(value).map_err(StoreError::corrupt)
+        serde_json::from_slice(value).map_err(|e| StoreError::corrupt_json(&e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_reads_back_verbatim_and_a_damaged_one_never_quotes_its_content() {
+        let record = EventRecord {
+            endpoint: "perf".into(),
+            id: "evt_1".into(),
+            kind: "usage.threshold_reached".into(),
+            livemode: Some(true),
+            received_at: 7,
+            body: "{\"note\":\"quote \\\" caf\u{e9}\"}".into(),
+        };
+        let value = encode_event(&record, 99).expect("encode");
+        assert_eq!(
+            decode_event("perf", "evt_1", &value).expect("decode"),
+            (record, 99)
+        );
+        let meta = br#"{"kind":"x","livemode":"card 4111-1111","received_at":1,"expires_at":2}"#;
+        let mut damaged = u32::try_from(meta.len())
+            .expect("len")
+            .to_be_bytes()
+            .to_vec();
+        damaged.extend_from_slice(meta);
+        let error = decode_event_meta(&damaged).expect_err("wrong type");
+        assert!(!error.to_string().contains("4111"), "{error}");
+        assert!(decode_event_meta(&[0, 0, 9]).is_err(), "truncated");
     }
 }

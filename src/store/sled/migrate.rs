@@ -65,7 +65,7 @@ fn sled_error(error: &sled::Error) -> StoreError {
 }
 
 fn old(value: &[u8]) -> Result<OldEvent, StoreError> {
-    serde_json::from_slice(value).map_err(StoreError::corrupt)
+    serde_json::from_slice(value).map_err(|e| StoreError::corrupt_json(&e))
 }
 
 /// Migrates `db`'s old trees into `tree`, if there are any. Returns whether it did.
@@ -136,7 +136,8 @@ pub(super) fn migrate(db: &sled::Db, tree: &sled::Tree) -> Result<bool, StoreErr
     for (source, status) in [(&outbox, JobStatus::Pending), (&dead_tree, JobStatus::Dead)] {
         for entry in source.iter() {
             let (k, v) = entry.map_err(|e| sled_error(&e))?;
-            let old_job: OldJob = serde_json::from_slice(&v).map_err(StoreError::corrupt)?;
+            let old_job: OldJob =
+                serde_json::from_slice(&v).map_err(|e| StoreError::corrupt_json(&e))?;
             let event_key = event_key(&old_job.endpoint, &old_job.event_id);
             // Only the jobs written with the stored event were ever deliverable.
             if writers.get(&event_key) != Some(&old_job.writer) {

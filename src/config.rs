@@ -397,7 +397,13 @@ fn resolve_endpoint(
             .with_signature_header(header)
             .map_err(|e| invalid(format!("{key}.signature_header"), e.to_string()))?;
     }
-    for notifier in &endpoint.notifiers {
+    for (i, notifier) in endpoint.notifiers.iter().enumerate() {
+        if endpoint.notifiers.iter().take(i).any(|n| n == notifier) {
+            return Err(invalid(
+                format!("{key}.notifiers"),
+                format!("{notifier:?} is listed twice"),
+            ));
+        }
         if !notifiers.contains_key(notifier) {
             return Err(invalid(
                 format!("{key}.notifiers"),
@@ -555,6 +561,22 @@ mod tests {
             err.to_string().contains("no notifier named \"pager\""),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_notifier_listed_twice_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s");
+        std::fs::write(&path, "0123456789abcdef").expect("write");
+        let text = format!(
+            "[[endpoints]]\nname = \"a\"\npath = \"/a\"\nnotifiers = [\"log\", \"log\"]\nsecrets = [{{ name = \"k\", file = {:?} }}]\n",
+            path.display().to_string()
+        );
+        let err = Settings::from_toml(&text)
+            .expect("shape")
+            .resolve()
+            .expect_err("twice");
+        assert!(err.to_string().contains("\"log\" is listed twice"), "{err}");
     }
 
     #[test]

@@ -69,8 +69,8 @@ impl Wakers {
 pub struct OutboxHealth {
     /// Each worker's last loop, Unix milliseconds.
     heartbeats: HashMap<String, AtomicU64>,
-    /// Whether the workers' last store call succeeded.
-    store_ok: AtomicBool,
+    /// Whether each worker's last store call succeeded.
+    store_ok: HashMap<String, AtomicBool>,
 }
 
 impl OutboxHealth {
@@ -78,7 +78,7 @@ impl OutboxHealth {
     /// from a store failure.
     #[must_use]
     pub fn is_ready(&self, now_ms: u64, within_ms: u64) -> bool {
-        self.store_ok.load(Ordering::SeqCst)
+        self.store_ok.values().all(|ok| ok.load(Ordering::SeqCst))
             && self
                 .heartbeats
                 .values()
@@ -91,8 +91,10 @@ impl OutboxHealth {
         }
     }
 
-    fn store(&self, ok: bool) {
-        self.store_ok.store(ok, Ordering::SeqCst);
+    fn store(&self, notifier: &str, ok: bool) {
+        if let Some(flag) = self.store_ok.get(notifier) {
+            flag.store(ok, Ordering::SeqCst);
+        }
     }
 }
 
@@ -124,7 +126,10 @@ impl Outbox {
                 .keys()
                 .map(|name| (name.clone(), AtomicU64::new(now_ms)))
                 .collect(),
-            store_ok: AtomicBool::new(true),
+            store_ok: notifiers
+                .keys()
+                .map(|name| (name.clone(), AtomicBool::new(true)))
+                .collect(),
         });
         let workers = notifiers
             .iter()
@@ -167,7 +172,23 @@ impl Outbox {
         self.wakers.all();
         self.workers
             .into_iter()
-            .map(|worker| tokio::spawn(worker.run(shutdown.clone())))
+            .map(|worker| {
+                let shutdown = shutdown.clone();
+                // A panic in one round (a bug, or sled panicking on a failing disk) restarts
+                // the worker instead of silently ending that notifier's deliveries.
+                tokio::spawn(async move {
+                    loop {
+                        let round = tokio::spawn(worker.clone().run(shutdown.clone()));
+                        match round.await {
+                            Err(error) if error.is_panic() => {
+                                tracing::error!(notifier = %worker.name, "outbox worker panicked; restarting it");
+                                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                            }
+                            _ => break,
+                        }
+                    }
+                })
+            })
             .collect()
     }
 }

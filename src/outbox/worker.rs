@@ -30,7 +30,7 @@ const FINISH_WITHIN: Duration = Duration::from_millis(20);
 const STORE_RETRY_CAP: Duration = Duration::from_secs(5);
 
 /// One notifier's worker.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Worker {
     pub name: String,
     pub notifier: Arc<dyn Notifier>,
@@ -54,12 +54,12 @@ impl Worker {
                         tracing::info!(notifier = %self.name, "outbox: the store works again; delivering");
                     }
                     store_failures = 0;
-                    self.health.store(true);
+                    self.health.store(&self.name, true);
                     wait
                 }
                 Err(error) => {
                     store_failures = store_failures.saturating_add(1);
-                    self.health.store(false);
+                    self.health.store(&self.name, false);
                     let wait = backoff(&self.settings, store_failures).min(STORE_RETRY_CAP);
                     tracing::error!(notifier = %self.name, %error, retry_in_ms = millis(wait), "outbox: storage error; backing off");
                     wait
@@ -99,6 +99,8 @@ impl Worker {
                 oldest = Instant::now();
             }
             finished.push(self.attempt(job).await);
+            // Per attempt, so a slow sink (SMTP at its deadline) never looks like a dead worker.
+            self.health.beat(&self.name, self.clock.now_ms());
             if finished.len() >= FINISH_GROUP || oldest.elapsed() >= FINISH_WITHIN {
                 self.record(std::mem::take(&mut finished)).await?;
             }

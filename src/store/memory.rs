@@ -172,6 +172,10 @@ impl Store for MemoryStore {
         let due_ms = event.record.received_at.saturating_mul(1000);
         for notifier in &event.notifiers {
             let job_key = job_key(&key, notifier);
+            // One job per notifier, however often it is named.
+            if state.jobs.contains_key(&job_key) {
+                continue;
+            }
             state.jobs.insert(
                 job_key.clone(),
                 Job {
@@ -231,7 +235,12 @@ impl Store for MemoryStore {
                 later(due, &mut claimed);
                 break;
             }
-            let Some(job) = state.jobs.get(&key).cloned() else {
+            let Some(job) = state
+                .jobs
+                .get(&key)
+                .filter(|job| job.status == JobStatus::Pending)
+                .cloned()
+            else {
                 continue;
             };
             let event_key = event_key(&job.endpoint, &job.event_id);

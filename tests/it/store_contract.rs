@@ -352,6 +352,33 @@ async fn concurrent_records_of_one_id_store_it_exactly_once(store: Arc<dyn Store
     assert_eq!(store.counts().outbox, 1);
 }
 
+async fn a_notifier_named_twice_gets_one_job_delivered_once(store: &dyn Store) {
+    store
+        .record(new_event("evt_twice", &["log", "log"], T0))
+        .await
+        .expect("record");
+    assert_eq!(store.counts().outbox, 1);
+    let claimed = store.claim("log", ms(T0), LEASE, 10).await.expect("claim");
+    assert_eq!(claimed.jobs.len(), 1);
+    store
+        .finish(vec![Finished {
+            token: claimed.jobs[0].token.clone(),
+            outcome: Outcome::Delivered,
+            at_ms: ms(T0),
+        }])
+        .await
+        .expect("finish");
+    let later = store
+        .claim("log", ms(T0 + 10_000), LEASE, 10)
+        .await
+        .expect("claim");
+    assert!(
+        later.jobs.is_empty(),
+        "a delivered job is never handed out again"
+    );
+    assert_eq!(store.counts().outbox, 0);
+}
+
 async fn a_closed_store_refuses_work(store: &dyn Store) {
     store.close().await.expect("close");
     assert!(store.record(new_event("evt_late", &[], T0)).await.is_err());
@@ -389,6 +416,7 @@ macro_rules! suite {
             claims_come_in_due_order_up_to_the_limit,
             purge_removes_expired_events_jobs_and_dedupe_keys_in_batches,
             listing_filters_pages_newest_first_and_refuses_foreign_cursors,
+            a_notifier_named_twice_gets_one_job_delivered_once,
             a_closed_store_refuses_work;
             shared: concurrent_records_of_one_id_store_it_exactly_once);
     };

@@ -1,9 +1,9 @@
 //! Brings a data directory written by perfhook 0.1's first layout (trees `events`, `outbox`,
 //! `dead`, `expiry`; jobs stamped with the write that stored their event) into the current
 //! one, once, at open, before anything is served: dedupe keys, pending and dead jobs are
-//! kept. Idempotent: every key it writes is derived from the old one, and the old trees are
-//! dropped only after the new data is flushed, so a crash midway is finished by the next
-//! open.
+//! kept. Idempotent: every key it writes is derived from the old one, the old trees are
+//! dropped only after the new data is flushed (`events` first), and counts are recounted
+//! from the new tree, so a crash midway is finished by the next open.
 
 use std::collections::HashMap;
 
@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::describe_sled;
 use super::layout::{
-    encode_event, job_key, key, JobValue, MetaState, EVENT, EXPIRY, JOB, LISTING, META_STATE,
+    encode_event, job_key, key, JobValue, EVENT, EXPIRY, JOB, LISTING, META_STATE,
 };
 use crate::store::{event_key, Counts, EventRecord, Job, JobStatus, StoreError};
 
@@ -94,7 +94,9 @@ pub(super) fn migrate(db: &sled::Db, tree: &sled::Tree) -> Result<bool, StoreErr
             expires_at.insert(event.to_vec(), at);
         }
     }
-    let mut meta = MetaState::default();
+    // Whatever the new layout already holds (a migration finished by a later open, or an
+    // older binary run on the directory after an upgrade) keeps its numbers.
+    let mut meta = super::writer::load_meta(tree)?;
     let mut writers: HashMap<Vec<u8>, u64> = HashMap::new();
     let mut batch = sled::Batch::default();
     let mut pending = 0;
@@ -182,8 +184,9 @@ pub(super) fn migrate(db: &sled::Db, tree: &sled::Tree) -> Result<bool, StoreErr
     tree.insert(META_STATE, meta.encode()?)
         .map_err(|e| sled_error(&e))?;
     db.flush().map_err(|e| sled_error(&e))?;
-    // The events tree last: while it exists, a later open redoes the whole migration.
-    for name in ["outbox", "dead", "expiry", "events"] {
+    // The events tree first: a later open that finds the others left over writes no event
+    // again (so no expiry is guessed anew) and only drops them.
+    for name in ["events", "outbox", "dead", "expiry"] {
         db.drop_tree(name).map_err(|e| sled_error(&e))?;
     }
     db.flush().map_err(|e| sled_error(&e))?;

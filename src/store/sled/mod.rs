@@ -131,8 +131,12 @@ fn sync_dir(path: &Path) -> Result<(), StoreError> {
 /// sled's errors in one line, without Rust debug text.
 fn describe_sled(error: &sled::Error) -> String {
     match error {
-        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-            "the data directory is locked by another perfhook process".to_owned()
+        // sled words its lock failure as an `Other` error around the OS's `WouldBlock`.
+        sled::Error::Io(io)
+            if io.kind() == std::io::ErrorKind::WouldBlock
+                || io.to_string().contains("could not acquire lock") =>
+        {
+            "the data directory is locked by another perfhook process (one process per data directory)".to_owned()
         }
         sled::Error::Io(io) => format!("I/O error: {io}"),
         sled::Error::Corruption { .. } => "sled found corrupt data".to_owned(),
@@ -307,16 +311,34 @@ impl Store for SledStore {
             let Some(value) = read(tree.get(&job_key))? else {
                 continue;
             };
-            let stored = JobValue::decode(&value)?;
+            // An undecodable job is skipped, not allowed to stop the whole queue.
+            let stored = match JobValue::decode(&value) {
+                Ok(stored) => stored,
+                Err(error) => {
+                    tracing::error!(%error, %notifier, "outbox: skipping an unreadable job");
+                    continue;
+                }
+            };
             // Written by a batch whose flush has not finished: its event is not accepted yet.
-            if stored.batch > durable || stored.queue_key() != queue_key.as_ref() {
+            // A queue entry that is not the job's current one, or a job already finished, is
+            // not claimable.
+            if stored.batch > durable
+                || stored.queue_key() != queue_key.as_ref()
+                || stored.job.status != crate::store::JobStatus::Pending
+            {
                 continue;
             }
             let event_key = event_key(&stored.job.endpoint, &stored.job.event_id);
             let Some(event) = read(tree.get(key(EVENT, &[&event_key])))? else {
                 continue;
             };
-            let (event, _) = decode_event(&stored.job.endpoint, &stored.job.event_id, &event)?;
+            let event = match decode_event(&stored.job.endpoint, &stored.job.event_id, &event) {
+                Ok((event, _)) => event,
+                Err(error) => {
+                    tracing::error!(%error, %notifier, "outbox: skipping a job whose event is unreadable");
+                    continue;
+                }
+            };
             let lease_number = self.shared.lease_numbers.fetch_add(1, Ordering::SeqCst) + 1;
             leases.insert(
                 job_key.to_vec(),

@@ -163,8 +163,17 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            if !self.serve(group) {
-                break;
+            // A panic inside sled must not end the writer: the store is marked failed and
+            // reopens like after any other failure (the group's callers see an error).
+            let served =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.serve(group)));
+            match served {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(_) => {
+                    tracing::error!("store writer: sled panicked; the store will reopen");
+                    self.fail();
+                }
             }
         }
         if let Some(handle) = self.handle.take() {
@@ -273,6 +282,8 @@ impl Writer {
             }
             Err(error) => {
                 tracing::error!(%error, "store write failed; the store will reopen its data directory");
+                // This copy first, so the drop inside `fail` can be sled's last.
+                drop(handle);
                 self.fail();
             }
         }
@@ -374,9 +385,8 @@ impl Writer {
         if let Ok(mut counts) = self.shared.counts.lock() {
             *counts = meta.counts;
         }
-        if let Ok(mut leases) = self.shared.leases.lock() {
-            leases.clear();
-        }
+        // Leases are kept: a job being delivered stays invisible to other claimers until its
+        // lease ends, reopen or not (lease numbers are never reused).
         if let Ok(mut shared) = self.shared.handle.write() {
             *shared = Some(handle.clone());
         }
@@ -459,7 +469,12 @@ fn record(
     let event_value = encode_event(&record, expires_at)?;
     let due_ms = record.received_at.saturating_mul(1000);
     let mut jobs = Vec::with_capacity(notifiers.len());
+    let mut named = std::collections::HashSet::new();
     for notifier in notifiers {
+        // One job per notifier, however often it is named.
+        if !named.insert(notifier.clone()) {
+            continue;
+        }
         meta.seq += 1;
         let stored = JobValue {
             job: Job {
@@ -554,12 +569,14 @@ fn purge(
         .collect();
     for expiry_key in &expired {
         let event_key = expiry_key.get(9..).unwrap_or_default().to_vec();
-        writes.remove(expiry_key.clone());
         let stored_key = key(EVENT, &[&event_key]);
         let Some(value) = writes.get(&stored_key)? else {
+            writes.remove(expiry_key.clone());
             continue;
         };
+        // Decoded before anything is removed: a failure leaves the event whole.
         let (event_meta, _) = decode_event_meta(&value)?;
+        writes.remove(expiry_key.clone());
         writes.remove(stored_key);
         writes.remove(key(
             LISTING,

@@ -43,6 +43,7 @@ pub struct Application {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     outbox: Outbox,
+    notifier_names: Vec<String>,
 }
 
 impl std::fmt::Debug for Application {
@@ -82,6 +83,7 @@ impl Application {
             clock,
             notifiers,
         } = parts;
+        let notifier_names: Vec<String> = notifiers.keys().cloned().collect();
         let metrics = Arc::new(Metrics::default());
         let outbox = Outbox::new(&store, &notifiers, &config.outbox, &clock, &metrics);
         let state = web::Data::new(AppState {
@@ -131,6 +133,7 @@ impl Application {
             store,
             clock,
             outbox,
+            notifier_names,
         })
     }
 
@@ -159,6 +162,21 @@ impl Application {
     /// When the server fails or the final flush fails.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let (stop, stopped) = watch::channel(false);
+        // Jobs of a notifier removed from the config would otherwise wait for ever.
+        match self
+            .store
+            .bury_unconfigured(&self.notifier_names, self.clock.now_ms())
+            .await
+        {
+            Ok(0) => {}
+            Ok(buried) => tracing::error!(
+                buried,
+                "outbox: jobs of notifiers no longer configured are dead"
+            ),
+            Err(error) => {
+                tracing::error!(%error, "outbox: cannot check for jobs of removed notifiers")
+            }
+        }
         let workers = self.outbox.spawn(&stopped);
         let retention = tokio::spawn(run_retention(
             Arc::clone(&self.store),

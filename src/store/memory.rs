@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::unconfigured_reason;
 use super::{
     decode_cursor, encode_cursor, event_key, listing_position, Claimed, ClaimedJob, Counts,
     EventDetail, EventPage, EventQuery, EventRecord, EventSummary, Finished, Job, JobStatus,
@@ -272,6 +273,32 @@ impl Store for MemoryStore {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    async fn bury_unconfigured(
+        &self,
+        configured: &[String],
+        at_ms: u64,
+    ) -> Result<u64, StoreError> {
+        let mut state = self.state()?;
+        let orphaned: Vec<Vec<u8>> = state
+            .queue
+            .iter()
+            .filter(|((notifier, _, _), _)| !configured.contains(notifier))
+            .map(|(_, key)| key.clone())
+            .collect();
+        for key in &orphaned {
+            state.dequeue(key);
+            state.leases.remove(key);
+            if let Some(job) = state.jobs.get_mut(key) {
+                job.status = JobStatus::Dead;
+                job.last_error = Some(unconfigured_reason(&job.notifier));
+                job.due_ms = at_ms;
+            }
+            state.counts.outbox = state.counts.outbox.saturating_sub(1);
+            state.counts.dead += 1;
+        }
+        Ok(orphaned.len() as u64)
     }
 
     async fn purge_expired(&self, now: u64, batch: usize) -> Result<usize, StoreError> {

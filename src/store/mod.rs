@@ -309,6 +309,14 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// once its lease expires.
     async fn finish(&self, finished: Vec<Finished>) -> Result<(), StoreError>;
 
+    /// Marks dead every pending job of a notifier not in `configured` (one removed from the
+    /// config since its jobs were stored), so none waits forever. Returns how many.
+    ///
+    /// # Errors
+    /// A [`StoreError`].
+    async fn bury_unconfigured(&self, configured: &[String], at_ms: u64)
+        -> Result<u64, StoreError>;
+
     /// Removes up to `batch` events whose retention ended at or before `now`, with their
     /// dedupe keys and notification history. Returns how many.
     ///
@@ -348,6 +356,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// # Errors
     /// A [`StoreError`] when the final flush fails.
     async fn close(&self) -> Result<(), StoreError>;
+}
+
+/// Why a job of an unconfigured notifier is dead.
+pub(crate) fn unconfigured_reason(notifier: &str) -> String {
+    format!("no notifier named {notifier:?} is configured")
 }
 
 /// A listing cursor: the position after which the next page starts. Opaque to callers.

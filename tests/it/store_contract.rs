@@ -379,6 +379,57 @@ async fn a_notifier_named_twice_gets_one_job_delivered_once(store: &dyn Store) {
     assert_eq!(store.counts().outbox, 0);
 }
 
+async fn jobs_of_a_notifier_no_longer_configured_are_buried_with_a_reason(store: &dyn Store) {
+    store
+        .record(new_event("evt_gone", &["log", "pager"], T0))
+        .await
+        .expect("record");
+    let buried = store
+        .bury_unconfigured(&["log".to_owned()], ms(T0 + 1))
+        .await
+        .expect("bury");
+    assert_eq!(buried, 1);
+    assert_eq!(
+        store.counts(),
+        Counts {
+            events: 1,
+            outbox: 1,
+            dead: 1
+        }
+    );
+    let detail = store
+        .event("perf", "evt_gone")
+        .await
+        .expect("read")
+        .expect("stored");
+    let pager = detail
+        .notifications
+        .iter()
+        .find(|j| j.notifier == "pager")
+        .expect("pager job");
+    assert_eq!(pager.status, JobStatus::Dead);
+    assert_eq!(
+        pager.last_error.as_deref(),
+        Some("no notifier named \"pager\" is configured")
+    );
+    assert!(store
+        .claim("pager", ms(T0 + 10), LEASE, 10)
+        .await
+        .expect("claim")
+        .jobs
+        .is_empty());
+    assert_eq!(
+        store
+            .claim("log", ms(T0 + 10), LEASE, 10)
+            .await
+            .expect("claim")
+            .jobs
+            .len(),
+        1,
+        "configured notifiers keep their jobs"
+    );
+}
+
 async fn a_closed_store_refuses_work(store: &dyn Store) {
     store.close().await.expect("close");
     assert!(store.record(new_event("evt_late", &[], T0)).await.is_err());
@@ -417,6 +468,7 @@ macro_rules! suite {
             purge_removes_expired_events_jobs_and_dedupe_keys_in_batches,
             listing_filters_pages_newest_first_and_refuses_foreign_cursors,
             a_notifier_named_twice_gets_one_job_delivered_once,
+            jobs_of_a_notifier_no_longer_configured_are_buried_with_a_reason,
             a_closed_store_refuses_work;
             shared: concurrent_records_of_one_id_store_it_exactly_once);
     };

@@ -363,6 +363,20 @@ impl Store for SledStore {
         self.send(|reply| Op::Finish(finished, reply)).await
     }
 
+    async fn bury_unconfigured(
+        &self,
+        configured: &[String],
+        at_ms: u64,
+    ) -> Result<u64, StoreError> {
+        let configured = configured.to_vec();
+        self.send(|reply| Op::BuryUnconfigured {
+            configured,
+            at_ms,
+            reply,
+        })
+        .await
+    }
+
     async fn purge_expired(&self, now: u64, batch: usize) -> Result<usize, StoreError> {
         self.send(|reply| Op::Purge { now, batch, reply }).await
     }

@@ -15,12 +15,12 @@ use tokio::sync::oneshot;
 
 use super::layout::{
     decode_event_meta, encode_event, job_key, key, JobValue, MetaState, EVENT, EXPIRY, JOB,
-    LISTING, META_PROBE, META_STATE,
+    LISTING, META_PROBE, META_STATE, QUEUE,
 };
 use super::{describe_sled, Handle, Shared, SledOptions};
 use crate::store::{
-    event_key, fault, Finished, Job, JobStatus, NewEvent, Outcome, Recorded, StoreError,
-    StoreErrorKind,
+    event_key, fault, unconfigured_reason, Finished, Job, JobStatus, NewEvent, Outcome, Recorded,
+    StoreError, StoreErrorKind,
 };
 
 /// The most requests one group takes: bounds one batch's size and the wait of its first.
@@ -49,6 +49,12 @@ pub(super) enum Op {
         now: u64,
         batch: usize,
         reply: Reply<usize>,
+    },
+    /// Mark dead the pending jobs of notifiers not configured; answered once applied.
+    BuryUnconfigured {
+        configured: Vec<String>,
+        at_ms: u64,
+        reply: Reply<u64>,
     },
     /// Prove a durable write works, reopening first if an earlier one failed.
     Probe(Reply<()>),
@@ -221,6 +227,16 @@ impl Writer {
                 }
                 Op::Purge { now, batch, reply } => {
                     let answer = purge(&mut writes, &mut meta, now, batch);
+                    applied_replies.push(Box::new(move |failure| {
+                        let _ = reply.send(failure.map_or(answer, |e| Err(e.clone())));
+                    }));
+                }
+                Op::BuryUnconfigured {
+                    configured,
+                    at_ms,
+                    reply,
+                } => {
+                    let answer = bury_unconfigured(&mut writes, &mut meta, &configured, at_ms);
                     applied_replies.push(Box::new(move |failure| {
                         let _ = reply.send(failure.map_or(answer, |e| Err(e.clone())));
                     }));
@@ -441,6 +457,9 @@ fn fail(op: Op, error: &StoreError) -> bool {
         Op::Purge { reply, .. } => {
             let _ = reply.send(Err(error.clone()));
         }
+        Op::BuryUnconfigured { reply, .. } => {
+            let _ = reply.send(Err(error.clone()));
+        }
         Op::Close(reply) => {
             let _ = reply.send(Ok(()));
             return false;
@@ -605,4 +624,45 @@ fn purge(
         }
     }
     Ok(expired.len())
+}
+
+fn bury_unconfigured(
+    writes: &mut Group<'_>,
+    meta: &mut MetaState,
+    configured: &[String],
+    at_ms: u64,
+) -> Result<u64, StoreError> {
+    let mut queued = Vec::new();
+    for entry in writes.tree.scan_prefix([QUEUE]) {
+        let (queue_key, job_key) = entry.map_err(|e| StoreError::unavailable(describe_sled(&e)))?;
+        let notifier = queue_key
+            .get(1..)
+            .and_then(|rest| rest.split(|b| *b == 0).next())
+            .and_then(|name| std::str::from_utf8(name).ok())
+            .unwrap_or_default();
+        if !configured.iter().any(|c| c == notifier) {
+            queued.push((queue_key.to_vec(), job_key.to_vec()));
+        }
+    }
+    let mut buried = 0;
+    for (queue_key, job_key) in queued {
+        let Some(value) = writes.get(&job_key)? else {
+            writes.remove(queue_key);
+            continue;
+        };
+        let mut stored = JobValue::decode(&value)?;
+        writes.remove(queue_key);
+        if stored.job.status != JobStatus::Pending {
+            continue;
+        }
+        stored.job.status = JobStatus::Dead;
+        stored.job.last_error = Some(unconfigured_reason(&stored.job.notifier));
+        stored.job.due_ms = at_ms;
+        writes.insert(job_key.clone(), stored.encode()?);
+        writes.ended_leases.push(job_key);
+        meta.counts.outbox = meta.counts.outbox.saturating_sub(1);
+        meta.counts.dead += 1;
+        buried += 1;
+    }
+    Ok(buried)
 }

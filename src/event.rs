@@ -127,12 +127,13 @@ pub enum EventError {
 }
 
 /// The top level of an event: what the request path needs (id, type, livemode). Read by
-/// hand rather than derived, for three reasons: a derived struct would also accept a JSON
+/// hand rather than derived, for four reasons: a derived struct would also accept a JSON
 /// *array* of values in field order; serde's ignored fields skip strings without checking
 /// their escapes, so a lone surrogate (`"\ud800"`), which no strict JSON reader accepts, would
-/// be stored; and the keys are matched without allocating. Unknown fields are allowed
-/// (senders add fields); a repeated known field is refused. `data` is checked for syntax and
-/// depth but not built: notifiers read the figures later with [`Alert::from_body`].
+/// be stored; serde's own type errors quote the offending value, and messages never carry body
+/// bytes; and the keys are matched without allocating. Unknown fields are allowed (senders
+/// add fields); a repeated known field is refused. `data` is checked for syntax and depth but
+/// not built: notifiers read the figures later with [`Alert::from_body`].
 #[derive(Default)]
 struct Wire {
     id: Option<String>,
@@ -142,9 +143,14 @@ struct Wire {
 
 impl<'de> Deserialize<'de> for Wire {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(WireVisitor)
+        // `deserialize_any`, not `_map`: for a body that is not an object, serde_json's
+        // `deserialize_map` builds its own error, which quotes a string body.
+        deserializer.deserialize_any(WireVisitor)
     }
 }
+
+/// What a body that is not an object is told.
+const NOT_AN_OBJECT: &str = "the body must be a JSON object";
 
 struct WireVisitor;
 
@@ -166,15 +172,123 @@ impl<'de> serde::de::Visitor<'de> for WireVisitor {
                 }
             }
             match field {
-                Field::Id => wire.id = map.next_value()?,
-                Field::Type => wire.kind = map.next_value()?,
-                Field::Livemode => wire.livemode = map.next_value()?,
+                Field::Id => wire.id = map.next_value_seed(TextField(ID_MUST))?,
+                Field::Type => {
+                    wire.kind = map.next_value_seed(TextField(TYPE_MUST))?;
+                }
+                Field::Livemode => {
+                    wire.livemode = map.next_value_seed(FlagField(LIVEMODE_MUST))?;
+                }
                 Field::Data | Field::Other => {
                     map.next_value::<Skip>()?;
                 }
             }
         }
         Ok(wire)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Wire, E> {
+        Err(E::custom(NOT_AN_OBJECT))
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Wire, E> {
+        Err(E::custom(NOT_AN_OBJECT))
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Wire, E> {
+        Err(E::custom(NOT_AN_OBJECT))
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Wire, E> {
+        Err(E::custom(NOT_AN_OBJECT))
+    }
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Wire, E> {
+        Err(E::custom(NOT_AN_OBJECT))
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Wire, E> {
+        Err(E::custom(NOT_AN_OBJECT))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<Wire, A::Error> {
+        use serde::de::Error as _;
+        Err(A::Error::custom(NOT_AN_OBJECT))
+    }
+}
+
+/// The value of `id` or `type`: a string, or null for none. Any other value is refused with
+/// `.0`, which names the field and never the value.
+#[derive(Clone, Copy)]
+struct TextField(&'static str);
+
+/// The value of `livemode`: a boolean, or null for none; refused like [`TextField`].
+#[derive(Clone, Copy)]
+struct FlagField(&'static str);
+
+/// The visitor methods of a field visitor that refuse a value with `self.0`.
+macro_rules! refuse {
+    ($($method:ident($($arg:ty)?)),*) => {
+        $(fn $method<E: serde::de::Error>(self $(, _: $arg)?) -> Result<Self::Value, E> {
+            Err(E::custom(self.0))
+        })*
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+            Err(serde::de::Error::custom(self.0))
+        }
+        // With serde_json's `arbitrary_precision`, a number arrives as a one-entry map.
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+            Err(serde::de::Error::custom(self.0))
+        }
+    };
+}
+
+impl<'de> serde::de::Visitor<'de> for TextField {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(Some(text.to_owned()))
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    refuse!(
+        visit_bool(bool),
+        visit_i64(i64),
+        visit_u64(u64),
+        visit_f64(f64)
+    );
+}
+
+impl<'de> serde::de::Visitor<'de> for FlagField {
+    type Value = Option<bool>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+    fn visit_bool<E: serde::de::Error>(self, flag: bool) -> Result<Self::Value, E> {
+        Ok(Some(flag))
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    refuse!(
+        visit_str(&str),
+        visit_i64(i64),
+        visit_u64(u64),
+        visit_f64(f64)
+    );
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for TextField {
+    type Value = Option<String>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for FlagField {
+    type Value = Option<bool>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
     }
 }
 
@@ -291,11 +405,12 @@ struct DataOnly {
 /// retries with.
 ///
 /// # Errors
-/// The [`EventError`] naming what is missing or malformed.
+/// The [`EventError`] naming what is missing or malformed, where (a JSON pointer and a line
+/// and column), but never a value from the body.
 pub fn parse_event(body: &[u8], header_id: Option<&str>) -> Result<Event, EventError> {
     // serde_json refuses invalid UTF-8 and nesting deeper than 128 levels.
     let wire: Wire =
-        serde_json::from_slice(body).map_err(|e| EventError::InvalidJson(describe(&e)))?;
+        serde_json::from_slice(body).map_err(|_| EventError::InvalidJson(locate_error(body)))?;
     let kind = wire
         .kind
         .filter(|k| {
@@ -315,19 +430,92 @@ pub fn parse_event(body: &[u8], header_id: Option<&str>) -> Result<Event, EventE
     })
 }
 
-/// serde's message for data errors (it names the field); position only for syntax errors.
-fn describe(error: &serde_json::Error) -> String {
+/// The longest JSON pointer an error quotes; object keys are the sender's text.
+const MAX_POINTER_LEN: usize = 120;
+
+/// Parses a refused body again, tracking the path (only on this error path: tracking costs
+/// an allocation per key), and describes the failure by what, where and at which position.
+fn locate_error(body: &[u8]) -> String {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let Err(error) = serde_path_to_error::deserialize::<_, Wire>(&mut deserializer) else {
+        return "the body is not a JSON event".to_owned();
+    };
+    let pointer = json_pointer(error.path());
+    let error = error.into_inner();
+    format!(
+        "{} at {pointer} (line {}, column {})",
+        what_failed(&error),
+        error.line(),
+        error.column()
+    )
+}
+
+/// serde_json's message without its position. Syntax messages are fixed texts; data errors
+/// are this module's own value-free texts, and anything else is replaced, so no message can
+/// carry body bytes.
+fn what_failed(error: &serde_json::Error) -> String {
     use serde_json::error::Category;
+    let text = error.to_string();
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    let text = text.strip_suffix(&position).unwrap_or(&text);
     match error.classify() {
-        Category::Data => error.to_string(),
-        Category::Syntax | Category::Eof | Category::Io => {
-            format!(
-                "syntax error at line {} column {}",
-                error.line(),
-                error.column()
-            )
+        Category::Syntax | Category::Eof | Category::Io => format!("syntax error: {text}"),
+        Category::Data
+            if text == NOT_AN_OBJECT
+                || KNOWN_FIELD_ERRORS.contains(&text)
+                || text.starts_with("duplicate field `") =>
+        {
+            text.to_owned()
+        }
+        Category::Data => "a field has the wrong type".to_owned(),
+    }
+}
+
+/// The type errors of the known fields.
+const KNOWN_FIELD_ERRORS: [&str; 3] = [ID_MUST, TYPE_MUST, LIVEMODE_MUST];
+const ID_MUST: &str = "`id` must be a string";
+const TYPE_MUST: &str = "`type` must be a string";
+const LIVEMODE_MUST: &str = "`livemode` must be true, false or null";
+
+/// The path as an RFC 6901 JSON pointer (`/data/items/0`), `/` itself for the root, with
+/// control characters escaped and the length capped.
+fn json_pointer(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut pointer = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => {
+                pointer.push('/');
+                pointer.push_str(&index.to_string());
+            }
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                pointer.push('/');
+                for c in key.chars() {
+                    match c {
+                        '~' => pointer.push_str("~0"),
+                        '/' => pointer.push_str("~1"),
+                        c if c.is_control() => pointer.extend(c.escape_default()),
+                        c => pointer.push(c),
+                    }
+                }
+            }
+            // A failure while reading a key: the pointer names the object that holds it.
+            Segment::Unknown => {}
+        }
+        if pointer.len() > MAX_POINTER_LEN {
+            let cut = (0..=MAX_POINTER_LEN)
+                .rev()
+                .find(|i| pointer.is_char_boundary(*i))
+                .unwrap_or(0);
+            pointer.truncate(cut);
+            pointer.push('…');
+            break;
         }
     }
+    if pointer.is_empty() {
+        pointer.push('/');
+    }
+    pointer
 }
 
 impl Alert {
@@ -483,5 +671,91 @@ mod tests {
             parse_event(br#"{"type":"x","id":"a b"}"#, None),
             Err(EventError::BadId)
         );
+    }
+
+    /// Finding 3 of the hostile-input review: a mistyped field quoted its value.
+    #[test]
+    fn errors_name_the_path_and_position_and_never_a_value() {
+        let cases: [(&[u8], &str); 6] = [
+            (
+                br#"{"id":"a","type":"x","livemode":"card 4111-1111"}"#,
+                "`livemode` must be true, false or null at /livemode (line 1, column",
+            ),
+            (
+                br#"{"id":{"card":"4111-1111"},"type":"x"}"#,
+                "`id` must be a string at /id (line 1, column",
+            ),
+            (
+                br#"{"id":"a","type":["4111-1111"]}"#,
+                "`type` must be a string at /type",
+            ),
+            (
+                br#""card 4111-1111""#,
+                "the body must be a JSON object at / (line 1",
+            ),
+            (
+                b"{\"id\":\"a\",\"type\":\"x\",\"data\":{\"usage\":[1,{\"card\":\"4111-1111\"]}}",
+                "syntax error: expected `,` or `}` at /data/usage/1 (line 1",
+            ),
+            (
+                br#"{"id":"a","type":"x","data":{"n":"4111-1111\ud800"}}"#,
+                "syntax error: unexpected end of hex escape at /data/n",
+            ),
+        ];
+        for (body, expected) in cases {
+            let Err(EventError::InvalidJson(message)) = parse_event(body, None) else {
+                panic!("{} was accepted", String::from_utf8_lossy(body));
+            };
+            assert!(
+                message.starts_with(expected),
+                "{message:?} for {}",
+                String::from_utf8_lossy(body)
+            );
+            assert!(!message.contains("4111"), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_long_or_strange_key_in_the_path_is_escaped_and_capped() {
+        let key = format!("{}\\u0007{}", "k".repeat(30), "x".repeat(300));
+        let body = format!(r#"{{"id":"a","type":"x","data":{{"{key}":[}}}}"#);
+        let Err(EventError::InvalidJson(message)) = parse_event(body.as_bytes(), None) else {
+            panic!("accepted");
+        };
+        assert!(message.contains("/data/kkkk"), "{message}");
+        assert!(message.contains("\\u{7}"), "{message}");
+        assert!(message.contains('…') && message.len() < 250, "{message}");
+    }
+
+    /// Finding 7: RFC 8259 sets no range on numbers; the sender would retry such a body forever.
+    #[test]
+    fn numbers_beyond_f64_and_u64_are_valid_json_and_accepted() {
+        let huge = "9".repeat(500);
+        for body in [
+            r#"{"id":"a","type":"x","data":{"n":1e400}}"#.to_owned(),
+            format!(r#"{{"id":"a","type":"x","data":{{"n":{huge},"m":-{huge}.5e-999}}}}"#),
+            r#"{"id":"a","type":"x","note":[1E+400,-0.0e-0]}"#.to_owned(),
+        ] {
+            let event = parse_event(body.as_bytes(), None).expect(&body);
+            assert_eq!(event.kind, "x");
+        }
+        // Syntax is still checked: a leading zero or a bare exponent is not a JSON number.
+        for body in [
+            &br#"{"id":"a","type":"x","n":01}"#[..],
+            br#"{"id":"a","type":"x","n":1e}"#,
+        ] {
+            assert!(matches!(
+                parse_event(body, None),
+                Err(EventError::InvalidJson(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn figures_still_read_from_an_alert_with_huge_numbers_elsewhere() {
+        let body = br#"{"id":"a","type":"x","data":{"usage":{"percent":80,"tokens":1e400},"threshold":{"percent":80}}}"#;
+        let alert = Alert::from_body(body);
+        assert_eq!(alert.usage_percent, Some(80));
+        assert_eq!(alert.threshold_percent, Some(80));
     }
 }

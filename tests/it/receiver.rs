@@ -407,3 +407,37 @@ fn a_failing_notifier_is_retried_on_its_backoff_and_never_delays_another() {
         .iter()
         .any(|j| j.notifier == "mail" && j.attempts == 2)));
 }
+
+/// Findings 3 and 7 of the hostile-input review, over HTTP: a mistyped field is refused
+/// without its value in the answer; a number beyond f64 is valid JSON, stored verbatim.
+#[test]
+fn a_mistyped_field_is_refused_without_its_value_and_a_huge_number_is_accepted_verbatim() {
+    let app = spawn_app("\"log\"", "");
+    let mistyped = br#"{"id":"evt_card","type":"x","livemode":"card 4111-1111"}"#;
+    let (status, answer) = app.deliver(mistyped);
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["type"], "invalid_event");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("`livemode` must be true, false or null at /livemode"),
+        "{message}"
+    );
+    assert!(!message.contains("4111"), "{message}");
+
+    let huge = format!(
+        r#"{{"id":"evt_huge","type":"usage.threshold_reached","data":{{"tokens":1e400,"n":{}}}}}"#,
+        "9".repeat(500)
+    );
+    let (status, answer) = app.deliver(huge.as_bytes());
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("accepted")),
+        "{answer}"
+    );
+    let detail = app
+        .runtime_block(app.store.event("perf", "evt_huge"))
+        .expect("read")
+        .expect("stored");
+    assert_eq!(detail.record.body, huge);
+    assert!(app.eventually(|| app.log_lines().len() == 1), "notified");
+}

@@ -251,7 +251,25 @@ fn sigterm_stops_cleanly_with_exit_0_and_no_secret_reaches_the_logs() {
         &body,
     );
     assert_eq!(status, 401);
+    // A signed body with a mistyped field: refused, logged, and its value in neither.
+    let mistyped = br#"{"id":"evt_card","type":"x","livemode":"card 4111-1111"}"#;
+    let (status, answer) = post(
+        &agent,
+        &server.url("/webhooks/perf"),
+        &[signature(mistyped, now())],
+        mistyped,
+    );
+    assert_eq!(status, 400);
+    assert!(!answer.to_string().contains("4111"), "{answer}");
     assert!(wait_until(WAIT, || server.alert_lines("evt_logged") == 1));
+    assert!(
+        wait_until(WAIT, || server.stderr().contains("/livemode")),
+        "the refusal is logged with its path"
+    );
+    assert!(
+        !server.stderr().contains("4111"),
+        "a body value reached the log"
+    );
     server.assert_no_secrets(&[good.1, forged.1]);
     let (code, _, stderr) = server.terminate();
     assert_eq!(code, 0, "{stderr}");

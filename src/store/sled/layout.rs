@@ -15,7 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Counts, EventRecord, Job, StoreError};
+use crate::store::{Counts, EventRecord, Job, JobStatus, StoreError};
 
 /// Sorts after every other prefix: sled applies a batch in key order, and a batch torn by an
 /// I/O error (the one case in which sled may recover part of one) then holds jobs without
@@ -151,21 +151,62 @@ pub(super) fn split_event_key(event_key: &[u8]) -> Result<(&str, &str), StoreErr
 
 /// One notification as stored: the job, the batch that created it (claimable only once
 /// that batch is durable) and its queue sequence number while pending.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub(super) struct JobValue {
-    #[serde(flatten)]
     pub job: Job,
     pub batch: u64,
     pub seq: u64,
 }
 
+/// [`JobValue`] on disk: one flat JSON object. Spelled out rather than `#[serde(flatten)]`,
+/// which buffers numbers through `deserialize_any` and so cannot read them back under
+/// serde_json's `arbitrary_precision`.
+#[derive(Serialize, Deserialize)]
+struct JobWire<S> {
+    endpoint: S,
+    event_id: S,
+    notifier: S,
+    status: JobStatus,
+    attempts: u32,
+    last_error: Option<S>,
+    due_ms: u64,
+    batch: u64,
+    seq: u64,
+}
+
 impl JobValue {
     pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
-        serde_json::to_vec(self).map_err(|e| StoreError::corrupt_json(&e))
+        let job = &self.job;
+        serde_json::to_vec(&JobWire {
+            endpoint: job.endpoint.as_str(),
+            event_id: job.event_id.as_str(),
+            notifier: job.notifier.as_str(),
+            status: job.status,
+            attempts: job.attempts,
+            last_error: job.last_error.as_deref(),
+            due_ms: job.due_ms,
+            batch: self.batch,
+            seq: self.seq,
+        })
+        .map_err(|e| StoreError::corrupt_json(&e))
     }
 
     pub fn decode(value: &[u8]) -> Result<Self, StoreError> {
-        serde_json::from_slice(value).map_err(|e| StoreError::corrupt_json(&e))
+        let wire: JobWire<String> =
+            serde_json::from_slice(value).map_err(|e| StoreError::corrupt_json(&e))?;
+        Ok(Self {
+            job: Job {
+                endpoint: wire.endpoint,
+                event_id: wire.event_id,
+                notifier: wire.notifier,
+                status: wire.status,
+                attempts: wire.attempts,
+                last_error: wire.last_error,
+                due_ms: wire.due_ms,
+            },
+            batch: wire.batch,
+            seq: wire.seq,
+        })
     }
 
     /// Its `q` key while pending.

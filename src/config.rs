@@ -14,7 +14,7 @@ use thiserror::Error;
 use zeroize::Zeroizing;
 
 use crate::event::Mode;
-use crate::notify::{default_log_target, NotifierSettings};
+use crate::notify::{default_log_mode, default_log_target, NotifierSettings};
 use crate::outbox::OutboxSettings;
 use crate::secret_source;
 use crate::signature::{
@@ -180,6 +180,7 @@ impl Default for Settings {
                 "log".to_owned(),
                 NotifierSettings::Log {
                     target: default_log_target(),
+                    mode: default_log_mode(),
                 },
             )]),
         }
@@ -252,6 +253,25 @@ impl Settings {
             .map_err(|e| ConfigError::Shape(Box::new(e)))
     }
 
+    /// One warning per file holding secrets or settings (`file`, the config) that group or
+    /// others can read; shown at start-up and by `config check`.
+    #[must_use]
+    pub fn permission_warnings(&self, file: Option<&Path>) -> Vec<String> {
+        let mut warnings: Vec<String> = file
+            .and_then(|file| crate::file_modes::readable_by_others(file, "config file"))
+            .into_iter()
+            .collect();
+        let secret_files = self
+            .endpoints
+            .iter()
+            .flat_map(|endpoint| &endpoint.secrets)
+            .filter_map(|secret| secret.file.as_deref());
+        for path in secret_files {
+            warnings.extend(crate::file_modes::readable_by_others(path, "secret file"));
+        }
+        warnings
+    }
+
     /// Parses TOML text alone (no environment), for tests and fuzzing.
     ///
     /// # Errors
@@ -303,8 +323,14 @@ impl Settings {
                     "a notifier name must be letters, digits, - or _",
                 ));
             }
-            if let NotifierSettings::Email(email) = settings {
-                email.validate().map_err(|problem| invalid(&key, problem))?;
+            match settings {
+                NotifierSettings::Email(email) => {
+                    email.validate().map_err(|problem| invalid(&key, problem))?;
+                }
+                NotifierSettings::Log { mode, .. } => {
+                    crate::file_modes::parse_mode(mode)
+                        .map_err(|problem| invalid(format!("{key}.mode"), problem))?;
+                }
             }
             notifiers.insert(name.clone(), settings.clone());
         }

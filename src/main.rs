@@ -11,6 +11,9 @@ use perfhook::cli::{run, Cli};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Everything perfhook creates (sled's files, blobs and snapshots, the alert log, request
+    // captures) is its user's alone; a configured mode is applied explicitly on top.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

@@ -28,6 +28,9 @@ pub(super) fn run(command: &ConfigCommand) -> anyhow::Result<ExitCode> {
     let ConfigCommand::Check(args) = command;
     let settings = Settings::load(args.config.as_deref(), &Overrides::default())?;
     let resolved = settings.resolve()?;
+    for warning in settings.permission_warnings(args.config.as_deref()) {
+        eprintln!("perfhook: warning: {warning}");
+    }
     let mut out = std::io::stdout().lock();
     write!(out, "{}", settings.to_toml()?)?;
     writeln!(

@@ -34,7 +34,11 @@ pub(super) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         listen: args.listen,
         data_dir: args.data_dir.clone(),
     };
-    let config = Settings::load(args.config.as_deref(), &overrides)?.resolve()?;
+    let settings = Settings::load(args.config.as_deref(), &overrides)?;
+    for warning in settings.permission_warnings(args.config.as_deref()) {
+        tracing::warn!("{warning}");
+    }
+    let config = settings.resolve()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -2,6 +2,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Mutex;
 
 use serde_json::json;
@@ -22,19 +23,23 @@ pub struct LogNotifier {
 }
 
 impl LogNotifier {
-    /// `stdout`, or a file path opened for appending.
+    /// `stdout`, or a file path opened for appending and given `mode` (whatever the umask,
+    /// and also when the file already existed).
     ///
     /// # Errors
-    /// When the file cannot be opened.
-    pub fn open(target: &str) -> Result<Self, String> {
+    /// When the file cannot be opened or its mode set.
+    pub fn open(target: &str, mode: u32) -> Result<Self, String> {
         let sink = if target == "stdout" {
             Sink::Stdout
         } else {
             let file = OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(mode)
                 .open(target)
                 .map_err(|e| format!("cannot open {target} for appending: {e}"))?;
+            crate::file_modes::set_mode(std::path::Path::new(target), mode)
+                .map_err(|e| e.to_string())?;
             Sink::File(Mutex::new(file))
         };
         Ok(Self { sink })

@@ -23,6 +23,9 @@ pub enum NotifierSettings {
         /// `stdout` or a file path to append to.
         #[serde(default = "default_log_target")]
         target: String,
+        /// The file's mode, in octal: alerts name organisations, projects and spend.
+        #[serde(default = "default_log_mode")]
+        mode: String,
     },
     /// A plain-text email over SMTP.
     Email(email::EmailSettings),
@@ -32,6 +35,12 @@ pub enum NotifierSettings {
 #[must_use]
 pub fn default_log_target() -> String {
     "stdout".into()
+}
+
+/// The log notifier's default file mode: readable by its owner only.
+#[must_use]
+pub fn default_log_mode() -> String {
+    "0600".into()
 }
 
 /// What one delivery tells a person: the stored event and its alert figures, read from
@@ -116,9 +125,14 @@ pub fn build(settings: &BTreeMap<String, NotifierSettings>) -> Result<Notifiers,
     let mut notifiers: Notifiers = HashMap::new();
     for (name, config) in settings {
         let notifier: Arc<dyn Notifier> = match config {
-            NotifierSettings::Log { target } => Arc::new(
-                log::LogNotifier::open(target).map_err(|e| format!("notifiers.{name}: {e}"))?,
-            ),
+            NotifierSettings::Log { target, mode } => {
+                let mode = crate::file_modes::parse_mode(mode)
+                    .map_err(|e| format!("notifiers.{name}.mode: {e}"))?;
+                Arc::new(
+                    log::LogNotifier::open(target, mode)
+                        .map_err(|e| format!("notifiers.{name}: {e}"))?,
+                )
+            }
             NotifierSettings::Email(email) => Arc::new(
                 email::EmailNotifier::build(email).map_err(|e| format!("notifiers.{name}: {e}"))?,
             ),

@@ -99,7 +99,8 @@ to = ["oncall@example.test", "finance@example.test"]
     let mut built: Notifiers = Notifiers::new();
     built.insert(
         "log".into(),
-        Arc::new(LogNotifier::open(log.to_str().expect("path")).expect("log")) as Arc<dyn Notifier>,
+        Arc::new(LogNotifier::open(log.to_str().expect("path"), 0o600).expect("log"))
+            as Arc<dyn Notifier>,
     );
     built.insert(
         "mail".into(),

@@ -422,3 +422,78 @@ fn store_stats_counts_every_acknowledged_event_once_after_a_stop() {
         missing.stderr
     );
 }
+
+/// Finding 4 of the hostile-input review: the data directory, its files and the alert log
+/// are private whatever the umask, and a secret or config file others can read is named.
+#[test]
+fn the_data_dir_and_alert_log_are_private_and_a_readable_secret_file_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret_file = dir.path().join("filed.secret");
+    std::fs::write(&secret_file, SECRET).expect("write");
+    std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let alert_log = dir.path().join("alerts.log");
+    let extra = format!(
+        "[notifiers.file]\nkind = \"log\"\ntarget = {:?}\n\n[[endpoints]]\nname = \"filed\"\npath = \"/webhooks/filed\"\nnotifiers = []\nsecrets = [{{ name = \"k\", file = {:?} }}]\n",
+        alert_log.display().to_string(),
+        secret_file.display().to_string()
+    );
+    let text = config(dir.path(), "\"log\", \"file\"", &extra);
+    let config_path = dir.path().join("perfhook.toml");
+    let server = Server::start(dir.path(), &text);
+    std::fs::set_permissions(&config_path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let body = alert("evt_private");
+    assert_eq!(deliver(&client(), &server, &body).0, 200);
+    assert!(wait_until(WAIT, || std::fs::read_to_string(&alert_log)
+        .is_ok_and(|log| log.contains("evt_private"))));
+    let stderr = server.stderr();
+    assert!(
+        stderr.contains("secret file")
+            && stderr.contains("mode 0644")
+            && stderr.contains("chmod 600"),
+        "{stderr}"
+    );
+    let (code, _, _) = server.terminate();
+    assert_eq!(code, 0);
+
+    let data = dir.path().join("data");
+    assert_eq!(mode(&data), 0o700);
+    let mut files = 0;
+    for entry in std::fs::read_dir(&data).expect("list") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            files += 1;
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+        }
+    }
+    assert!(files >= 2, "sled's files were checked");
+    assert_eq!(mode(&alert_log), 0o600);
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_perfhook"))
+        .args([
+            "config",
+            "check",
+            "--config",
+            config_path.to_str().expect("path"),
+        ])
+        .env(SECRET_ENV, SECRET)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("perfhook: warning: config file") && stderr.contains("mode 0640"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("perfhook: warning: secret file"),
+        "{stderr}"
+    );
+}

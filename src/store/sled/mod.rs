@@ -195,6 +195,13 @@ impl SledStore {
     /// A [`StoreError`] when the directory cannot be opened or locked, or holds unreadable
     /// data.
     pub fn open(path: &Path, options: SledOptions) -> Result<Self, StoreError> {
+        // Before sled creates anything: events hold what organisations spend.
+        let tightened = crate::file_modes::make_private_dir(path).map_err(|e| {
+            StoreError::unavailable(format!("cannot prepare the data directory: {e}"))
+        })?;
+        for path in tightened {
+            tracing::warn!(path = %path.display(), "restricted to its owner (it was readable by group or others)");
+        }
         let (handle, data_file) = Handle::open(path, options)?;
         let meta = writer::load_meta(&handle.tree)?;
         let shared = Arc::new(Shared {

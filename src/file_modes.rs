@@ -1,0 +1,177 @@
+//! File permissions perfhook keeps and checks: the data directory is private to its user
+//! (0700, files 0600), and a secret or config file that group or others can read is named in
+//! a warning, because a webhook secret in a 0644 file is readable by every local account.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// The data directory's mode.
+pub const PRIVATE_DIR: u32 = 0o700;
+/// The mode of the files perfhook writes (the data directory's, the alert log's default).
+pub const PRIVATE_FILE: u32 = 0o600;
+/// Bits that let group or others read.
+const READABLE_BY_OTHERS: u32 = 0o044;
+/// Bits that give group or others any access.
+const ANY_ACCESS_BY_OTHERS: u32 = 0o077;
+
+/// Creates `dir` (and its parents) as a private directory, or tightens an existing one and
+/// the files in it (and one level of subdirectories: sled's `blobs/`). Returns the paths it
+/// tightened, so an upgrade from a looser layout is logged.
+///
+/// # Errors
+/// The I/O error of the step that failed, which names the path.
+pub fn make_private_dir(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR)
+        .create(dir)
+        .map_err(|e| named(dir, "create", e))?;
+    let mut tightened = Vec::new();
+    tighten(dir, PRIVATE_DIR, &mut tightened)?;
+    for entry in fs::read_dir(dir).map_err(|e| named(dir, "list", e))? {
+        let path = entry.map_err(|e| named(dir, "list", e))?.path();
+        let meta = fs::symlink_metadata(&path).map_err(|e| named(&path, "inspect", e))?;
+        if meta.is_dir() {
+            tighten(&path, PRIVATE_DIR, &mut tightened)?;
+            for inner in fs::read_dir(&path).map_err(|e| named(&path, "list", e))? {
+                let inner = inner.map_err(|e| named(&path, "list", e))?.path();
+                if fs::symlink_metadata(&inner).is_ok_and(|m| m.is_file()) {
+                    tighten(&inner, PRIVATE_FILE, &mut tightened)?;
+                }
+            }
+        } else if meta.is_file() {
+            tighten(&path, PRIVATE_FILE, &mut tightened)?;
+        }
+    }
+    Ok(tightened)
+}
+
+/// Sets `path` to `mode` when group or others have any access to it.
+fn tighten(path: &Path, mode: u32, tightened: &mut Vec<PathBuf>) -> io::Result<()> {
+    let meta = fs::metadata(path).map_err(|e| named(path, "inspect", e))?;
+    if meta.permissions().mode() & ANY_ACCESS_BY_OTHERS != 0 {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+            .map_err(|e| named(path, "restrict the mode of", e))?;
+        tightened.push(path.to_path_buf());
+    }
+    Ok(())
+}
+
+/// Sets an existing file's mode to exactly `mode`.
+///
+/// # Errors
+/// The I/O error, naming the path.
+pub fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    let current = fs::metadata(path)
+        .map_err(|e| named(path, "inspect", e))?
+        .permissions()
+        .mode()
+        & 0o7777;
+    if current != mode {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+            .map_err(|e| named(path, "set the mode of", e))?;
+    }
+    Ok(())
+}
+
+/// A warning when `path` (a secret or config file) can be read by group or others; `None`
+/// when it cannot, or cannot be inspected (reading it reports that error).
+#[must_use]
+pub fn readable_by_others(path: &Path, what: &str) -> Option<String> {
+    let mode = fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & READABLE_BY_OTHERS != 0).then(|| {
+        format!(
+            "{what} {} is readable by group or others (mode {mode:04o}); run: chmod 600 {}",
+            path.display(),
+            path.display()
+        )
+    })
+}
+
+/// Parses a mode written in octal (`"0600"`, `"640"`), at most 0777.
+///
+/// # Errors
+/// A message saying what is wrong.
+pub fn parse_mode(text: &str) -> Result<u32, String> {
+    u32::from_str_radix(text, 8)
+        .ok()
+        .filter(|mode| *mode <= 0o777)
+        .ok_or_else(|| format!("{text:?} is not an octal file mode such as \"0600\""))
+}
+
+fn named(path: &Path, action: &str, error: io::Error) -> io::Error {
+    io::Error::new(
+        error.kind(),
+        format!("cannot {action} {}: {error}", path.display()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).expect("meta").permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn a_new_data_dir_is_private_and_a_loose_one_is_tightened_with_its_files() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let fresh = root.path().join("a/b");
+        assert!(make_private_dir(&fresh).expect("create").is_empty());
+        assert_eq!(mode(&fresh), 0o700);
+
+        let old = root.path().join("old");
+        fs::create_dir_all(old.join("blobs")).expect("mkdir");
+        fs::write(old.join("db"), b"x").expect("write");
+        fs::write(old.join("blobs/7"), b"x").expect("write");
+        for (path, m) in [(&old, 0o755), (&old.join("blobs"), 0o755)] {
+            fs::set_permissions(path, fs::Permissions::from_mode(m)).expect("chmod");
+        }
+        fs::set_permissions(old.join("db"), fs::Permissions::from_mode(0o644)).expect("chmod");
+        let tightened = make_private_dir(&old).expect("tighten");
+        assert_eq!(tightened.len(), 4, "{tightened:?}");
+        assert_eq!(
+            [
+                old.clone(),
+                old.join("blobs"),
+                old.join("db"),
+                old.join("blobs/7")
+            ]
+            .map(|p| mode(&p)),
+            [0o700, 0o700, 0o600, 0o600]
+        );
+        assert!(make_private_dir(&old).expect("again").is_empty());
+    }
+
+    #[test]
+    fn a_secret_readable_by_others_is_named_with_the_fix() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("secret");
+        fs::write(&path, b"s").expect("write");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).expect("chmod");
+        let warning = readable_by_others(&path, "secret file").expect("warned");
+        assert!(
+            warning.contains("mode 0666") && warning.contains("chmod 600"),
+            "{warning}"
+        );
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert_eq!(readable_by_others(&path, "secret file"), None);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).expect("chmod");
+        assert!(
+            readable_by_others(&path, "secret file").is_some(),
+            "group-readable"
+        );
+    }
+
+    #[test]
+    fn modes_parse_in_octal() {
+        assert_eq!(parse_mode("0600"), Ok(0o600));
+        assert_eq!(parse_mode("640"), Ok(0o640));
+        assert!(parse_mode("0800").is_err());
+        assert!(parse_mode("1777").is_err());
+        assert!(parse_mode("rw").is_err());
+    }
+}

@@ -17,6 +17,29 @@ struct RequestLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LatencyLabels {
+    endpoint: String,
+    class: &'static str,
+}
+
+/// 100 µs to ~3 s.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+/// Which latency series a request outcome belongs to, so a 10 s body timeout or a fast
+/// refusal never blends into the latency of served deliveries.
+#[must_use]
+pub fn latency_class(outcome: &str) -> &'static str {
+    match outcome {
+        "accepted" | "duplicate" => "served",
+        "body_timeout" => "timeout",
+        "storage_unavailable" | "overloaded" => "unavailable",
+        _ => "refused",
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     endpoint: String,
     reason: &'static str,
@@ -38,7 +61,7 @@ pub struct Metrics {
     outbox_depth: Gauge,
     dead_jobs: Gauge,
     stored_events: Gauge,
-    latency: Histogram,
+    latency: Family<LatencyLabels, Histogram, fn() -> Histogram>,
 }
 
 impl Default for Metrics {
@@ -50,8 +73,8 @@ impl Default for Metrics {
         let outbox_depth = Gauge::default();
         let dead_jobs = Gauge::default();
         let stored_events = Gauge::default();
-        // 100 µs to ~3 s.
-        let latency = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        let latency: Family<LatencyLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(latency_histogram);
         registry.register(
             "requests",
             "Webhook requests by endpoint and outcome",
@@ -84,7 +107,7 @@ impl Default for Metrics {
         );
         registry.register(
             "request_duration_seconds",
-            "Webhook request latency",
+            "Webhook request latency by endpoint and class: served (accepted or duplicate), refused, timeout, unavailable",
             latency.clone(),
         );
         Self {
@@ -109,7 +132,12 @@ impl Metrics {
                 outcome,
             })
             .inc();
-        self.latency.observe(seconds);
+        self.latency
+            .get_or_create(&LatencyLabels {
+                endpoint: endpoint.to_owned(),
+                class: latency_class(outcome),
+            })
+            .observe(seconds);
     }
 
     /// Counts a verification failure.

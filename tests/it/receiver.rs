@@ -301,6 +301,15 @@ fn a_body_dripped_slowly_is_cut_off_with_408() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("body_timeout"), "{answer}");
     assert!(started.elapsed() < Duration::from_secs(5));
+    // Finding 8: the 1 s timeout is its own latency class, not one of the served requests.
+    let (_, metrics) = app.get("/metrics");
+    assert!(
+        metrics.contains(
+            r#"perfhook_request_duration_seconds_count{endpoint="perf",class="timeout"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(r#"class="served""#), "{metrics}");
 }
 
 #[test]
@@ -368,7 +377,8 @@ fn health_readiness_and_metrics_report_the_service() {
         r#"perfhook_notifications_total{notifier="log",result="sent"} 1"#,
         "perfhook_outbox_depth 0",
         "perfhook_stored_events 1",
-        "perfhook_request_duration_seconds_count 2",
+        r#"perfhook_request_duration_seconds_count{endpoint="perf",class="served"} 1"#,
+        r#"perfhook_request_duration_seconds_count{endpoint="perf",class="refused"} 1"#,
     ] {
         assert!(metrics.contains(line), "missing {line}:\n{metrics}");
     }

@@ -52,6 +52,9 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     /// Total time allowed to read a body, in milliseconds (408 after).
     pub body_read_timeout_ms: u64,
+    /// Body bytes all requests together may hold in memory, in MiB; beyond it a delivery is
+    /// answered `503 overloaded` with `Retry-After` before any of its body is read.
+    pub max_inflight_body_mb: u32,
     /// Worker threads; 0 means one per core.
     pub workers: usize,
     /// Open connections per worker.
@@ -138,6 +141,7 @@ impl Default for ServerSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             body_limit_bytes: 256 * 1024,
             body_read_timeout_ms: 10_000,
+            max_inflight_body_mb: 64,
             workers: 0,
             max_connections: 25_000,
         }
@@ -292,6 +296,19 @@ impl Settings {
         if self.server.body_limit_bytes == 0 {
             return Err(invalid("server.body_limit_bytes", "must be at least 1"));
         }
+        let budget_bytes = u64::from(self.server.max_inflight_body_mb) << 20;
+        if self.server.max_inflight_body_mb == 0 || budget_bytes > u64::from(u32::MAX) {
+            return Err(invalid(
+                "server.max_inflight_body_mb",
+                "must be from 1 to 4095",
+            ));
+        }
+        if (self.server.body_limit_bytes as u64) > budget_bytes {
+            return Err(invalid(
+                "server.max_inflight_body_mb",
+                "must hold at least one body of server.body_limit_bytes",
+            ));
+        }
         if self.server.body_read_timeout_ms == 0 {
             return Err(invalid("server.body_read_timeout_ms", "must be at least 1"));
         }
@@ -355,6 +372,7 @@ impl Settings {
             listen: self.server.listen,
             body_limit_bytes: self.server.body_limit_bytes,
             body_read_timeout: Duration::from_millis(self.server.body_read_timeout_ms),
+            max_inflight_body_bytes: u32::try_from(budget_bytes).unwrap_or(u32::MAX),
             workers: self.server.workers,
             max_connections: self.server.max_connections,
             data_dir: self.storage.path.clone(),
@@ -479,6 +497,8 @@ pub struct AppConfig {
     pub body_limit_bytes: usize,
     /// Total body read deadline.
     pub body_read_timeout: Duration,
+    /// Body bytes all requests together may hold.
+    pub max_inflight_body_bytes: u32,
     /// Worker threads (0: one per core).
     pub workers: usize,
     /// Connections per worker.

@@ -34,6 +34,9 @@ pub enum ApiError {
         /// The endpoint's mode.
         endpoint: Mode,
     },
+    /// The bodies already in flight fill the memory budget; the sender should retry.
+    #[error("the receiver is at its limit of body bytes in flight; retry later")]
+    Overloaded,
     /// The store could not record the event durably; the sender should retry.
     #[error("the event could not be stored; retry later")]
     Storage,
@@ -56,6 +59,7 @@ impl ApiError {
             Self::Verify(error) => error.code(),
             Self::Event(_) => "invalid_event",
             Self::ModeMismatch { .. } => "mode_mismatch",
+            Self::Overloaded => "overloaded",
             Self::Storage => "storage_unavailable",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -71,7 +75,7 @@ impl ResponseError for ApiError {
             Self::BodyRead | Self::Event(_) => StatusCode::BAD_REQUEST,
             Self::Verify(error) if error.is_malformed() => StatusCode::BAD_REQUEST,
             Self::Verify(_) | Self::ModeMismatch { .. } => StatusCode::UNAUTHORIZED,
-            Self::Storage => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Storage | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
@@ -83,9 +87,12 @@ impl ResponseError for ApiError {
         // rather than leave unread bytes in front of the next request.
         if matches!(
             self,
-            Self::PayloadTooLarge(_) | Self::BodyTimeout(_) | Self::BodyRead
+            Self::PayloadTooLarge(_) | Self::BodyTimeout(_) | Self::BodyRead | Self::Overloaded
         ) {
             response.force_close();
+        }
+        if matches!(self, Self::Overloaded) {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
         }
         response.json(json!({"error": {"type": self.code(), "message": self.to_string()}}))
     }

@@ -2,6 +2,7 @@
 //! and the outcome as a status. The only body extractor is the raw payload stream, read
 //! under a size limit and a total deadline.
 
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use actix_web::http::header::{HeaderMap, CONTENT_LENGTH};
@@ -78,7 +79,24 @@ async fn accept(
     endpoint: &Endpoint,
     state: &AppState,
 ) -> Result<(Recorded, String), ApiError> {
-    let body = read_body(request, payload, state.body_limit, state.body_deadline).await?;
+    // Before any body byte: a request that cannot verify costs neither memory nor time.
+    endpoint
+        .verifier
+        .check_headers(&ActixHeaders(request.headers()))?;
+    let declared = declared_length(request);
+    if declared.is_some_and(|len| len > state.body_limit) {
+        return Err(ApiError::PayloadTooLarge(state.body_limit));
+    }
+    // Held until the answer: the body and its stored copy live that long.
+    let reserve = declared.unwrap_or(state.body_limit).min(state.body_limit);
+    let source = request
+        .peer_addr()
+        .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |peer| peer.ip());
+    let _reserved = state
+        .body_budget
+        .try_reserve(source, reserve)
+        .ok_or(ApiError::Overloaded)?;
+    let body = read_body(payload, declared, state.body_limit, state.body_deadline).await?;
     let now = state.clock.now();
     let verified = endpoint
         .verifier
@@ -130,19 +148,11 @@ async fn accept(
 /// one deadline for the whole read (actix's request timeout covers only the head, so a body
 /// dripped a byte at a time would otherwise hold the connection).
 async fn read_body(
-    request: &HttpRequest,
     mut payload: web::Payload,
+    declared: Option<usize>,
     limit: usize,
     deadline: Duration,
 ) -> Result<Vec<u8>, ApiError> {
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > limit) {
-        return Err(ApiError::PayloadTooLarge(limit));
-    }
     let read = async {
         let mut body = Vec::with_capacity(declared.unwrap_or(0));
         while let Some(chunk) = payload.next().await {
@@ -157,6 +167,15 @@ async fn read_body(
     tokio::time::timeout(deadline, read)
         .await
         .map_err(|_| ApiError::BodyTimeout(deadline.as_millis()))?
+}
+
+/// The `Content-Length` a request declares, when it declares a number.
+fn declared_length(request: &HttpRequest) -> Option<usize> {
+    request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
 }
 
 /// `GET /healthz`: the process is alive.

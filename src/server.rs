@@ -2,6 +2,7 @@
 //! SIGTERM or SIGINT, then stop accepting, finish in-flight requests, stop the workers and
 //! close the store.
 
+use crate::body_budget::BodyBudget;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,6 +95,10 @@ impl Application {
             outbox: outbox.health(),
             body_limit: config.body_limit_bytes,
             body_deadline: config.body_read_timeout,
+            body_budget: Arc::new(BodyBudget::new(
+                config.max_inflight_body_bytes as usize,
+                config.body_limit_bytes,
+            )),
             retention: config.retention,
         });
         let listener = TcpListener::bind(config.listen)

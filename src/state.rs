@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::body_budget::BodyBudget;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::outbox::{OutboxHealth, Wakers};
@@ -26,6 +27,9 @@ pub struct AppState {
     pub body_limit: usize,
     /// Total body read deadline.
     pub body_deadline: Duration,
+    /// Body bytes in flight, in total and per source: a request reserves its declared
+    /// length (or the limit, when chunked) before reading any of it.
+    pub body_budget: Arc<BodyBudget>,
     /// How long events are kept.
     pub retention: Duration,
 }

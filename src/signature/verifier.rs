@@ -102,6 +102,17 @@ impl Verifier {
         &self.keys
     }
 
+    /// Checks that the signature headers are present and well formed, without the body: the
+    /// receiver refuses a request that cannot verify before reading (and holding) its body.
+    ///
+    /// # Errors
+    /// [`VerifyError::MissingHeader`] or [`VerifyError::MalformedHeader`] naming the header.
+    pub fn check_headers(&self, headers: &dyn HeaderLookup) -> Result<(), VerifyError> {
+        self.scheme
+            .parse(headers, &self.signature_header)
+            .map(|_| ())
+    }
+
     /// Verifies one delivery: parse the headers, check the MAC over the raw body, then check
     /// the timestamp. The MAC comes first so that a timestamp error always means "authentic
     /// but stale", which is what a person debugging a delivery needs to know.

@@ -451,3 +451,36 @@ fn a_mistyped_field_is_refused_without_its_value_and_a_huge_number_is_accepted_v
     assert_eq!(detail.record.body, huge);
     assert!(app.eventually(|| app.log_lines().len() == 1), "notified");
 }
+
+/// A request that cannot verify is refused before its body is read: no signature header, or
+/// a malformed one, gets its 400 at once, with the body never sent.
+#[test]
+fn a_missing_or_malformed_signature_header_is_refused_before_the_body_is_read() {
+    let app = spawn_app("", "");
+    for header in ["", "X-Perf-Signature: t=notanumber,v1=zz\r\n"] {
+        let mut stream = TcpStream::connect(app.address).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        write!(
+            stream,
+            "POST /webhooks/perf HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n{header}\r\n"
+        )
+        .expect("write");
+        let started = Instant::now();
+        let mut answer = [0u8; 1024];
+        let n = stream
+            .read(&mut answer)
+            .expect("an answer without the body");
+        let answer = String::from_utf8_lossy(answer.get(..n).unwrap_or_default()).into_owned();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(
+            answer.contains("missing_header") || answer.contains("malformed_header"),
+            "{answer}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "waited for the body"
+        );
+    }
+}

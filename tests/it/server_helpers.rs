@@ -145,6 +145,22 @@ impl Server {
         value["address"].as_str()?.rsplit(':').next()?.parse().ok()
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A `/proc/PID/status` figure in KiB (`VmRSS`, or `VmHWM` for the peak so far).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("memory figure")
+    }
+
     pub fn stdout(&self) -> String {
         self.stdout.lock().expect("lock").clone()
     }

@@ -1,7 +1,15 @@
 //! Logging: `tracing` to stderr as JSON lines or pretty text. Stdout is left to the `log`
-//! notifier's alert lines. Nothing logged carries a secret, a signature or a raw header.
+//! notifier's alert lines. Nothing logged carries a secret, a signature or a raw header, and
+//! anyone's malformed HTTP cannot flood the error log.
+
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 /// `--log-format`.
@@ -20,9 +28,59 @@ pub fn init(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    let limiter = MalformedHttpLimiter::default();
     // A second init (tests) is not an error worth stopping for.
     let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Pretty => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .finish()
+            .with(limiter)
+            .try_init(),
+        LogFormat::Pretty => builder.finish().with(limiter).try_init(),
     };
+}
+
+/// How often a malformed-request error from actix-http reaches the log.
+const MALFORMED_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// actix-http logs every request it cannot parse (a bad request line or header, a head over
+/// its size limit) at ERROR, before any perfhook code runs, so anyone could flood the error
+/// log. This layer lets one such line through per [`MALFORMED_LOG_EVERY`] and drops the rest.
+#[derive(Debug, Default)]
+struct MalformedHttpLimiter {
+    last: Mutex<Option<Instant>>,
+}
+
+/// actix-http's target for these lines, and their message's start.
+const ACTIX_DISPATCHER: &str = "actix_http::h1::dispatcher";
+const PARSE_ERROR: &str = "stream error: request parse error";
+
+impl<S: Subscriber> Layer<S> for MalformedHttpLimiter {
+    fn event_enabled(&self, event: &Event<'_>, _: Context<'_, S>) -> bool {
+        let meta = event.metadata();
+        if *meta.level() != Level::ERROR || meta.target() != ACTIX_DISPATCHER {
+            return true;
+        }
+        let mut message = String::new();
+        event.record(
+            &mut |field: &tracing::field::Field, value: &dyn std::fmt::Debug| {
+                if field.name() == "message" {
+                    let _ = write!(message, "{value:?}");
+                }
+            },
+        );
+        if !message.starts_with(PARSE_ERROR) {
+            return true;
+        }
+        let Ok(mut last) = self.last.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < MALFORMED_LOG_EVERY) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
 }

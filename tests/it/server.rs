@@ -636,3 +636,34 @@ fn three_thousand_stalled_bodies_stay_within_the_budget_and_a_delivery_is_still_
     // What the allocator keeps after the connections close is reported, not asserted: it
     // returns freed pages lazily, per thread.
 }
+
+/// Finding 6 of the hostile-input review (its logging half): every unparsable request used
+/// to log a line at ERROR; now one per minute reaches the log, and the server keeps serving.
+#[test]
+fn a_flood_of_malformed_http_logs_one_error_line_not_one_per_request() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &config(dir.path(), "\"log\"", ""));
+    for i in 0..40 {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let garbage = if i % 2 == 0 {
+            "GET /\u{7f}bad HTTP/9.9\r\n\r\n".to_owned()
+        } else {
+            "POST /webhooks/perf HTTP/1.1\r\nBad Header\r\n\r\n".to_owned()
+        };
+        stream.write_all(garbage.as_bytes()).expect("write");
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
+    }
+    assert_eq!(
+        deliver(&client(), &server, &alert("evt_after_garbage")).0,
+        200
+    );
+    let stderr = server.stderr();
+    let logged = stderr.matches("request parse error").count();
+    assert_eq!(logged, 1, "{stderr}");
+}

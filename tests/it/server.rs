@@ -502,14 +502,17 @@ fn the_data_dir_and_alert_log_are_private_and_a_readable_secret_file_is_warned_a
 fn raise_fd_limit(wanted: u64) {
     use rustix::process::{getrlimit, setrlimit, Resource};
     let mut limit = getrlimit(Resource::Nofile);
-    let hard = limit.maximum.unwrap_or(u64::MAX);
-    assert!(
-        hard >= wanted,
-        "this test needs {wanted} open files; the hard limit is {hard} (raise it with ulimit -Hn)"
-    );
     if limit.current.is_some_and(|current| current < wanted) {
         limit.current = Some(wanted);
-        setrlimit(Resource::Nofile, limit).expect("raise the open-file limit");
+        // Raising the hard limit too works where the tests run as root (CI).
+        if limit.maximum.is_some_and(|hard| hard < wanted) {
+            limit.maximum = Some(wanted);
+        }
+        let raised = setrlimit(Resource::Nofile, limit);
+        assert!(
+            raised.is_ok(),
+            "this test needs {wanted} open files; raise the limit with ulimit -n {wanted}"
+        );
     }
 }
 

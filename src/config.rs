@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use zeroize::Zeroizing;
 
+use crate::client_ip::Networks;
 use crate::event::Mode;
 use crate::notify::{default_log_mode, default_log_target, NotifierSettings};
 use crate::outbox::OutboxSettings;
@@ -59,6 +60,10 @@ pub struct ServerSettings {
     pub workers: usize,
     /// Open connections per worker.
     pub max_connections: usize,
+    /// Source networks every endpoint accepts unless it has its own `allow`; empty: any.
+    pub allow: Vec<String>,
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` headers name the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// `[storage]`.
@@ -103,6 +108,9 @@ pub struct EndpointSettings {
     /// Notifier names that get this endpoint's events.
     #[serde(default = "default_endpoint_notifiers")]
     pub notifiers: Vec<String>,
+    /// Source networks this endpoint accepts (overrides `server.allow`); empty: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow: Option<Vec<String>>,
     /// Only these event types are notified (all are stored); empty means all.
     #[serde(default)]
     pub event_types: Vec<String>,
@@ -144,6 +152,8 @@ impl Default for ServerSettings {
             max_inflight_body_mb: 64,
             workers: 0,
             max_connections: 25_000,
+            allow: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -179,6 +189,7 @@ impl Default for Settings {
                 mode: default_mode(),
                 notifiers: default_endpoint_notifiers(),
                 event_types: Vec::new(),
+                allow: None,
             }],
             notifiers: BTreeMap::from([(
                 "log".to_owned(),
@@ -354,7 +365,12 @@ impl Settings {
         let mut endpoints = Vec::new();
         for (index, endpoint) in self.endpoints.iter().enumerate() {
             let key = format!("endpoints[{index}]");
-            endpoints.push(resolve_endpoint(endpoint, &key, &notifiers)?);
+            endpoints.push(resolve_endpoint(
+                endpoint,
+                &key,
+                &notifiers,
+                &self.server.allow,
+            )?);
         }
         for (i, a) in endpoints.iter().enumerate() {
             if endpoints
@@ -373,6 +389,8 @@ impl Settings {
             body_limit_bytes: self.server.body_limit_bytes,
             body_read_timeout: Duration::from_millis(self.server.body_read_timeout_ms),
             max_inflight_body_bytes: u32::try_from(budget_bytes).unwrap_or(u32::MAX),
+            trusted_proxies: Networks::parse(&self.server.trusted_proxies)
+                .map_err(|problem| invalid("server.trusted_proxies", problem))?,
             workers: self.server.workers,
             max_connections: self.server.max_connections,
             data_dir: self.storage.path.clone(),
@@ -401,6 +419,7 @@ fn resolve_endpoint(
     endpoint: &EndpointSettings,
     key: &str,
     notifiers: &BTreeMap<String, NotifierSettings>,
+    server_allow: &[String],
 ) -> Result<Endpoint, ConfigError> {
     let name_ok = !endpoint.name.is_empty()
         && endpoint
@@ -462,6 +481,16 @@ fn resolve_endpoint(
         mode: endpoint.mode,
         notifiers: endpoint.notifiers.clone(),
         event_types: endpoint.event_types.clone(),
+        allow: Networks::parse(endpoint.allow.as_deref().unwrap_or(server_allow)).map_err(
+            |problem| {
+                let key = if endpoint.allow.is_some() {
+                    format!("{key}.allow")
+                } else {
+                    "server.allow".to_owned()
+                };
+                invalid(key, problem)
+            },
+        )?,
     })
 }
 
@@ -499,6 +528,8 @@ pub struct AppConfig {
     pub body_read_timeout: Duration,
     /// Body bytes all requests together may hold.
     pub max_inflight_body_bytes: u32,
+    /// Proxies whose forwarding headers name the client.
+    pub trusted_proxies: Networks,
     /// Worker threads (0: one per core).
     pub workers: usize,
     /// Connections per worker.
@@ -532,6 +563,8 @@ pub struct Endpoint {
     pub notifiers: Vec<String>,
     /// Notified event types (empty: all).
     pub event_types: Vec<String>,
+    /// Source networks accepted (empty: any).
+    pub allow: Networks,
 }
 
 impl Endpoint {

@@ -40,6 +40,10 @@ pub enum ApiError {
     /// The store could not record the event durably; the sender should retry.
     #[error("the event could not be stored; retry later")]
     Storage,
+    /// The source address is not in the endpoint's allowlist (`None`: the forwarding
+    /// headers named an address that cannot be read).
+    #[error("{}", describe_source(*.0))]
+    IpNotAllowed(Option<std::net::IpAddr>),
     /// No endpoint at this path.
     #[error("no webhook endpoint at this path")]
     NotFound,
@@ -60,6 +64,7 @@ impl ApiError {
             Self::Event(_) => "invalid_event",
             Self::ModeMismatch { .. } => "mode_mismatch",
             Self::Overloaded => "overloaded",
+            Self::IpNotAllowed(_) => "ip_not_allowed",
             Self::Storage => "storage_unavailable",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -77,6 +82,7 @@ impl ResponseError for ApiError {
             Self::Verify(_) | Self::ModeMismatch { .. } => StatusCode::UNAUTHORIZED,
             Self::Storage | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::IpNotAllowed(_) => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
@@ -87,7 +93,11 @@ impl ResponseError for ApiError {
         // rather than leave unread bytes in front of the next request.
         if matches!(
             self,
-            Self::PayloadTooLarge(_) | Self::BodyTimeout(_) | Self::BodyRead | Self::Overloaded
+            Self::PayloadTooLarge(_)
+                | Self::BodyTimeout(_)
+                | Self::BodyRead
+                | Self::Overloaded
+                | Self::IpNotAllowed(_)
         ) {
             response.force_close();
         }
@@ -95,5 +105,13 @@ impl ResponseError for ApiError {
             response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
         }
         response.json(json!({"error": {"type": self.code(), "message": self.to_string()}}))
+    }
+}
+
+/// The message of [`ApiError::IpNotAllowed`]: the address is the requester's own.
+fn describe_source(source: Option<std::net::IpAddr>) -> String {
+    match source {
+        Some(address) => format!("requests from {address} are not allowed at this endpoint"),
+        None => "the forwarding headers name a source that cannot be read; it is not allowed at this endpoint".to_owned(),
     }
 }

@@ -20,6 +20,7 @@
 pub mod body_budget;
 pub mod capture;
 pub mod cli;
+pub mod client_ip;
 pub mod clock;
 pub mod config;
 pub mod error;

@@ -5,17 +5,20 @@
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-use actix_web::http::header::{HeaderMap, CONTENT_LENGTH};
+use actix_web::http::header::{HeaderMap, HeaderName, CONTENT_LENGTH, FORWARDED};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde_json::json;
 
+use crate::client_ip::client_address;
 use crate::config::Endpoint;
 use crate::error::ApiError;
 use crate::event::{parse_event, Mode};
 use crate::signature::{HeaderLookup, Lookup};
 use crate::state::AppState;
 use crate::store::{EventRecord, NewEvent, Recorded};
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// actix's header map seen through the core's lookup trait.
 struct ActixHeaders<'a>(&'a HeaderMap);
@@ -79,6 +82,19 @@ async fn accept(
     endpoint: &Endpoint,
     state: &AppState,
 ) -> Result<(Recorded, String), ApiError> {
+    let peer = request
+        .peer_addr()
+        .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |peer| peer.ip());
+    let headers = request.headers();
+    let client = client_address(
+        peer,
+        &state.trusted_proxies,
+        headers.get_all(FORWARDED).map(|v| v.as_bytes()),
+        headers.get_all(X_FORWARDED_FOR).map(|v| v.as_bytes()),
+    );
+    if !endpoint.allow.is_empty() && !client.is_some_and(|c| endpoint.allow.contains(c)) {
+        return Err(ApiError::IpNotAllowed(client));
+    }
     // Before any body byte: a request that cannot verify costs neither memory nor time.
     endpoint
         .verifier
@@ -89,12 +105,9 @@ async fn accept(
     }
     // Held until the answer: the body and its stored copy live that long.
     let reserve = declared.unwrap_or(state.body_limit).min(state.body_limit);
-    let source = request
-        .peer_addr()
-        .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |peer| peer.ip());
     let _reserved = state
         .body_budget
-        .try_reserve(source, reserve)
+        .try_reserve(client.unwrap_or(peer), reserve)
         .ok_or(ApiError::Overloaded)?;
     let body = read_body(payload, declared, state.body_limit, state.body_deadline).await?;
     let now = state.clock.now();

@@ -95,6 +95,7 @@ impl Application {
             outbox: outbox.health(),
             body_limit: config.body_limit_bytes,
             body_deadline: config.body_read_timeout,
+            trusted_proxies: config.trusted_proxies.clone(),
             body_budget: Arc::new(BodyBudget::new(
                 config.max_inflight_body_bytes as usize,
                 config.body_limit_bytes,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::body_budget::BodyBudget;
+use crate::client_ip::Networks;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::outbox::{OutboxHealth, Wakers};
@@ -30,6 +31,8 @@ pub struct AppState {
     /// Body bytes in flight, in total and per source: a request reserves its declared
     /// length (or the limit, when chunked) before reading any of it.
     pub body_budget: Arc<BodyBudget>,
+    /// Proxies whose forwarding headers name the client.
+    pub trusted_proxies: Networks,
     /// How long events are kept.
     pub retention: Duration,
 }

@@ -13,6 +13,7 @@
 
 mod config;
 mod event;
+mod forwarded;
 mod notification;
 mod raw_request;
 mod signature_header;
@@ -26,7 +27,7 @@ pub type Body = fn(&[u8]) -> bool;
 
 /// Every target by name, in the order CI runs them. The name is the directory under
 /// `fuzz/seeds/` and the cargo-fuzz target name.
-pub const TARGETS: [(&str, Body); 7] = [
+pub const TARGETS: [(&str, Body); 8] = [
     ("signature_header", signature_header::run),
     ("verify", verify::run),
     ("event", event::run),
@@ -34,10 +35,12 @@ pub const TARGETS: [(&str, Body); 7] = [
     ("config", config::run),
     ("store_model", store_model::run),
     ("notification", notification::run),
+    ("forwarded", forwarded::run),
 ];
 
 pub use config::run as config;
 pub use event::run as event;
+pub use forwarded::run as forwarded;
 pub use notification::run as notification;
 pub use raw_request::run as raw_request;
 pub use signature_header::run as signature_header;

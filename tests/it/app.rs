@@ -37,15 +37,20 @@ pub struct TestApp {
 /// Starts the app. `notifiers` is the `perf` endpoint's list (of `log` and `mail`); `extra`
 /// is appended to the config.
 pub fn spawn_app(notifiers: &str, extra: &str) -> TestApp {
-    spawn_app_with(notifiers, extra, AsyncStubTransport::new_ok())
+    spawn_app_with("", notifiers, extra, AsyncStubTransport::new_ok())
+}
+
+/// [`spawn_app`] with extra lines in `[server]`.
+pub fn spawn_app_with_server(server: &str, notifiers: &str, extra: &str) -> TestApp {
+    spawn_app_with(server, notifiers, extra, AsyncStubTransport::new_ok())
 }
 
 /// The app with a mail transport that refuses every message (a retryable failure).
 pub fn spawn_app_with_failing_mail(notifiers: &str) -> TestApp {
-    spawn_app_with(notifiers, "", AsyncStubTransport::new_error())
+    spawn_app_with("", notifiers, "", AsyncStubTransport::new_error())
 }
 
-fn spawn_app_with(notifiers: &str, extra: &str, mail: AsyncStubTransport) -> TestApp {
+fn spawn_app_with(server: &str, notifiers: &str, extra: &str, mail: AsyncStubTransport) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let secret = dir.path().join("secret");
     std::fs::write(&secret, SECRET).expect("write secret");
@@ -56,6 +61,7 @@ listen = "127.0.0.1:0"
 body_limit_bytes = 4096
 body_read_timeout_ms = 1000
 workers = 2
+{server}
 
 [outbox]
 initial_backoff_ms = 200

@@ -134,4 +134,5 @@ generated! {
     config_invariants_hold_on_generated_input: "config", 256;
     store_model_invariants_hold_on_generated_input: "store_model", 24;
     notification_invariants_hold_on_generated_input: "notification", 256;
+    forwarded_invariants_hold_on_generated_input: "forwarded", 512;
 }

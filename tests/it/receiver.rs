@@ -484,3 +484,103 @@ fn a_missing_or_malformed_signature_header_is_refused_before_the_body_is_read() 
         );
     }
 }
+
+/// The IP allowlist behind a trusted proxy, with each client on a loopback address of its
+/// own: 127.0.0.1 is the real sender, 127.0.0.2 a stranger, 127.0.0.3 the trusted proxy.
+#[test]
+fn the_allowlist_admits_listed_sources_and_reads_forwarding_headers_only_from_trusted_proxies() {
+    use crate::server_helpers::post_from;
+    use std::net::Ipv4Addr;
+    let (sender, stranger, proxy) = (
+        Ipv4Addr::new(127, 0, 0, 1),
+        Ipv4Addr::new(127, 0, 0, 2),
+        Ipv4Addr::new(127, 0, 0, 3),
+    );
+    let app = crate::app::spawn_app_with_server(
+        "allow = [\"127.0.0.1\", \"203.0.113.0/24\"]\ntrusted_proxies = [\"127.0.0.3/32\"]",
+        "\"log\"",
+        // An endpoint with its own list, which replaces the server's.
+        "[[endpoints]]\nname = \"own\"\npath = \"/webhooks/own\"\nnotifiers = []\nallow = [\"2001:db8::/32\", \"127.0.0.2\"]\nsecrets = [{ name = \"primary\", env = \"PATH\" }]\n",
+    );
+    let port = app.address.port();
+    let send = |source: Ipv4Addr, path: &str, id: &str, forwarded: &[(&str, &str)]| {
+        let body = alert(id);
+        let mut headers = vec![app.sign(&body, 0)];
+        headers.extend(
+            forwarded
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned())),
+        );
+        post_from(source, port, path, &headers, &body)
+    };
+    let perf = "/webhooks/perf";
+    assert_eq!(send(sender, perf, "evt_ip_1", &[]).0, 200);
+    let (status, answer) = send(stranger, perf, "evt_ip_2", &[]);
+    assert_eq!(status, 403, "{answer}");
+    assert!(
+        answer.contains("ip_not_allowed") && answer.contains("127.0.0.2"),
+        "{answer}"
+    );
+    // A stranger cannot talk its way in with a forwarding header.
+    let forged = [("X-Forwarded-For", "203.0.113.9")];
+    assert_eq!(send(stranger, perf, "evt_ip_3", &forged).0, 403);
+    // Through the trusted proxy, the right-most untrusted hop is the client.
+    assert_eq!(
+        send(
+            proxy,
+            perf,
+            "evt_ip_4",
+            &[("X-Forwarded-For", "203.0.113.9")]
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        send(
+            proxy,
+            perf,
+            "evt_ip_5",
+            &[("X-Forwarded-For", "203.0.113.9, 198.51.100.1")]
+        )
+        .0,
+        403,
+        "the left-most entry is whatever the client wrote"
+    );
+    assert_eq!(
+        send(
+            proxy,
+            perf,
+            "evt_ip_6",
+            &[("Forwarded", "for=\"203.0.113.7:5555\";proto=https")]
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        send(proxy, perf, "evt_ip_7", &[("Forwarded", "for=unknown")]).0,
+        403
+    );
+    assert_eq!(
+        send(proxy, perf, "evt_ip_8", &[]).0,
+        403,
+        "the proxy itself is not listed"
+    );
+    // The endpoint's own list replaces the server's.
+    assert_eq!(send(sender, "/webhooks/own", "evt_ip_9", &[]).0, 403);
+    let (status, _) = send(stranger, "/webhooks/own", "evt_ip_10", &[]);
+    assert_ne!(
+        status, 403,
+        "admitted by the endpoint's list (then refused by its secret)"
+    );
+
+    assert_eq!(
+        app.store.counts().events,
+        3,
+        "nothing of a refused source is stored"
+    );
+    let (_, metrics) = app.get("/metrics");
+    assert!(
+        metrics.contains(r#"perfhook_requests_total{endpoint="perf",outcome="ip_not_allowed"} 5"#),
+        "{metrics}"
+    );
+}

@@ -6,8 +6,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::server_helpers::{
-    alert, client, config, deliver, email_notifier, free_port, now, post, signature, wait_until,
-    Server, Smtp, SECRET, SECRET_ENV,
+    alert, client, config, connect_from, deliver, email_notifier, free_port, now, post, signature,
+    wait_until, Server, Smtp, SECRET, SECRET_ENV,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -519,22 +519,6 @@ fn raise_fd_limit(wanted: u64) {
 /// The source address of the flood: a loopback address of its own, so the real sender
 /// (127.0.0.1) is another source.
 const ATTACKER: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 2);
-
-/// A blocking connection to 127.0.0.1:`port` from `source`.
-fn connect_from(source: std::net::Ipv4Addr, port: u16) -> Option<std::net::TcpStream> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .ok()?;
-    let stream = runtime.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().ok()?;
-        socket.bind((source, 0).into()).ok()?;
-        socket.connect(([127, 0, 0, 1], port).into()).await.ok()
-    })?;
-    let stream = stream.into_std().ok()?;
-    stream.set_nonblocking(false).ok()?;
-    Some(stream)
-}
 
 /// Finding 1 of the hostile-input review: 3,000 connections that each send 262,000 body bytes
 /// under a well-formed but useless signature and stall, all from one source. The in-flight

@@ -10,10 +10,26 @@ use perfhook::cli::{run, Cli};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// sled 0.34 panics on some damaged files; the store catches those panics and reports them
+/// as one line naming the data directory (and the writer logs any later one), so sled's own
+/// panic message and backtrace hint are not printed. Every other panic is reported as usual.
+fn quiet_sled_panics() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let in_sled = info
+            .location()
+            .is_some_and(|at| at.file().contains("/sled-0."));
+        if !in_sled {
+            report(info);
+        }
+    }));
+}
+
 fn main() -> ExitCode {
     // Everything perfhook creates (sled's files, blobs and snapshots, the alert log, request
     // captures) is its user's alone; a configured mode is applied explicitly on top.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    quiet_sled_panics();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

@@ -654,3 +654,67 @@ fn a_flood_of_malformed_http_logs_one_error_line_not_one_per_request() {
     let logged = stderr.matches("request parse error").count();
     assert_eq!(logged, 1, "{stderr}");
 }
+
+/// A damaged data directory is one plain line and exit code 2, for `store stats` as for
+/// `serve`, not sled's panic and exit 101.
+#[test]
+fn a_damaged_data_directory_is_one_line_and_exit_2_not_a_panic() {
+    use perfhook::store::sled::{SledOptions, SledStore};
+    use perfhook::store::{EventRecord, NewEvent, Store};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    for session in 0..2 {
+        let store = SledStore::open(&data, SledOptions::default()).expect("open");
+        runtime.block_on(async {
+            for i in 0..1_500 {
+                let record = EventRecord {
+                    endpoint: "perf".into(),
+                    id: format!("evt_{session}_{i}"),
+                    kind: "x".into(),
+                    livemode: None,
+                    received_at: 1,
+                    body: format!("{{\"pad\":\"{}\"}}", "x".repeat(1_000)),
+                };
+                let event = NewEvent {
+                    record,
+                    notifiers: vec![],
+                    expires_at: u64::MAX,
+                };
+                store.record(event).await.expect("record");
+            }
+            store.close().await.expect("close");
+        });
+        drop(store);
+        thread::sleep(Duration::from_millis(200));
+    }
+    let db = data.join("db");
+    let len = std::fs::metadata(&db).expect("db").len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&db)
+        .and_then(|file| file.set_len(len / 2))
+        .expect("truncate");
+    let data_arg = data.to_str().expect("path");
+    for args in [
+        vec!["store", "stats", "--data-dir", data_arg],
+        vec!["serve", "--listen", "127.0.0.1:0", "--data-dir", data_arg],
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_perfhook"))
+            .args(&args)
+            .env("PERFHOOK_SECRET", SECRET)
+            .env("RUST_LOG", "off")
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("perfhook: error:")
+                && stderr.contains(data_arg)
+                && stderr.contains("damaged")
+                && stderr.contains("backup"),
+            "{stderr}"
+        );
+    }
+}

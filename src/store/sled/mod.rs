@@ -97,11 +97,23 @@ const DATA_FILE: &str = "db";
 
 impl Handle {
     fn open(path: &Path, options: SledOptions) -> Result<(Self, Option<File>), StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(options.cache_bytes)
-            .open()
-            .map_err(|e| StoreError::unavailable(describe_sled(&e)))?;
+        // sled 0.34 panics while recovering some damaged files (an index out of bounds in its
+        // segment code for a `db` cut short); the panic is on this thread, and sled releases
+        // its lock when it unwinds, so it becomes an error naming the directory (the binary's
+        // panic hook keeps sled's own message off stderr).
+        let db = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            sled::Config::new()
+                .path(path)
+                .cache_capacity(options.cache_bytes)
+                .open()
+        }))
+        .map_err(|_| {
+            StoreError::corrupt(format!(
+                "the data directory {} is damaged (sled could not recover its log); restore it from a backup or move it aside",
+                path.display()
+            ))
+        })?
+        .map_err(|e| StoreError::unavailable(describe_sled(&e)))?;
         let tree = db
             .open_tree("perfhook")
             .map_err(|e| StoreError::unavailable(describe_sled(&e)))?;

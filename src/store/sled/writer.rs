@@ -578,14 +578,18 @@ fn purge(
     batch: usize,
 ) -> Result<usize, StoreError> {
     let end = key(EXPIRY, &[&now.saturating_add(1).to_be_bytes()]);
-    let expired: Vec<Vec<u8>> = writes
-        .tree
-        .range(vec![EXPIRY]..end)
-        .keys()
-        .filter_map(|k| k.ok().map(|k| k.to_vec()))
-        .filter(|k| !matches!(writes.written.get(k), Some(None)))
-        .take(batch)
-        .collect();
+    // An iterator error ends the purge with it: sled's iterator does not move past a
+    // damaged page, so skipping errors would spin on the same one forever.
+    let mut expired: Vec<Vec<u8>> = Vec::new();
+    for expiry_key in writes.tree.range(vec![EXPIRY]..end).keys() {
+        if expired.len() >= batch {
+            break;
+        }
+        let expiry_key = expiry_key.map_err(|e| StoreError::unavailable(describe_sled(&e)))?;
+        if !matches!(writes.written.get(expiry_key.as_ref()), Some(None)) {
+            expired.push(expiry_key.to_vec());
+        }
+    }
     for expiry_key in &expired {
         let event_key = expiry_key.get(9..).unwrap_or_default().to_vec();
         let stored_key = key(EVENT, &[&event_key]);
@@ -602,12 +606,15 @@ fn purge(
             &[&event_meta.received_at.to_be_bytes(), &event_key],
         ));
         meta.counts.events = meta.counts.events.saturating_sub(1);
-        let jobs: Vec<(Vec<u8>, Vec<u8>)> = writes
+        let jobs = writes
             .tree
             .scan_prefix(key(JOB, &[&event_key, &[0]]))
-            .filter_map(Result::ok)
-            .map(|(k, v)| (k.to_vec(), v.to_vec()))
-            .collect();
+            .map(|entry| {
+                entry
+                    .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(|e| StoreError::unavailable(describe_sled(&e)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         for (job_key, value) in jobs {
             let value = writes.get(&job_key)?.unwrap_or(value);
             let stored = JobValue::decode(&value)?;

@@ -16,36 +16,75 @@ const READABLE_BY_OTHERS: u32 = 0o044;
 /// Bits that give group or others any access.
 const ANY_ACCESS_BY_OTHERS: u32 = 0o077;
 
+/// What [`make_private_dir`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Privacy {
+    /// Paths whose mode it restricted (an upgrade from a looser layout).
+    pub tightened: Vec<PathBuf>,
+    /// Set when the directory is open to others but also holds files that are not the
+    /// store's, so its mode was left alone (a data directory pointed at `/tmp` must not
+    /// change `/tmp`).
+    pub shared_dir_left_open: bool,
+}
+
+/// Whether a directory entry is one the store writes (sled's `conf`, `db`, `snap.*` and
+/// `blobs/`).
+fn is_store_entry(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    matches!(name.as_ref(), "conf" | "db" | "blobs") || name.starts_with("snap.")
+}
+
 /// Creates `dir` (and its parents) as a private directory, or tightens an existing one and
-/// the files in it (and one level of subdirectories: sled's `blobs/`). Returns the paths it
-/// tightened, so an upgrade from a looser layout is logged.
+/// the store's files in it (and in `blobs/`). A directory that also holds other files keeps
+/// its mode; only the store's own files are tightened then.
 ///
 /// # Errors
 /// The I/O error of the step that failed, which names the path.
-pub fn make_private_dir(dir: &Path) -> io::Result<Vec<PathBuf>> {
+pub fn make_private_dir(dir: &Path) -> io::Result<Privacy> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(PRIVATE_DIR)
         .create(dir)
         .map_err(|e| named(dir, "create", e))?;
-    let mut tightened = Vec::new();
-    tighten(dir, PRIVATE_DIR, &mut tightened)?;
-    for entry in fs::read_dir(dir).map_err(|e| named(dir, "list", e))? {
-        let path = entry.map_err(|e| named(dir, "list", e))?.path();
+    let mut privacy = Privacy::default();
+    let entries = fs::read_dir(dir)
+        .map_err(|e| named(dir, "list", e))?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(|e| named(dir, "list", e))?;
+    let only_store = entries
+        .iter()
+        .all(|path| path.file_name().is_some_and(is_store_entry));
+    let open_to_others = fs::metadata(dir)
+        .map_err(|e| named(dir, "inspect", e))?
+        .permissions()
+        .mode()
+        & ANY_ACCESS_BY_OTHERS
+        != 0;
+    if only_store {
+        tighten(dir, PRIVATE_DIR, &mut privacy.tightened)?;
+    } else {
+        privacy.shared_dir_left_open = open_to_others;
+    }
+    let tightened = &mut privacy.tightened;
+    for path in entries {
+        if !path.file_name().is_some_and(is_store_entry) {
+            continue;
+        }
         let meta = fs::symlink_metadata(&path).map_err(|e| named(&path, "inspect", e))?;
         if meta.is_dir() {
-            tighten(&path, PRIVATE_DIR, &mut tightened)?;
+            tighten(&path, PRIVATE_DIR, tightened)?;
             for inner in fs::read_dir(&path).map_err(|e| named(&path, "list", e))? {
                 let inner = inner.map_err(|e| named(&path, "list", e))?.path();
                 if fs::symlink_metadata(&inner).is_ok_and(|m| m.is_file()) {
-                    tighten(&inner, PRIVATE_FILE, &mut tightened)?;
+                    tighten(&inner, PRIVATE_FILE, tightened)?;
                 }
             }
         } else if meta.is_file() {
-            tighten(&path, PRIVATE_FILE, &mut tightened)?;
+            tighten(&path, PRIVATE_FILE, tightened)?;
         }
     }
-    Ok(tightened)
+    Ok(privacy)
 }
 
 /// Sets `path` to `mode` when group or others have any access to it.
@@ -120,7 +159,10 @@ mod tests {
     fn a_new_data_dir_is_private_and_a_loose_one_is_tightened_with_its_files() {
         let root = tempfile::tempdir().expect("tempdir");
         let fresh = root.path().join("a/b");
-        assert!(make_private_dir(&fresh).expect("create").is_empty());
+        assert_eq!(
+            make_private_dir(&fresh).expect("create"),
+            Privacy::default()
+        );
         assert_eq!(mode(&fresh), 0o700);
 
         let old = root.path().join("old");
@@ -131,7 +173,7 @@ mod tests {
             fs::set_permissions(path, fs::Permissions::from_mode(m)).expect("chmod");
         }
         fs::set_permissions(old.join("db"), fs::Permissions::from_mode(0o644)).expect("chmod");
-        let tightened = make_private_dir(&old).expect("tighten");
+        let tightened = make_private_dir(&old).expect("tighten").tightened;
         assert_eq!(tightened.len(), 4, "{tightened:?}");
         assert_eq!(
             [
@@ -143,7 +185,29 @@ mod tests {
             .map(|p| mode(&p)),
             [0o700, 0o700, 0o600, 0o600]
         );
-        assert!(make_private_dir(&old).expect("again").is_empty());
+        assert_eq!(make_private_dir(&old).expect("again"), Privacy::default());
+    }
+
+    #[test]
+    fn a_shared_directory_keeps_its_mode_and_only_the_stores_files_are_tightened() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let shared = root.path().join("shared");
+        fs::create_dir(&shared).expect("mkdir");
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).expect("chmod");
+        fs::write(shared.join("someone-elses"), b"x").expect("write");
+        fs::write(shared.join("db"), b"x").expect("write");
+        for name in ["someone-elses", "db"] {
+            fs::set_permissions(shared.join(name), fs::Permissions::from_mode(0o644))
+                .expect("chmod");
+        }
+        let privacy = make_private_dir(&shared).expect("check");
+        assert!(privacy.shared_dir_left_open);
+        assert_eq!(privacy.tightened, vec![shared.join("db")]);
+        assert_eq!(
+            fs::metadata(&shared).expect("meta").permissions().mode() & 0o7777,
+            0o1777
+        );
+        assert_eq!(mode(&shared.join("someone-elses")), 0o644);
     }
 
     #[test]

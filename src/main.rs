@@ -10,16 +10,13 @@ use perfhook::cli::{run, Cli};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// sled 0.34 panics on some damaged files; the store catches those panics and reports them
-/// as one line naming the data directory (and the writer logs any later one), so sled's own
-/// panic message and backtrace hint are not printed. Every other panic is reported as usual.
+/// sled 0.34 panics while recovering some damaged files; the store catches that panic and
+/// reports it as one line naming the data directory, so sled's own panic message and
+/// backtrace hint are not printed. Every other panic is reported as usual.
 fn quiet_sled_panics() {
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let in_sled = info
-            .location()
-            .is_some_and(|at| at.file().contains("/sled-0."));
-        if !in_sled {
+        if !perfhook::store::sled::recovering_on_this_thread() {
             report(info);
         }
     }));

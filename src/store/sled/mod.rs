@@ -99,14 +99,17 @@ impl Handle {
     fn open(path: &Path, options: SledOptions) -> Result<(Self, Option<File>), StoreError> {
         // sled 0.34 panics while recovering some damaged files (an index out of bounds in its
         // segment code for a `db` cut short); the panic is on this thread, and sled releases
-        // its lock when it unwinds, so it becomes an error naming the directory (the binary's
-        // panic hook keeps sled's own message off stderr).
-        let db = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // its lock when it unwinds, so it becomes an error naming the directory. The binary's
+        // panic hook keeps sled's own message off stderr while `RECOVERING` is set.
+        RECOVERING.with(|flag| flag.set(true));
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             sled::Config::new()
                 .path(path)
                 .cache_capacity(options.cache_bytes)
                 .open()
-        }))
+        }));
+        RECOVERING.with(|flag| flag.set(false));
+        let db = opened
         .map_err(|_| {
             StoreError::corrupt(format!(
                 "the data directory {} is damaged (sled could not recover its log); restore it from a backup or move it aside",
@@ -131,6 +134,18 @@ impl Handle {
         };
         Ok((Self { db, tree }, data_file))
     }
+}
+
+thread_local! {
+    /// Set while this thread runs sled's recovery, whose panic the store turns into an error.
+    static RECOVERING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is inside sled's recovery at open: a panic there is reported by the
+/// store as a damaged data directory, so a panic hook may keep sled's own text quiet.
+#[must_use]
+pub fn recovering_on_this_thread() -> bool {
+    RECOVERING.with(std::cell::Cell::get)
 }
 
 /// `fsync` of a directory, so the entries created in it are durable.
@@ -208,11 +223,14 @@ impl SledStore {
     /// data.
     pub fn open(path: &Path, options: SledOptions) -> Result<Self, StoreError> {
         // Before sled creates anything: events hold what organisations spend.
-        let tightened = crate::file_modes::make_private_dir(path).map_err(|e| {
+        let privacy = crate::file_modes::make_private_dir(path).map_err(|e| {
             StoreError::unavailable(format!("cannot prepare the data directory: {e}"))
         })?;
-        for path in tightened {
-            tracing::warn!(path = %path.display(), "restricted to its owner (it was readable by group or others)");
+        for path in &privacy.tightened {
+            tracing::warn!(path = %path.display(), "restricted to its owner (it was open to group or others)");
+        }
+        if privacy.shared_dir_left_open {
+            tracing::warn!(path = %path.display(), "the data directory is open to group or others and holds other files, so its mode is left alone; give perfhook a directory of its own");
         }
         let (handle, data_file) = Handle::open(path, options)?;
         let meta = writer::load_meta(&handle.tree)?;

@@ -91,14 +91,19 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         // The rest of an oversized or dripped body is not read: close the connection
         // rather than leave unread bytes in front of the next request.
-        if matches!(
-            self,
-            Self::PayloadTooLarge(_)
-                | Self::BodyTimeout(_)
-                | Self::BodyRead
-                | Self::Overloaded
-                | Self::IpNotAllowed(_)
-        ) {
+        // Refusals decided before the body is read (a missing or malformed signature header
+        // among them) close the connection too.
+        let body_unread = matches!(self, Self::Verify(error) if error.is_malformed());
+        if body_unread
+            || matches!(
+                self,
+                Self::PayloadTooLarge(_)
+                    | Self::BodyTimeout(_)
+                    | Self::BodyRead
+                    | Self::Overloaded
+                    | Self::IpNotAllowed(_)
+            )
+        {
             response.force_close();
         }
         if matches!(self, Self::Overloaded) {

@@ -51,8 +51,10 @@ for target in "${targets[@]}"; do
     result=FINDING
     status=1
   fi
-  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)
+  # `|| true`: a target that fails before its first report prints no figures, and under
+  # `pipefail` an empty grep would end the script here, silently, before the finding is shown.
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1 || true)
+  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2 || true)
   corpus=$(find "corpus/$target" -type f | wc -l)
   printf '%-18s %-8s %12s execs  cov %6s  corpus %6s  (%s s)\n' \
     "$target" "$result" "${execs:-?}" "${cov:-?}" "$corpus" "$seconds"

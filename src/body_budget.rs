@@ -47,9 +47,11 @@ impl BodyBudget {
     }
 
     /// Reserves `bytes` for a body from `source`, or `None` when that would pass the total or
-    /// the source's share. Never waits.
+    /// the source's share. Never waits. An IPv6 source is its /64: one host usually holds a
+    /// whole /64, so its addresses are one source.
     #[must_use]
     pub fn try_reserve(self: &Arc<Self>, source: IpAddr, bytes: usize) -> Option<Reservation> {
+        let source = source_key(source);
         let mut held = self.held.lock().ok()?;
         let by_source = held.by_source.get(&source).copied().unwrap_or(0);
         let fits = held
@@ -75,6 +77,19 @@ impl BodyBudget {
     #[must_use]
     pub fn in_flight(&self) -> usize {
         self.held.lock().map_or(0, |held| held.total)
+    }
+}
+
+/// The budget's key for a source: an IPv4 address, or an IPv6 address's /64 prefix.
+fn source_key(source: IpAddr) -> IpAddr {
+    match source {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !u128::from(u64::MAX),
+            )),
+        },
+        IpAddr::V4(_) => source,
     }
 }
 
@@ -114,6 +129,21 @@ mod tests {
         drop(b);
         assert_eq!(budget.in_flight(), 0);
         assert!(budget.try_reserve(A, 100).is_some());
+    }
+
+    #[test]
+    fn the_addresses_of_one_ipv6_64_are_one_source() {
+        let budget = Arc::new(BodyBudget::new(800, 10));
+        let host = |n: u16| IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, n));
+        let held: Vec<_> = (0..100)
+            .filter_map(|n| budget.try_reserve(host(n), 10))
+            .collect();
+        assert_eq!(held.len(), 10, "one /64 holds one share");
+        let other = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 2, 0, 0, 0, 1));
+        assert!(
+            budget.try_reserve(other, 100).is_some(),
+            "the next /64 is another source"
+        );
     }
 
     #[test]

@@ -1,11 +1,35 @@
 //! Who sent a request: the peer address, or, when the peer is a trusted proxy, the right-most
-//! address in `Forwarded` (RFC 7239) or `X-Forwarded-For` that is not a trusted proxy. The
-//! headers are read only from trusted proxies, because anyone else can write them; and from
-//! the right, because each proxy appends what it saw, so only the right end is vouched for.
+//! address that is not a trusted proxy in the one forwarding header the operator names
+//! (`X-Forwarded-For`, or `Forwarded` from RFC 7239). The header is read only from trusted
+//! proxies, because anyone else can write it; only the configured one, because most proxies
+//! append to one header and pass the other through as the client wrote it; and from the
+//! right, because each proxy appends what it saw, so only the right end is vouched for.
 
 use std::net::IpAddr;
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net};
+use serde::{Deserialize, Serialize};
+
+/// The forwarding header a trusted proxy sets (`server.client_ip_header`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardingHeader {
+    /// `X-Forwarded-For: client, proxy1, …`.
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1, …` (RFC 7239).
+    Forwarded,
+}
+
+impl ForwardingHeader {
+    /// The header's name.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::XForwardedFor => "x-forwarded-for",
+            Self::Forwarded => "forwarded",
+        }
+    }
+}
 
 /// A list of networks (`203.0.113.0/24`, `2001:db8::/32`, or one address).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,7 +47,7 @@ impl Networks {
                 entry
                     .parse::<IpNet>()
                     .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
-                    .map(|net| net.trunc())
+                    .map(|net| canonical_net(net.trunc()))
                     .map_err(|_| {
                         format!(
                             "{entry:?} is not an address or a network such as \"203.0.113.0/24\""
@@ -49,6 +73,19 @@ impl Networks {
     }
 }
 
+/// An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) as its IPv4 network, so it matches
+/// the (canonical) IPv4 addresses it covers.
+fn canonical_net(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => v6
+            .network()
+            .to_ipv4_mapped()
+            .and_then(|v4| Ipv4Net::new(v4, v6.prefix_len() - 96).ok())
+            .map_or(net, IpNet::V4),
+        _ => net,
+    }
+}
+
 /// An IPv4-mapped IPv6 address as IPv4; any other address as it is.
 fn canonical(address: IpAddr) -> IpAddr {
     match address {
@@ -57,33 +94,35 @@ fn canonical(address: IpAddr) -> IpAddr {
     }
 }
 
-/// The client of a request from `peer`, given its `Forwarded` and `X-Forwarded-For` header
-/// values (each header's lines in order). `None` when the chain names an address perfhook
-/// cannot read (`unknown`, an obfuscated name, garbage) before any untrusted one: the client
-/// is then unknown, and no allowlist admits it.
+/// The client of a request from `peer`, given the lines of the configured forwarding
+/// `header`, in order. `None` when the chain names an address perfhook cannot read
+/// (`unknown`, an obfuscated name, garbage, an unclosed quote) before any untrusted one: the
+/// client is then unknown, and no allowlist admits it.
 #[must_use]
 pub fn client_address<'a>(
     peer: IpAddr,
     trusted_proxies: &Networks,
-    forwarded: impl IntoIterator<Item = &'a [u8]>,
-    x_forwarded_for: impl IntoIterator<Item = &'a [u8]>,
+    header: ForwardingHeader,
+    lines: impl IntoIterator<Item = &'a [u8]>,
 ) -> Option<IpAddr> {
     let peer = canonical(peer);
     if !trusted_proxies.contains(peer) {
         return Some(peer);
     }
-    // `Forwarded` is the standard; when a proxy sets it, it wins over the legacy header.
     let mut chain: Vec<Option<IpAddr>> = Vec::new();
-    for line in forwarded {
-        chain.extend(forwarded_for(line));
-    }
-    if chain.is_empty() {
-        for line in x_forwarded_for {
-            chain.extend(
-                split_unquoted(line, b',')
-                    .into_iter()
-                    .map(|item| parse_node(trim(item))),
-            );
+    for line in lines {
+        // A quote left open would join the next proxy's entry to the client's own text
+        // (`for=203.0.113.9;x="` then `, for=<real>`): the whole chain is unreadable then.
+        let items = split_unquoted(line, b',')?;
+        match header {
+            ForwardingHeader::Forwarded => {
+                for element in items {
+                    chain.push(forwarded_for(element)?);
+                }
+            }
+            ForwardingHeader::XForwardedFor => {
+                chain.extend(items.into_iter().map(|item| parse_node(trim(item))));
+            }
         }
     }
     for hop in chain.into_iter().rev() {
@@ -97,28 +136,22 @@ pub fn client_address<'a>(
     Some(peer)
 }
 
-/// The `for=` node of each element of one `Forwarded` line; an element without `for` names
-/// no address (`None`).
-fn forwarded_for(line: &[u8]) -> Vec<Option<IpAddr>> {
-    split_unquoted(line, b',')
-        .into_iter()
-        .map(|element| {
-            split_unquoted(element, b';')
-                .into_iter()
-                .find_map(|pair| {
-                    let pair = trim(pair);
-                    let eq = pair.iter().position(|b| *b == b'=')?;
-                    let (name, value) = (pair.get(..eq)?, pair.get(eq + 1..)?);
-                    name.eq_ignore_ascii_case(b"for")
-                        .then(|| parse_node(unquote(value)))
-                })
-                .flatten()
-        })
-        .collect()
+/// The `for=` node of one `Forwarded` element: `Some(None)` when it has none or an unreadable
+/// one; `None` when the element itself is malformed (an unclosed quote).
+fn forwarded_for(element: &[u8]) -> Option<Option<IpAddr>> {
+    Some(split_unquoted(element, b';')?.into_iter().find_map(|pair| {
+        let pair = trim(pair);
+        let eq = pair.iter().position(|b| *b == b'=')?;
+        let (name, value) = (pair.get(..eq)?, pair.get(eq + 1..)?);
+        name.eq_ignore_ascii_case(b"for")
+            .then(|| parse_node(unquote(value)))
+            .flatten()
+    }))
 }
 
-/// Splits on `separator` outside double-quoted strings (which may hold it, with `\` escapes).
-fn split_unquoted(text: &[u8], separator: u8) -> Vec<&[u8]> {
+/// Splits on `separator` outside double-quoted strings (which may hold it, with `\` escapes);
+/// `None` when a quote or an escape is left open.
+fn split_unquoted(text: &[u8], separator: u8) -> Option<Vec<&[u8]>> {
     let (mut parts, mut start, mut quoted, mut escaped) = (Vec::new(), 0, false, false);
     for (i, &byte) in text.iter().enumerate() {
         match (quoted, escaped, byte) {
@@ -132,8 +165,11 @@ fn split_unquoted(text: &[u8], separator: u8) -> Vec<&[u8]> {
             _ => {}
         }
     }
+    if quoted || escaped {
+        return None;
+    }
     parts.push(text.get(start..).unwrap_or_default());
-    parts
+    Some(parts)
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {
@@ -183,12 +219,18 @@ mod tests {
         text.parse().expect("ip")
     }
 
+    /// The client through `Forwarded` lines when there are any, else `X-Forwarded-For` lines.
     fn client(peer: &str, trusted: &[&str], forwarded: &[&str], xff: &[&str]) -> Option<IpAddr> {
+        let (header, lines) = if forwarded.is_empty() {
+            (ForwardingHeader::XForwardedFor, xff)
+        } else {
+            (ForwardingHeader::Forwarded, forwarded)
+        };
         client_address(
             ip(peer),
             &nets(trusted),
-            forwarded.iter().map(|l| l.as_bytes()),
-            xff.iter().map(|l| l.as_bytes()),
+            header,
+            lines.iter().map(|l| l.as_bytes()),
         )
     }
 
@@ -232,7 +274,7 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_wins_and_its_grammar_is_read() {
+    fn forwarded_grammar_is_read() {
         let trusted = ["10.0.0.0/8"];
         assert_eq!(
             client(
@@ -256,6 +298,25 @@ mod tests {
             client("10.0.0.2", &trusted, &[r#"proto="a,b";for=192.0.2.8"#], &[]),
             Some(ip("192.0.2.8")),
             "a comma inside a quoted string does not split"
+        );
+    }
+
+    /// A review finding: the client wrote `for=203.0.113.9;x="` and the proxy appended
+    /// `, for=<real address>` to the same line; an open quote used to swallow the real one.
+    #[test]
+    fn an_unclosed_quote_cannot_hide_the_hop_a_proxy_appended() {
+        let line = r#"for=203.0.113.9;x=", for=198.51.100.1"#;
+        assert_eq!(client("10.0.0.2", &["10.0.0.0/8"], &[line], &[]), None);
+        let line = r#"for=203.0.113.9;x="a\", for=198.51.100.1"#;
+        assert_eq!(client("10.0.0.2", &["10.0.0.0/8"], &[line], &[]), None);
+        assert_eq!(
+            client(
+                "10.0.0.2",
+                &["10.0.0.0/8"],
+                &[],
+                &["203.0.113.9\"", "198.51.100.1"]
+            ),
+            None
         );
     }
 
@@ -290,6 +351,10 @@ mod tests {
         assert!(list.contains(ip("192.0.2.7")) && !list.contains(ip("192.0.2.8")));
         assert!(list.contains(ip("198.51.100.1")), "host bits are dropped");
         assert!(!list.contains(ip("127.0.0.1")));
+        assert!(
+            nets(&["::ffff:10.0.0.0/104"]).contains(ip("10.1.2.3")),
+            "a mapped network"
+        );
         assert!(Networks::parse(&["10.0.0.0/33".to_owned()]).is_err());
         assert!(Networks::parse(&["example.com".to_owned()]).is_err());
     }

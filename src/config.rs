@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use zeroize::Zeroizing;
 
-use crate::client_ip::Networks;
+use crate::client_ip::{ForwardingHeader, Networks};
 use crate::event::Mode;
 use crate::notify::{default_log_mode, default_log_target, NotifierSettings};
 use crate::outbox::OutboxSettings;
@@ -62,8 +62,13 @@ pub struct ServerSettings {
     pub max_connections: usize,
     /// Source networks every endpoint accepts unless it has its own `allow`; empty: any.
     pub allow: Vec<String>,
-    /// Proxies whose `Forwarded` / `X-Forwarded-For` headers name the client.
+    /// Proxies whose forwarding header names the client.
     pub trusted_proxies: Vec<String>,
+    /// The header those proxies set: `x-forwarded-for` or `forwarded`. Required with
+    /// `trusted_proxies`: most proxies append to one and pass the other through as the
+    /// client wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip_header: Option<ForwardingHeader>,
 }
 
 /// `[storage]`.
@@ -154,6 +159,7 @@ impl Default for ServerSettings {
             max_connections: 25_000,
             allow: Vec::new(),
             trusted_proxies: Vec::new(),
+            client_ip_header: None,
         }
     }
 }
@@ -391,6 +397,16 @@ impl Settings {
             max_inflight_body_bytes: u32::try_from(budget_bytes).unwrap_or(u32::MAX),
             trusted_proxies: Networks::parse(&self.server.trusted_proxies)
                 .map_err(|problem| invalid("server.trusted_proxies", problem))?,
+            client_ip_header: match (self.server.trusted_proxies.is_empty(), self.server.client_ip_header) {
+                (true, header) => header.unwrap_or(ForwardingHeader::XForwardedFor),
+                (false, Some(header)) => header,
+                (false, None) => {
+                    return Err(invalid(
+                        "server.client_ip_header",
+                        "is required with trusted_proxies: \"x-forwarded-for\" or \"forwarded\", whichever your proxy sets (the other one reaches perfhook as the client wrote it)",
+                    ))
+                }
+            },
             workers: self.server.workers,
             max_connections: self.server.max_connections,
             data_dir: self.storage.path.clone(),
@@ -528,8 +544,10 @@ pub struct AppConfig {
     pub body_read_timeout: Duration,
     /// Body bytes all requests together may hold.
     pub max_inflight_body_bytes: u32,
-    /// Proxies whose forwarding headers name the client.
+    /// Proxies whose forwarding header names the client.
     pub trusted_proxies: Networks,
+    /// The header they set (read only from them).
+    pub client_ip_header: ForwardingHeader,
     /// Worker threads (0: one per core).
     pub workers: usize,
     /// Connections per worker.
@@ -621,6 +639,34 @@ mod tests {
             .resolve()
             .expect_err("short");
         assert!(err.to_string().contains("5 bytes; at least 16"), "{err}");
+    }
+
+    /// A review finding: reading whichever forwarding header is present let a client's own
+    /// `Forwarded` win behind a proxy that sets only `X-Forwarded-For`. The header is named.
+    #[test]
+    fn trusted_proxies_need_the_header_they_set_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s");
+        std::fs::write(&path, "0123456789abcdef").expect("write");
+        let text = |header: &str| {
+            format!(
+                "[server]\ntrusted_proxies = [\"10.0.0.0/8\"]\n{header}\n[[endpoints]]\nname = \"a\"\npath = \"/a\"\nsecrets = [{{ name = \"k\", file = {:?} }}]\n",
+                path.display().to_string()
+            )
+        };
+        let err = Settings::from_toml(&text(""))
+            .expect("shape")
+            .resolve()
+            .expect_err("no header named");
+        assert!(
+            err.to_string().starts_with("server.client_ip_header:"),
+            "{err}"
+        );
+        let config = Settings::from_toml(&text("client_ip_header = \"forwarded\""))
+            .expect("shape")
+            .resolve()
+            .expect("named");
+        assert_eq!(config.client_ip_header, ForwardingHeader::Forwarded);
     }
 
     #[test]

@@ -408,6 +408,21 @@ struct DataOnly {
 /// The [`EventError`] naming what is missing or malformed, where (a JSON pointer and a line
 /// and column), but never a value from the body.
 pub fn parse_event(body: &[u8], header_id: Option<&str>) -> Result<Event, EventError> {
+    // A number body would reach the object reader as serde_json's one-entry number map
+    // (`arbitrary_precision`), so anything but an object is refused by its first byte.
+    let start = body.len() - body.trim_ascii_start().len();
+    match body.get(start) {
+        Some(b'{') => {}
+        Some(b'-' | b'0'..=b'9') => {
+            let before = body.get(..start).unwrap_or_default();
+            let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+            let column = before.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+            return Err(EventError::InvalidJson(format!(
+                "{NOT_AN_OBJECT} at / (line {line}, column {column})"
+            )));
+        }
+        _ => return Err(EventError::InvalidJson(locate_error(body))),
+    }
     // serde_json refuses invalid UTF-8 and nesting deeper than 128 levels.
     let wire: Wire =
         serde_json::from_slice(body).map_err(|_| EventError::InvalidJson(locate_error(body)))?;
@@ -757,5 +772,26 @@ mod tests {
         let alert = Alert::from_body(body);
         assert_eq!(alert.usage_percent, Some(80));
         assert_eq!(alert.threshold_percent, Some(80));
+    }
+
+    /// A review finding on `arbitrary_precision`: serde_json hands a number to a visitor as a
+    /// one-entry map, so a number body must be refused before the object reader sees it.
+    #[test]
+    fn a_number_body_is_not_an_object() {
+        for (body, expected) in [
+            (
+                &b"5"[..],
+                "the body must be a JSON object at / (line 1, column 1)",
+            ),
+            (
+                b"\n  -1e400",
+                "the body must be a JSON object at / (line 2, column 3)",
+            ),
+        ] {
+            let Err(EventError::InvalidJson(message)) = parse_event(body, None) else {
+                panic!("{} was accepted", String::from_utf8_lossy(body));
+            };
+            assert!(message.starts_with(expected), "{message:?}");
+        }
     }
 }

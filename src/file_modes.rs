@@ -98,21 +98,31 @@ fn tighten(path: &Path, mode: u32, tightened: &mut Vec<PathBuf>) -> io::Result<(
     Ok(())
 }
 
-/// Sets an existing file's mode to exactly `mode`.
-///
-/// # Errors
-/// The I/O error, naming the path.
-pub fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
-    let current = fs::metadata(path)
-        .map_err(|e| named(path, "inspect", e))?
-        .permissions()
-        .mode()
-        & 0o7777;
-    if current != mode {
-        fs::set_permissions(path, fs::Permissions::from_mode(mode))
-            .map_err(|e| named(path, "set the mode of", e))?;
+/// Gives an open file exactly `mode` when it is a regular file owned by this process's user;
+/// anything else (`/dev/null`, a log file another user owns) is left alone, with a warning
+/// when its mode differs. Never fails: the file is already open and usable.
+pub fn restrict_open_file(file: &fs::File, path: &str, mode: u32) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = file.metadata() else {
+        return;
+    };
+    let current = meta.permissions().mode() & 0o7777;
+    if current == mode {
+        return;
     }
-    Ok(())
+    let ours = meta.is_file() && meta.uid() == rustix::process::geteuid().as_raw();
+    let changed = ours
+        && file
+            .set_permissions(fs::Permissions::from_mode(mode))
+            .is_ok();
+    if !changed && meta.is_file() {
+        tracing::warn!(
+            path,
+            mode = format!("{current:04o}"),
+            wanted = format!("{mode:04o}"),
+            "cannot set the file's mode (it belongs to another user); it keeps its mode"
+        );
+    }
 }
 
 /// A warning when `path` (a secret or config file) can be read by group or others; `None`

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-use actix_web::http::header::{HeaderMap, HeaderName, CONTENT_LENGTH, FORWARDED};
+use actix_web::http::header::{HeaderMap, CONTENT_LENGTH};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde_json::json;
@@ -17,8 +17,6 @@ use crate::event::{parse_event, Mode};
 use crate::signature::{HeaderLookup, Lookup};
 use crate::state::AppState;
 use crate::store::{EventRecord, NewEvent, Recorded};
-
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// actix's header map seen through the core's lookup trait.
 struct ActixHeaders<'a>(&'a HeaderMap);
@@ -85,12 +83,14 @@ async fn accept(
     let peer = request
         .peer_addr()
         .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |peer| peer.ip());
-    let headers = request.headers();
     let client = client_address(
         peer,
         &state.trusted_proxies,
-        headers.get_all(FORWARDED).map(|v| v.as_bytes()),
-        headers.get_all(X_FORWARDED_FOR).map(|v| v.as_bytes()),
+        state.client_ip_header,
+        request
+            .headers()
+            .get_all(state.client_ip_header.name())
+            .map(|v| v.as_bytes()),
     );
     if !endpoint.allow.is_empty() && !client.is_some_and(|c| endpoint.allow.contains(c)) {
         return Err(ApiError::IpNotAllowed(client));

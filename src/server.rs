@@ -96,6 +96,7 @@ impl Application {
             body_limit: config.body_limit_bytes,
             body_deadline: config.body_read_timeout,
             trusted_proxies: config.trusted_proxies.clone(),
+            client_ip_header: config.client_ip_header,
             body_budget: Arc::new(BodyBudget::new(
                 config.max_inflight_body_bytes as usize,
                 config.body_limit_bytes,

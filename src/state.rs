@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::body_budget::BodyBudget;
-use crate::client_ip::Networks;
+use crate::client_ip::{ForwardingHeader, Networks};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::outbox::{OutboxHealth, Wakers};
@@ -31,8 +31,10 @@ pub struct AppState {
     /// Body bytes in flight, in total and per source: a request reserves its declared
     /// length (or the limit, when chunked) before reading any of it.
     pub body_budget: Arc<BodyBudget>,
-    /// Proxies whose forwarding headers name the client.
+    /// Proxies whose forwarding header names the client.
     pub trusted_proxies: Networks,
+    /// The header they set.
+    pub client_ip_header: ForwardingHeader,
     /// How long events are kept.
     pub retention: Duration,
 }

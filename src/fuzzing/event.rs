@@ -33,8 +33,7 @@ pub fn run(data: &[u8]) -> bool {
         nesting_depth(data) <= MAX_DEPTH,
         "accepted a body nested deeper than {MAX_DEPTH}"
     );
-    let value: Result<Value, _> = serde_json::from_slice(data);
-    let Ok(Value::Object(object)) = value else {
+    let Some(object) = top_level_fields(data) else {
         panic!(
             "accepted a body that is not a JSON object: {:?}",
             String::from_utf8_lossy(data)
@@ -91,6 +90,36 @@ pub fn nesting_depth(data: &[u8]) -> usize {
         }
     }
     deepest
+}
+
+/// The top-level object's `type`, `id` and `livemode` as `Value`s (the last of each), read by
+/// a visitor of its own rather than as one `Value`: under serde_json's `arbitrary_precision`,
+/// `Value` reads an object whose first key is `$serde_json::private::Number` as a number,
+/// which a valid body may contain anywhere. `None` when the body is not a JSON object.
+fn top_level_fields(data: &[u8]) -> Option<serde_json::Map<String, Value>> {
+    struct Fields;
+    impl<'de> Visitor<'de> for Fields {
+        type Value = serde_json::Map<String, Value>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut fields = serde_json::Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if matches!(key.as_str(), "type" | "id" | "livemode") {
+                    let value: Value = map.next_value()?;
+                    fields.insert(key, value);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(fields)
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(data);
+    let fields = deserializer.deserialize_map(Fields).ok()?;
+    deserializer.end().ok()?;
+    Some(fields)
 }
 
 /// Every key of the top-level object, repeats included (serde_json's `Value` keeps only the

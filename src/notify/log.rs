@@ -24,10 +24,10 @@ pub struct LogNotifier {
 
 impl LogNotifier {
     /// `stdout`, or a file path opened for appending and given `mode` (whatever the umask,
-    /// and also when the file already existed).
+    /// and also when the file already existed, if it is a regular file of this user's).
     ///
     /// # Errors
-    /// When the file cannot be opened or its mode set.
+    /// When the file cannot be opened.
     pub fn open(target: &str, mode: u32) -> Result<Self, String> {
         let sink = if target == "stdout" {
             Sink::Stdout
@@ -38,8 +38,7 @@ impl LogNotifier {
                 .mode(mode)
                 .open(target)
                 .map_err(|e| format!("cannot open {target} for appending: {e}"))?;
-            crate::file_modes::set_mode(std::path::Path::new(target), mode)
-                .map_err(|e| e.to_string())?;
+            crate::file_modes::restrict_open_file(&file, target, mode);
             Sink::File(Mutex::new(file))
         };
         Ok(Self { sink })

@@ -597,8 +597,15 @@ fn purge(
             writes.remove(expiry_key.clone());
             continue;
         };
-        // Decoded before anything is removed: a failure leaves the event whole.
+        // Everything is read and decoded before anything is removed, so a read error or an
+        // undecodable job leaves the event whole (the group's other writes still commit).
         let (event_meta, _) = decode_event_meta(&value)?;
+        let mut jobs = Vec::new();
+        for entry in writes.tree.scan_prefix(key(JOB, &[&event_key, &[0]])) {
+            let (job_key, value) = entry.map_err(|e| StoreError::unavailable(describe_sled(&e)))?;
+            let value = writes.get(&job_key)?.unwrap_or_else(|| value.to_vec());
+            jobs.push((job_key.to_vec(), JobValue::decode(&value)?));
+        }
         writes.remove(expiry_key.clone());
         writes.remove(stored_key);
         writes.remove(key(
@@ -606,18 +613,7 @@ fn purge(
             &[&event_meta.received_at.to_be_bytes(), &event_key],
         ));
         meta.counts.events = meta.counts.events.saturating_sub(1);
-        let jobs = writes
-            .tree
-            .scan_prefix(key(JOB, &[&event_key, &[0]]))
-            .map(|entry| {
-                entry
-                    .map(|(k, v)| (k.to_vec(), v.to_vec()))
-                    .map_err(|e| StoreError::unavailable(describe_sled(&e)))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        for (job_key, value) in jobs {
-            let value = writes.get(&job_key)?.unwrap_or(value);
-            let stored = JobValue::decode(&value)?;
+        for (job_key, stored) in jobs {
             match stored.job.status {
                 JobStatus::Pending => {
                     writes.remove(stored.queue_key());

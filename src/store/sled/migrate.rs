@@ -9,10 +9,10 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use super::describe_sled;
 use super::layout::{
     encode_event, job_key, key, JobValue, EVENT, EXPIRY, JOB, LISTING, META_STATE,
 };
+use super::sled_error;
 use crate::store::{event_key, Counts, EventRecord, Job, JobStatus, StoreError};
 
 const OLD_TREES: [&str; 4] = ["events", "outbox", "dead", "expiry"];
@@ -58,10 +58,6 @@ struct OldJob {
     last_error: Option<String>,
     #[serde(default)]
     writer: u64,
-}
-
-fn sled_error(error: &sled::Error) -> StoreError {
-    StoreError::unavailable(describe_sled(error))
 }
 
 fn old(value: &[u8]) -> Result<OldEvent, StoreError> {

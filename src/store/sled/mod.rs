@@ -109,17 +109,11 @@ impl Handle {
                 .open()
         }));
         RECOVERING.with(|flag| flag.set(false));
-        let db = opened
-        .map_err(|_| {
-            StoreError::corrupt(format!(
-                "the data directory {} is damaged (sled could not recover its log); restore it from a backup or move it aside",
-                path.display()
-            ))
-        })?
-        .map_err(|e| StoreError::unavailable(describe_sled(&e)))?;
-        let tree = db
-            .open_tree("perfhook")
-            .map_err(|e| StoreError::unavailable(describe_sled(&e)))?;
+        let db = match opened {
+            Err(_) => return Err(damaged(path)),
+            Ok(result) => result.map_err(|e| sled_error(&e))?,
+        };
+        let tree = db.open_tree("perfhook").map_err(|e| sled_error(&e))?;
         migrate::migrate(&db, &tree)?;
         let data_file = match options.durability {
             Durability::PowerLoss => {
@@ -148,6 +142,14 @@ pub fn recovering_on_this_thread() -> bool {
     RECOVERING.with(std::cell::Cell::get)
 }
 
+/// The error for a data directory sled cannot read back.
+fn damaged(path: &Path) -> StoreError {
+    StoreError::corrupt(format!(
+        "the data directory {} is damaged (sled could not recover it); restore it from a backup or move it aside",
+        path.display()
+    ))
+}
+
 /// `fsync` of a directory, so the entries created in it are durable.
 fn sync_dir(path: &Path) -> Result<(), StoreError> {
     File::open(path)
@@ -168,6 +170,15 @@ fn describe_sled(error: &sled::Error) -> String {
         sled::Error::Io(io) => format!("I/O error: {io}"),
         sled::Error::Corruption { .. } => "sled found corrupt data".to_owned(),
         other => other.to_string(),
+    }
+}
+
+/// A sled error as a store error: corruption sled detects is `Corrupt`, the rest
+/// `Unavailable` (I/O, a lock), which recovers once its cause is gone.
+fn sled_error(error: &sled::Error) -> StoreError {
+    match error {
+        sled::Error::Corruption { .. } => StoreError::corrupt(describe_sled(error)),
+        _ => StoreError::unavailable(describe_sled(error)),
     }
 }
 
@@ -222,6 +233,15 @@ impl SledStore {
     /// A [`StoreError`] when the directory cannot be opened or locked, or holds unreadable
     /// data.
     pub fn open(path: &Path, options: SledOptions) -> Result<Self, StoreError> {
+        Self::open_checked(path, options).map_err(|error| match error.kind() {
+            // Whichever read found it (recovery, the first tree read, the migration), the
+            // operator is told the same thing and what to do.
+            super::StoreErrorKind::Corrupt => damaged(path),
+            _ => error,
+        })
+    }
+
+    fn open_checked(path: &Path, options: SledOptions) -> Result<Self, StoreError> {
         // Before sled creates anything: events hold what organisations spend.
         let privacy = crate::file_modes::make_private_dir(path).map_err(|e| {
             StoreError::unavailable(format!("cannot prepare the data directory: {e}"))
@@ -297,7 +317,7 @@ impl Drop for SledStore {
 }
 
 fn read<T>(result: Result<T, sled::Error>) -> Result<T, StoreError> {
-    result.map_err(|e| StoreError::unavailable(describe_sled(&e)))
+    result.map_err(|e| sled_error(&e))
 }
 
 #[async_trait]

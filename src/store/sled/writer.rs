@@ -17,7 +17,7 @@ use super::layout::{
     decode_event_meta, encode_event, job_key, key, JobValue, MetaState, EVENT, EXPIRY, JOB,
     LISTING, META_PROBE, META_STATE, QUEUE,
 };
-use super::{describe_sled, Handle, Shared, SledOptions};
+use super::{sled_error, Handle, Shared, SledOptions};
 use crate::store::{
     event_key, fault, unconfigured_reason, Finished, Job, JobStatus, NewEvent, Outcome, Recorded,
     StoreError, StoreErrorKind,
@@ -64,10 +64,7 @@ pub(super) enum Op {
 
 /// Reads the `m state` entry.
 pub(super) fn load_meta(tree: &sled::Tree) -> Result<MetaState, StoreError> {
-    match tree
-        .get(META_STATE)
-        .map_err(|e| StoreError::unavailable(describe_sled(&e)))?
-    {
+    match tree.get(META_STATE).map_err(|e| sled_error(&e))? {
         Some(value) => MetaState::decode(&value),
         None => Ok(MetaState::default()),
     }
@@ -107,7 +104,7 @@ impl Group<'_> {
         self.tree
             .get(key)
             .map(|v| v.map(|v| v.to_vec()))
-            .map_err(|e| StoreError::unavailable(describe_sled(&e)))
+            .map_err(|e| sled_error(&e))
     }
 
     fn insert(&mut self, key: Vec<u8>, value: Vec<u8>) {
@@ -258,10 +255,7 @@ impl Writer {
                     large,
                     ..
                 } = writes;
-                handle
-                    .tree
-                    .apply_batch(batch)
-                    .map_err(|e| StoreError::unavailable(describe_sled(&e)))?;
+                handle.tree.apply_batch(batch).map_err(|e| sled_error(&e))?;
                 Ok((ended_leases, large))
             })
             .map(|(ended_leases, large)| {
@@ -321,10 +315,7 @@ impl Writer {
 
     /// One flush for the whole group, then `fdatasync` for power-loss durability.
     fn make_durable(&mut self, handle: &Handle, large: bool) -> Result<(), StoreError> {
-        handle
-            .db
-            .flush()
-            .map_err(|e| StoreError::unavailable(describe_sled(&e)))?;
+        handle.db.flush().map_err(|e| sled_error(&e))?;
         if let Some(file) = &self.data_file {
             file.sync_data()
                 .map_err(|e| StoreError::unavailable(format!("fdatasync failed: {e}")))?;
@@ -585,7 +576,7 @@ fn purge(
         if expired.len() >= batch {
             break;
         }
-        let expiry_key = expiry_key.map_err(|e| StoreError::unavailable(describe_sled(&e)))?;
+        let expiry_key = expiry_key.map_err(|e| sled_error(&e))?;
         if !matches!(writes.written.get(expiry_key.as_ref()), Some(None)) {
             expired.push(expiry_key.to_vec());
         }
@@ -602,7 +593,7 @@ fn purge(
         let (event_meta, _) = decode_event_meta(&value)?;
         let mut jobs = Vec::new();
         for entry in writes.tree.scan_prefix(key(JOB, &[&event_key, &[0]])) {
-            let (job_key, value) = entry.map_err(|e| StoreError::unavailable(describe_sled(&e)))?;
+            let (job_key, value) = entry.map_err(|e| sled_error(&e))?;
             let value = writes.get(&job_key)?.unwrap_or_else(|| value.to_vec());
             jobs.push((job_key.to_vec(), JobValue::decode(&value)?));
         }
@@ -637,7 +628,7 @@ fn bury_unconfigured(
 ) -> Result<u64, StoreError> {
     let mut queued = Vec::new();
     for entry in writes.tree.scan_prefix([QUEUE]) {
-        let (queue_key, job_key) = entry.map_err(|e| StoreError::unavailable(describe_sled(&e)))?;
+        let (queue_key, job_key) = entry.map_err(|e| sled_error(&e))?;
         let notifier = queue_key
             .get(1..)
             .and_then(|rest| rest.split(|b| *b == 0).next())

@@ -688,26 +688,39 @@ fn a_damaged_data_directory_is_one_line_and_exit_2_not_a_panic() {
         drop(store);
         thread::sleep(Duration::from_millis(200));
     }
-    let db = data.join("db");
-    let len = std::fs::metadata(&db).expect("db").len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&db)
-        .and_then(|file| file.set_len(len / 2))
-        .expect("truncate");
-    let data_arg = data.to_str().expect("path");
+    // sled recovers some cuts (an intact prefix) and refuses others; cut copies until one is
+    // refused, so the test never depends on where one cut lands.
+    let refused = [0.5, 0.4, 0.6, 0.3, 0.7, 0.45]
+        .into_iter()
+        .enumerate()
+        .find_map(|(n, fraction)| {
+            let copy = dir.path().join(format!("cut_{n}"));
+            copy_dir(&data, &copy);
+            let db = copy.join("db");
+            let len = std::fs::metadata(&db).expect("db").len();
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss
+            )]
+            let cut = (len as f64 * fraction) as u64;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&db)
+                .and_then(|file| file.set_len(cut))
+                .expect("truncate");
+            let (code, stderr) = run_bounded(&["store", "stats", "--data-dir", copy.to_str()?]);
+            assert_ne!(code, Some(101), "a panic: {stderr}");
+            (code == Some(2)).then_some(copy)
+        })
+        .expect("one of six cuts is refused");
+    let data_arg = refused.to_str().expect("path");
     for args in [
         vec!["store", "stats", "--data-dir", data_arg],
         vec!["serve", "--listen", "127.0.0.1:0", "--data-dir", data_arg],
     ] {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_perfhook"))
-            .args(&args)
-            .env("PERFHOOK_SECRET", SECRET)
-            .env("RUST_LOG", "off")
-            .output()
-            .expect("run");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        let (code, stderr) = run_bounded(&args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
         assert!(
             stderr.starts_with("perfhook: error:")
@@ -717,4 +730,50 @@ fn a_damaged_data_directory_is_one_line_and_exit_2_not_a_panic() {
             "{stderr}"
         );
     }
+}
+
+/// Copies a data directory (sled's files and `blobs/`).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("list") {
+        let path = entry.expect("entry").path();
+        let target = to.join(path.file_name().expect("name"));
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).expect("copy");
+        }
+    }
+}
+
+/// Runs the binary with `args`, killed after 30 s (a store that opened would serve forever).
+fn run_bounded(args: &[&str]) -> (Option<i32>, String) {
+    use std::io::Read;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_perfhook"))
+        .args(args)
+        .env("PERFHOOK_SECRET", SECRET)
+        .env("RUST_LOG", "off")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    let _ = child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr);
+    (status.and_then(|s| s.code()), stderr)
 }

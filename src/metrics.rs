@@ -27,15 +27,39 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 16))
 }
 
-/// Which latency series a request outcome belongs to, so a 10 s body timeout or a fast
-/// refusal never blends into the latency of served deliveries.
-#[must_use]
-pub fn latency_class(outcome: &str) -> &'static str {
-    match outcome {
-        "accepted" | "duplicate" => "served",
-        "body_timeout" => "timeout",
-        "storage_unavailable" | "overloaded" => "unavailable",
-        _ => "refused",
+/// Which latency series a request belongs to, so a 10 s body timeout or a fast refusal
+/// never blends into the latency of served deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LatencyClass {
+    /// Accepted or duplicate.
+    Served,
+    /// A 4xx other than a timeout.
+    Refused,
+    /// The body read deadline passed (408).
+    Timeout,
+    /// A 503: the store or the body budget.
+    Unavailable,
+}
+
+impl LatencyClass {
+    /// The class of a request answered with `status`.
+    #[must_use]
+    pub fn of_status(status: u16) -> Self {
+        match status {
+            200..=299 => Self::Served,
+            408 => Self::Timeout,
+            503 => Self::Unavailable,
+            _ => Self::Refused,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Served => "served",
+            Self::Refused => "refused",
+            Self::Timeout => "timeout",
+            Self::Unavailable => "unavailable",
+        }
     }
 }
 
@@ -125,7 +149,13 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Counts one request and its latency. Outcomes: `accepted`, `duplicate` or an error type.
-    pub fn request(&self, endpoint: &str, outcome: &'static str, seconds: f64) {
+    pub fn request(
+        &self,
+        endpoint: &str,
+        outcome: &'static str,
+        class: LatencyClass,
+        seconds: f64,
+    ) {
         self.requests
             .get_or_create(&RequestLabels {
                 endpoint: endpoint.to_owned(),
@@ -135,7 +165,7 @@ impl Metrics {
         self.latency
             .get_or_create(&LatencyLabels {
                 endpoint: endpoint.to_owned(),
-                class: latency_class(outcome),
+                class: class.label(),
             })
             .observe(seconds);
     }

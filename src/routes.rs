@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use actix_web::http::header::{HeaderMap, CONTENT_LENGTH};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use futures_util::StreamExt;
 use serde_json::json;
 
@@ -14,6 +14,7 @@ use crate::client_ip::client_address;
 use crate::config::Endpoint;
 use crate::error::ApiError;
 use crate::event::{parse_event, Mode};
+use crate::metrics::LatencyClass;
 use crate::signature::{HeaderLookup, Lookup};
 use crate::state::AppState;
 use crate::store::{EventRecord, NewEvent, Recorded};
@@ -44,14 +45,20 @@ pub async fn receive(
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let outcome = accept(&request, payload, &endpoint, &state).await;
-    let label = match &outcome {
-        Ok((Recorded::New, _)) => "accepted",
-        Ok((Recorded::Duplicate, _)) => "duplicate",
-        Err(error) => error.code(),
+    let (label, class) = match &outcome {
+        Ok((Recorded::New, _)) => ("accepted", LatencyClass::Served),
+        Ok((Recorded::Duplicate, _)) => ("duplicate", LatencyClass::Served),
+        Err(error) => (
+            error.code(),
+            LatencyClass::of_status(error.status_code().as_u16()),
+        ),
     };
-    state
-        .metrics
-        .request(&endpoint.name, label, started.elapsed().as_secs_f64());
+    state.metrics.request(
+        &endpoint.name,
+        label,
+        class,
+        started.elapsed().as_secs_f64(),
+    );
     match outcome {
         Ok((recorded, id)) => {
             let status = if recorded == Recorded::New {
@@ -96,9 +103,8 @@ async fn accept(
         return Err(ApiError::IpNotAllowed(client));
     }
     // Before any body byte: a request that cannot verify costs neither memory nor time.
-    endpoint
-        .verifier
-        .check_headers(&ActixHeaders(request.headers()))?;
+    let headers = ActixHeaders(request.headers());
+    let signature = endpoint.verifier.parse_headers(&headers)?;
     let declared = declared_length(request);
     if declared.is_some_and(|len| len > state.body_limit) {
         return Err(ApiError::PayloadTooLarge(state.body_limit));
@@ -111,9 +117,7 @@ async fn accept(
         .ok_or(ApiError::Overloaded)?;
     let body = read_body(payload, declared, state.body_limit, state.body_deadline).await?;
     let now = state.clock.now();
-    let verified = endpoint
-        .verifier
-        .verify(&ActixHeaders(request.headers()), &body, now)?;
+    let verified = endpoint.verifier.verify_parsed(&signature, &body, now)?;
     let event = parse_event(&body, verified.id.as_deref())?;
     if let Some(event_mode) = event.livemode.map(Mode::from_livemode) {
         if event_mode != endpoint.mode {

@@ -33,7 +33,7 @@ pub fn run(data: &[u8]) -> bool {
         nesting_depth(data) <= MAX_DEPTH,
         "accepted a body nested deeper than {MAX_DEPTH}"
     );
-    let Some(object) = top_level_fields(data) else {
+    let Some((keys, object)) = top_level(data) else {
         panic!(
             "accepted a body that is not a JSON object: {:?}",
             String::from_utf8_lossy(data)
@@ -53,7 +53,6 @@ pub fn run(data: &[u8]) -> bool {
             Some(event.id.as_str())
         );
     }
-    let keys = top_level_keys(data);
     for field in ["id", "type", "livemode", "data"] {
         let count = keys.iter().filter(|k| k.as_str() == field).count();
         assert!(
@@ -92,54 +91,35 @@ pub fn nesting_depth(data: &[u8]) -> usize {
     deepest
 }
 
-/// The top-level object's `type`, `id` and `livemode` as `Value`s (the last of each), read by
-/// a visitor of its own rather than as one `Value`: under serde_json's `arbitrary_precision`,
-/// `Value` reads an object whose first key is `$serde_json::private::Number` as a number,
-/// which a valid body may contain anywhere. `None` when the body is not a JSON object.
-fn top_level_fields(data: &[u8]) -> Option<serde_json::Map<String, Value>> {
-    struct Fields;
-    impl<'de> Visitor<'de> for Fields {
-        type Value = serde_json::Map<String, Value>;
+/// Every key of the top-level object, repeats included (serde_json's `Value` keeps only the
+/// last of a repeated key), and its `type`, `id` and `livemode` as `Value`s (the last of
+/// each). Read by a visitor of its own rather than as one `Value`: under serde_json's
+/// `arbitrary_precision`, `Value` reads an object whose first key is
+/// `$serde_json::private::Number` as a number, which a valid body may contain anywhere.
+/// `None` when the body is not a JSON object.
+fn top_level(data: &[u8]) -> Option<(Vec<String>, serde_json::Map<String, Value>)> {
+    struct TopLevel;
+    impl<'de> Visitor<'de> for TopLevel {
+        type Value = (Vec<String>, serde_json::Map<String, Value>);
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("an object")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut fields = serde_json::Map::new();
+            let (mut keys, mut fields) = (Vec::new(), serde_json::Map::new());
             while let Some(key) = map.next_key::<String>()? {
                 if matches!(key.as_str(), "type" | "id" | "livemode") {
                     let value: Value = map.next_value()?;
-                    fields.insert(key, value);
+                    fields.insert(key.clone(), value);
                 } else {
                     map.next_value::<IgnoredAny>()?;
                 }
-            }
-            Ok(fields)
-        }
-    }
-    let mut deserializer = serde_json::Deserializer::from_slice(data);
-    let fields = deserializer.deserialize_map(Fields).ok()?;
-    deserializer.end().ok()?;
-    Some(fields)
-}
-
-/// Every key of the top-level object, repeats included (serde_json's `Value` keeps only the
-/// last of a repeated key, so it cannot show them).
-fn top_level_keys(data: &[u8]) -> Vec<String> {
-    struct Keys;
-    impl<'de> Visitor<'de> for Keys {
-        type Value = Vec<String>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("an object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<String>, A::Error> {
-            let mut keys = Vec::new();
-            while let Some(key) = map.next_key::<String>()? {
-                map.next_value::<IgnoredAny>()?;
                 keys.push(key);
             }
-            Ok(keys)
+            Ok((keys, fields))
         }
     }
     let mut deserializer = serde_json::Deserializer::from_slice(data);
-    deserializer.deserialize_map(Keys).unwrap_or_default()
+    let top = deserializer.deserialize_map(TopLevel).ok()?;
+    deserializer.end().ok()?;
+    Some(top)
 }

@@ -7,7 +7,7 @@ use subtle::{Choice, ConstantTimeEq};
 
 use super::error::{KeyError, VerifyError};
 use super::headers::{is_header_name, HeaderLookup};
-use super::scheme::Scheme;
+use super::scheme::{Scheme, SignatureHeaders};
 use super::secret::SecretKey;
 use super::timestamp::{check_freshness, TimestampPolicy};
 
@@ -102,15 +102,17 @@ impl Verifier {
         &self.keys
     }
 
-    /// Checks that the signature headers are present and well formed, without the body: the
-    /// receiver refuses a request that cannot verify before reading (and holding) its body.
+    /// Parses the signature headers without the body: the receiver refuses a request that
+    /// cannot verify before reading (and holding) its body, then verifies with
+    /// [`Verifier::verify_parsed`].
     ///
     /// # Errors
     /// [`VerifyError::MissingHeader`] or [`VerifyError::MalformedHeader`] naming the header.
-    pub fn check_headers(&self, headers: &dyn HeaderLookup) -> Result<(), VerifyError> {
-        self.scheme
-            .parse(headers, &self.signature_header)
-            .map(|_| ())
+    pub fn parse_headers<'h>(
+        &self,
+        headers: &'h dyn HeaderLookup,
+    ) -> Result<SignatureHeaders<'h>, VerifyError> {
+        self.scheme.parse(headers, &self.signature_header)
     }
 
     /// Verifies one delivery: parse the headers, check the MAC over the raw body, then check
@@ -125,7 +127,19 @@ impl Verifier {
         body: &[u8],
         now: u64,
     ) -> Result<Verified, VerifyError> {
-        let parsed = self.scheme.parse(headers, &self.signature_header)?;
+        self.verify_parsed(&self.parse_headers(headers)?, body, now)
+    }
+
+    /// [`Verifier::verify`] on headers already parsed by [`Verifier::parse_headers`].
+    ///
+    /// # Errors
+    /// The [`VerifyError`] naming the first check that failed.
+    pub fn verify_parsed(
+        &self,
+        parsed: &SignatureHeaders<'_>,
+        body: &[u8],
+        now: u64,
+    ) -> Result<Verified, VerifyError> {
         let digits = parsed.timestamp.map(|t| t.digits);
         let secret = self
             .keys

@@ -13,11 +13,11 @@ use perfhook::notify::email::{EmailNotifier, EmailSettings};
 use perfhook::notify::log::LogNotifier;
 use perfhook::notify::{Notifier, Notifiers};
 use perfhook::server::{Application, Parts};
-use perfhook::signature::{sign, Delivery, KeyReading, Scheme, SecretKey};
+
 use perfhook::store::memory::MemoryStore;
 use perfhook::store::Store;
 
-use crate::server_helpers::{client, post, wait_until, SECRET};
+use crate::server_helpers::{client, post, signature, wait_until, SECRET};
 
 /// The time every in-process app starts at.
 pub const T0: u64 = 1_763_900_000;
@@ -152,19 +152,7 @@ impl TestApp {
 
     /// The signature header for `body` at the app's current time plus `skew` seconds.
     pub fn sign(&self, body: &[u8], skew: i64) -> (String, String) {
-        let key = SecretKey::new("k", SECRET.as_bytes(), KeyReading::Verbatim).expect("key");
-        let timestamp = T0.max(self.now()).saturating_add_signed(skew);
-        sign(
-            Scheme::Perf,
-            &[key],
-            Delivery {
-                timestamp,
-                id: None,
-                body,
-            },
-        )
-        .expect("sign")
-        .remove(0)
+        signature(body, T0.max(self.now()).saturating_add_signed(skew))
     }
 
     pub fn now(&self) -> u64 {

@@ -6,8 +6,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::server_helpers::{
-    alert, client, config, connect_from, deliver, email_notifier, free_port, now, post, signature,
-    wait_until, Server, Smtp, SECRET, SECRET_ENV,
+    alert, client, config, connect_from, copy_dir, deliver, email_notifier, free_port, now, post,
+    signature, wait_until, Server, Smtp, SECRET, SECRET_ENV,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -729,20 +729,6 @@ fn a_damaged_data_directory_is_one_line_and_exit_2_not_a_panic() {
                 && stderr.contains("backup"),
             "{stderr}"
         );
-    }
-}
-
-/// Copies a data directory (sled's files and `blobs/`).
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("list") {
-        let path = entry.expect("entry").path();
-        let target = to.join(path.file_name().expect("name"));
-        if path.is_dir() {
-            copy_dir(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).expect("copy");
-        }
     }
 }
 

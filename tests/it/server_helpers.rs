@@ -417,3 +417,17 @@ pub fn post_from(
         .map_or(String::new(), |(_, body)| body.to_owned());
     (status, body)
 }
+
+/// Copies a data directory (sled's files and `blobs/`).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("list") {
+        let path = entry.expect("entry").path();
+        let target = to.join(path.file_name().expect("name"));
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).expect("copy");
+        }
+    }
+}

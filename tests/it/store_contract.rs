@@ -632,20 +632,6 @@ async fn sled_migrates_a_data_directory_of_the_first_layout() {
     assert_eq!(store.counts().events, 2);
 }
 
-/// Copies a data directory (sled's files and `blobs/`).
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("list") {
-        let path = entry.expect("entry").path();
-        let target = to.join(path.file_name().expect("name"));
-        if path.is_dir() {
-            copy_dir(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).expect("copy");
-        }
-    }
-}
-
 /// Finding 2 of the hostile-input review: a `db` file cut short made sled panic while
 /// recovering it (exit 101). Cut at eight points: each open either refuses with an error or
 /// serves what it recovered, and nothing panics or spins (records, reads and a purge finish).
@@ -670,7 +656,7 @@ async fn sled_turns_a_data_file_cut_short_into_an_error_or_a_working_store_never
         .enumerate()
     {
         let copy = root.path().join(format!("cut_{n}"));
-        copy_dir(&original, &copy);
+        crate::server_helpers::copy_dir(&original, &copy);
         let db = copy.join("db");
         let len = std::fs::metadata(&db).expect("db").len();
         #[allow(

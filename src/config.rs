@@ -22,6 +22,7 @@ use crate::signature::{
     KeyError, Scheme, SecretKey, TimestampPolicy, Tolerance, Verifier, DEFAULT_TOLERANCE_SECS,
 };
 use crate::store::sled::{Durability, SledOptions, DEFAULT_CACHE_MB};
+use crate::tls::{self, TlsSettings};
 
 /// The secret's environment variable when no config file says otherwise.
 pub const DEFAULT_SECRET_ENV: &str = "PERFHOOK_SECRET";
@@ -69,6 +70,9 @@ pub struct ServerSettings {
     /// client wrote it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_ip_header: Option<ForwardingHeader>,
+    /// `[server.tls]`: serve HTTPS with this certificate (replaced on SIGHUP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSettings>,
 }
 
 /// `[storage]`.
@@ -160,6 +164,7 @@ impl Default for ServerSettings {
             allow: Vec::new(),
             trusted_proxies: Vec::new(),
             client_ip_header: None,
+            tls: None,
         }
     }
 }
@@ -390,8 +395,16 @@ impl Settings {
                 ));
             }
         }
+        let tls = match &self.server.tls {
+            None => None,
+            Some(settings) => Some(ServerTls {
+                key: tls::load(settings).map_err(|e| invalid("server.tls", e.to_string()))?,
+                hsts: settings.hsts_value(),
+            }),
+        };
         Ok(AppConfig {
             listen: self.server.listen,
+            tls,
             body_limit_bytes: self.server.body_limit_bytes,
             body_read_timeout: Duration::from_millis(self.server.body_read_timeout_ms),
             max_inflight_body_bytes: u32::try_from(budget_bytes).unwrap_or(u32::MAX),
@@ -533,11 +546,22 @@ fn describe_key_error(error: &KeyError, source: &SecretSource) -> String {
     format!("{error} (from {place})")
 }
 
+/// The certificate HTTPS serves, read and checked, and the HSTS header that goes with it.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    /// The certificate chain and its signing key.
+    pub key: rustls::sign::CertifiedKey,
+    /// The `Strict-Transport-Security` value.
+    pub hsts: String,
+}
+
 /// The typed, checked configuration the server runs on.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
     /// Where to listen.
     pub listen: SocketAddr,
+    /// HTTPS, when configured.
+    pub tls: Option<ServerTls>,
     /// Largest body.
     pub body_limit_bytes: usize,
     /// Total body read deadline.

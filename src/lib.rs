@@ -14,6 +14,8 @@
 //! - [`metrics`], [`telemetry`]: Prometheus metrics and logs.
 //! - [`secret_source`]: reads secret bytes from the environment or a file (config and CLI).
 //! - [`cli`]: the command-line interface.
+//! - [`reload`]: SIGHUP: new secrets, notifier settings and certificates, all or nothing.
+//! - [`tls`]: HTTPS with rustls, and the certificate SIGHUP replaces.
 //! - [`clock`]: the `Clock` trait: the system clock, and a fixed one for tests.
 //! - `fuzzing` (feature `fuzzing`): the fuzz bodies, shared by `fuzz/` and the replay tests.
 
@@ -32,6 +34,7 @@ pub mod fuzzing;
 pub mod metrics;
 pub mod notify;
 pub mod outbox;
+pub mod reload;
 pub mod routes;
 pub mod secret_source;
 pub mod server;
@@ -39,3 +42,4 @@ pub mod signature;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod tls;

@@ -15,6 +15,7 @@ use crate::config::Endpoint;
 use crate::error::ApiError;
 use crate::event::{parse_event, Mode};
 use crate::metrics::LatencyClass;
+use crate::reload::EndpointSlot;
 use crate::signature::{HeaderLookup, Lookup};
 use crate::state::AppState;
 use crate::store::{EventRecord, NewEvent, Recorded};
@@ -40,10 +41,12 @@ impl HeaderLookup for ActixHeaders<'_> {
 pub async fn receive(
     request: HttpRequest,
     payload: web::Payload,
-    endpoint: web::Data<Endpoint>,
+    endpoint: web::Data<EndpointSlot>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
+    // Read once: a reload (SIGHUP) during this request does not change its rules.
+    let endpoint = endpoint.current();
     let outcome = accept(&request, payload, &endpoint, &state).await;
     let (label, class) = match &outcome {
         Ok((Recorded::New, _)) => ("accepted", LatencyClass::Served),

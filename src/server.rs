@@ -8,19 +8,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::{Condition, DefaultHeaders};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use tokio::sync::watch;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{AppConfig, Endpoint};
+use crate::config::AppConfig;
 use crate::metrics::Metrics;
 use crate::notify::Notifiers;
 use crate::outbox::{run_retention, Outbox};
+use crate::reload::{EndpointSlot, Reloader};
 use crate::routes;
 use crate::state::AppState;
 use crate::store::sled::SledStore;
 use crate::store::Store;
+use crate::tls::CertificateSlot;
 
 /// How often retention runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
@@ -45,6 +48,7 @@ pub struct Application {
     clock: Arc<dyn Clock>,
     outbox: Outbox,
     notifier_names: Vec<String>,
+    reloader: Reloader,
 }
 
 impl std::fmt::Debug for Application {
@@ -106,31 +110,66 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let address = listener.local_addr()?;
-        let endpoints: Vec<web::Data<Endpoint>> = config
+        let endpoints: Vec<(String, Arc<EndpointSlot>)> = config
             .endpoints
             .iter()
-            .cloned()
-            .map(web::Data::new)
+            .map(|endpoint| {
+                (
+                    endpoint.path.clone(),
+                    Arc::new(EndpointSlot::new(Arc::new(endpoint.clone()))),
+                )
+            })
             .collect();
+        let mut reloader = Reloader {
+            endpoints: config
+                .endpoints
+                .iter()
+                .zip(&endpoints)
+                .map(|(endpoint, (path, slot))| {
+                    (endpoint.name.clone(), (path.clone(), Arc::clone(slot)))
+                })
+                .collect(),
+            notifiers: outbox.notifier_slots(),
+            certificate: None,
+        };
+        // HSTS on every answer perfhook writes when it speaks HTTPS (and never over plain
+        // HTTP, where the header would be a promise nobody can keep).
+        let hsts = config.tls.as_ref().map(|tls| tls.hsts.clone());
         let mut server = HttpServer::new(move || {
+            let headers = hsts.as_ref().map_or_else(DefaultHeaders::new, |value| {
+                DefaultHeaders::new().add(("Strict-Transport-Security", value.as_str()))
+            });
             let mut app = App::new()
+                .wrap(Condition::new(hsts.is_some(), headers))
                 .app_data(state.clone())
                 .route("/healthz", web::get().to(routes::healthz))
                 .route("/readyz", web::get().to(routes::readyz))
                 .route("/metrics", web::get().to(routes::metrics));
-            for endpoint in &endpoints {
+            for (path, slot) in &endpoints {
                 app = app.service(
-                    web::resource(endpoint.path.as_str())
-                        .app_data(endpoint.clone())
+                    web::resource(path.as_str())
+                        .app_data(web::Data::from(Arc::clone(slot)))
                         .route(web::post().to(routes::receive))
                         .default_service(web::to(routes::method_not_allowed)),
                 );
             }
             app.default_service(web::to(routes::not_found))
-        })
-        .listen(listener)?
-        .max_connections(config.max_connections)
-        .shutdown_timeout(30);
+        });
+        let certificate = config
+            .tls
+            .as_ref()
+            .map(|tls| Arc::new(CertificateSlot::new(Arc::new(tls.key.clone()))));
+        reloader.certificate = certificate.clone();
+        server = match &certificate {
+            Some(slot) => server.listen_rustls_0_23(
+                listener,
+                crate::tls::server_config(Arc::clone(slot)).map_err(anyhow::Error::msg)?,
+            )?,
+            None => server.listen(listener)?,
+        };
+        let mut server = server
+            .max_connections(config.max_connections)
+            .shutdown_timeout(30);
         if config.workers > 0 {
             server = server.workers(config.workers);
         }
@@ -141,7 +180,14 @@ impl Application {
             clock,
             outbox,
             notifier_names,
+            reloader,
         })
+    }
+
+    /// What SIGHUP may replace while the application runs.
+    #[must_use]
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
     }
 
     /// The port actually bound.

@@ -7,7 +7,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
+use tokio::signal::unix::{signal, Signal, SignalKind};
+
 use crate::config::{Overrides, Settings};
+use crate::reload::Reloader;
 use crate::server::Application;
 use crate::telemetry::{self, LogFormat};
 
@@ -45,6 +48,15 @@ pub(super) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let app = Application::build(&config)?;
+        // Registered before serving: from here on SIGHUP reloads instead of ending the process.
+        let hangups = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+        tokio::spawn(reload_on_hangup(
+            hangups,
+            args.config.clone(),
+            overrides,
+            settings,
+            app.reloader(),
+        ));
         let address = format!("{}:{}", config.listen.ip(), app.port());
         let endpoints: Vec<String> = config
             .endpoints
@@ -55,4 +67,71 @@ pub(super) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         app.run_until_stopped().await
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// On each SIGHUP, reads the configuration again (file, environment, flags, secret files)
+/// and applies it whole, or logs why not and keeps the running one.
+async fn reload_on_hangup(
+    mut hangups: Signal,
+    file: Option<PathBuf>,
+    overrides: Overrides,
+    mut running: Settings,
+    reloader: Reloader,
+) {
+    while hangups.recv().await.is_some() {
+        match reload(file.as_deref(), &overrides, &reloader) {
+            Ok(settings) => {
+                let later = restart_only_changes(&running, &settings);
+                tracing::info!("SIGHUP: configuration reloaded (secrets, endpoint rules, notifiers, certificate)");
+                if !later.is_empty() {
+                    tracing::warn!(sections = ?later, "SIGHUP: these changes take effect at the next restart");
+                }
+                running = settings;
+            }
+            Err(error) => {
+                tracing::error!(error = %format!("{error:#}"), "SIGHUP: reload refused; the running configuration stays");
+            }
+        }
+    }
+}
+
+fn reload(
+    file: Option<&std::path::Path>,
+    overrides: &Overrides,
+    reloader: &Reloader,
+) -> anyhow::Result<Settings> {
+    let settings = Settings::load(file, overrides)?;
+    for warning in settings.permission_warnings(file) {
+        tracing::warn!("{warning}");
+    }
+    let config = settings.resolve()?;
+    let notifiers = crate::notify::build(&config.notifiers).map_err(anyhow::Error::msg)?;
+    reloader.apply(&config, notifiers)?;
+    Ok(settings)
+}
+
+/// Sections whose changes a reload cannot apply to a running receiver (listeners, limits,
+/// storage, retry policy); the certificate files in `[server.tls]` and the default
+/// allowlist `server.allow` are reloaded.
+fn restart_only_changes(running: &Settings, new: &Settings) -> Vec<&'static str> {
+    let without_tls = |settings: &Settings| {
+        let mut server = settings.server.clone();
+        server.tls = None;
+        server.allow = Vec::new();
+        server
+    };
+    let mut sections = Vec::new();
+    if without_tls(running) != without_tls(new)
+        || running.server.tls.as_ref().map(|t| t.hsts_max_age_secs)
+            != new.server.tls.as_ref().map(|t| t.hsts_max_age_secs)
+    {
+        sections.push("server");
+    }
+    if running.storage != new.storage {
+        sections.push("storage");
+    }
+    if running.outbox != new.outbox {
+        sections.push("outbox");
+    }
+    sections
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use lettre::message::{header::ContentType, Mailbox};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::transport::stub::AsyncStubTransport;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
@@ -28,7 +29,12 @@ impl MailTransport for AsyncSmtpTransport<Tokio1Executor> {
                 Err(error) if error.is_permanent() => {
                     Err(NotifyError::permanent(format!("SMTP refused: {error}")))
                 }
-                Err(error) => Err(NotifyError::retry(format!("SMTP failed: {error}"))),
+                Err(error) => match certificate_problem(&error) {
+                    Some(problem) => Err(NotifyError::permanent(format!(
+                        "configuration error: the SMTP server's certificate is not accepted ({problem}); check host (the name it must carry), roots and ca_file"
+                    ))),
+                    None => Err(NotifyError::retry(format!("SMTP failed: {error}"))),
+                },
             }
         })
     }
@@ -57,6 +63,19 @@ pub enum TlsMode {
     Tls,
 }
 
+/// Which certificate authorities the SMTP client trusts, besides `ca_file`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Roots {
+    /// Mozilla's roots, compiled in (the same on every machine).
+    #[default]
+    Public,
+    /// The operating system's store (`/etc/ssl/certs` on Debian), read at start-up and reload.
+    System,
+    /// None: only `ca_file` (a company relay with a private CA).
+    None,
+}
+
 /// `[notifiers.NAME]` with `kind = "email"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,6 +88,12 @@ pub struct EmailSettings {
     /// `none`, `starttls` or `tls`.
     #[serde(default)]
     pub tls: TlsMode,
+    /// `public`, `system` or `none`: the roots trusted besides `ca_file`.
+    #[serde(default)]
+    pub roots: Roots,
+    /// A PEM file of CA certificates to trust as well (a relay with a private CA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Environment variable holding the SMTP username.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username_env: Option<String>,
@@ -116,6 +141,16 @@ impl EmailSettings {
         if self.timeout_ms == 0 {
             return Err("timeout_ms must be at least 1".into());
         }
+        if self.tls == TlsMode::None && (self.ca_file.is_some() || self.roots != Roots::Public) {
+            return Err(
+                "ca_file and roots apply to tls = \"starttls\" or \"tls\", not \"none\"".into(),
+            );
+        }
+        if self.roots == Roots::None && self.ca_file.is_none() && self.tls != TlsMode::None {
+            return Err(
+                "roots = \"none\" needs a ca_file, or no certificate could be trusted".into(),
+            );
+        }
         match (&self.username_env, &self.password_env) {
             (None, None) => {}
             (Some(user), Some(pass)) => {
@@ -158,16 +193,11 @@ impl EmailNotifier {
     /// A bad address or TLS set-up, in words.
     pub fn build(settings: &EmailSettings) -> Result<Self, String> {
         settings.validate()?;
+        let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host);
         let builder = match settings.tls {
-            TlsMode::None => {
-                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host)
-            }
-            TlsMode::Starttls => {
-                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&settings.host)
-                    .map_err(|e| format!("STARTTLS set-up for {}: {e}", settings.host))?
-            }
-            TlsMode::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&settings.host)
-                .map_err(|e| format!("TLS set-up for {}: {e}", settings.host))?,
+            TlsMode::None => builder,
+            TlsMode::Starttls => builder.tls(Tls::Required(tls_parameters(settings)?)),
+            TlsMode::Tls => builder.tls(Tls::Wrapper(tls_parameters(settings)?)),
         };
         let deadline = Duration::from_millis(settings.timeout_ms);
         let mut builder = builder.port(settings.port).timeout(Some(deadline));
@@ -180,6 +210,45 @@ impl EmailNotifier {
         }
         EmailNotifier::with_transport(settings, builder.build())
     }
+}
+
+/// The client's TLS: the host name to verify, the chosen roots and `ca_file`.
+fn tls_parameters(settings: &EmailSettings) -> Result<TlsParameters, String> {
+    let store = match settings.roots {
+        Roots::Public => CertificateStore::WebpkiRoots,
+        // With lettre's `rustls-native-certs`, its default store is the system's.
+        Roots::System => CertificateStore::Default,
+        Roots::None => CertificateStore::None,
+    };
+    let mut builder = TlsParameters::builder(settings.host.clone()).certificate_store(store);
+    if let Some(path) = &settings.ca_file {
+        let pem = std::fs::read(path).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+        let certificate = Certificate::from_pem(&pem)
+            .map_err(|_| format!("ca_file {}: not a PEM file of certificates", path.display()))?;
+        builder = builder.add_root_certificate(certificate);
+    }
+    builder
+        .build_rustls()
+        .map_err(|e| format!("TLS set-up for {}: {e}", settings.host))
+}
+
+/// A certificate the relay presented that this client does not accept (unknown CA, wrong
+/// host name, expired): retrying cannot help until the configuration changes.
+fn certificate_problem(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        let rustls_error = error.downcast_ref::<rustls::Error>().or_else(|| {
+            error
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(rustls::Error::InvalidCertificate(problem)) = rustls_error {
+            return Some(format!("{problem:?}"));
+        }
+        cause = error.source();
+    }
+    None
 }
 
 impl<T: MailTransport> EmailNotifier<T> {

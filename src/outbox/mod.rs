@@ -6,7 +6,7 @@ mod backoff;
 mod retention;
 mod worker;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -19,6 +19,7 @@ use self::worker::Worker;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::notify::Notifiers;
+use crate::reload::NotifierSlot;
 use crate::store::Store;
 
 /// `[outbox]`: the retry policy.
@@ -102,6 +103,7 @@ impl OutboxHealth {
 #[derive(Debug)]
 pub struct Outbox {
     workers: Vec<Worker>,
+    slots: BTreeMap<String, Arc<NotifierSlot>>,
     wakers: Wakers,
     health: Arc<OutboxHealth>,
 }
@@ -131,12 +133,21 @@ impl Outbox {
                 .map(|name| (name.clone(), AtomicBool::new(true)))
                 .collect(),
         });
-        let workers = notifiers
+        let slots: BTreeMap<String, Arc<NotifierSlot>> = notifiers
             .iter()
-            .filter_map(|(name, notifier)| {
+            .map(|(name, notifier)| {
+                (
+                    name.clone(),
+                    Arc::new(NotifierSlot::new(Arc::clone(notifier))),
+                )
+            })
+            .collect();
+        let workers = slots
+            .iter()
+            .filter_map(|(name, slot)| {
                 Some(Worker {
                     name: name.clone(),
-                    notifier: Arc::clone(notifier),
+                    notifier: Arc::clone(slot),
                     wake: Arc::clone(wakers.get(name)?),
                     store: Arc::clone(store),
                     clock: Arc::clone(clock),
@@ -148,6 +159,7 @@ impl Outbox {
             .collect();
         Self {
             workers,
+            slots,
             wakers: Wakers(Arc::new(wakers)),
             health,
         }
@@ -157,6 +169,12 @@ impl Outbox {
     #[must_use]
     pub fn wakers(&self) -> Wakers {
         self.wakers.clone()
+    }
+
+    /// Each worker's notifier, for a reload to replace.
+    #[must_use]
+    pub fn notifier_slots(&self) -> BTreeMap<String, Arc<NotifierSlot>> {
+        self.slots.clone()
     }
 
     /// What `/readyz` reads.

@@ -12,6 +12,7 @@ use super::{backoff, OutboxHealth, OutboxSettings};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::notify::{Notification, Notifier, NotifyError};
+use crate::reload::NotifierSlot;
 use crate::store::{ClaimedJob, Finished, Outcome, Store, StoreError, StoreErrorKind};
 
 /// The longest a worker sleeps, so its heartbeat (`/readyz`) stays fresh.
@@ -33,7 +34,8 @@ const STORE_RETRY_CAP: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub(super) struct Worker {
     pub name: String,
-    pub notifier: Arc<dyn Notifier>,
+    /// Read once per round, so a reload (SIGHUP) applies from the next round on.
+    pub notifier: Arc<NotifierSlot>,
     pub wake: Arc<Notify>,
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
@@ -82,9 +84,10 @@ impl Worker {
     /// Claims and delivers one batch; returns how long to wait before the next.
     async fn round(&self) -> Result<Duration, StoreError> {
         let now_ms = self.clock.now_ms();
+        let notifier = self.notifier.current();
         let claimed = self
             .store
-            .claim(&self.name, now_ms, LEASE, self.notifier.claim_batch())
+            .claim(&self.name, now_ms, LEASE, notifier.claim_batch())
             .await?;
         if claimed.jobs.is_empty() {
             let until = claimed.next_due_ms.map_or(IDLE_WAKE, |due| {
@@ -98,7 +101,7 @@ impl Worker {
             if finished.is_empty() {
                 oldest = Instant::now();
             }
-            finished.push(self.attempt(job).await);
+            finished.push(self.attempt(notifier.as_ref(), job).await);
             // Per attempt, so a slow sink (SMTP at its deadline) never looks like a dead worker.
             self.health.beat(&self.name, self.clock.now_ms());
             if finished.len() >= FINISH_GROUP || oldest.elapsed() >= FINISH_WITHIN {
@@ -121,11 +124,11 @@ impl Worker {
     }
 
     /// One delivery, its figures read once, under the guard deadline.
-    async fn attempt(&self, claimed: ClaimedJob) -> Finished {
+    async fn attempt(&self, notifier: &dyn Notifier, claimed: ClaimedJob) -> Finished {
         let ClaimedJob { token, job, event } = claimed;
         let attempts = job.attempts.saturating_add(1);
         let notification = Notification::of(&event);
-        let outcome = tokio::time::timeout(DELIVERY_GUARD, self.notifier.deliver(&notification))
+        let outcome = tokio::time::timeout(DELIVERY_GUARD, notifier.deliver(&notification))
             .await
             .unwrap_or_else(|_| {
                 Err(NotifyError::retry(

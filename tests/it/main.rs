@@ -14,9 +14,13 @@ mod cli;
 #[cfg(feature = "fuzzing")]
 mod fuzz_replay;
 mod helpers;
+mod https;
 mod properties;
 mod receiver;
+mod reload;
 mod server;
 mod server_helpers;
+mod smtp_tls;
 mod store_contract;
+mod test_ca;
 mod vectors;

@@ -145,6 +145,20 @@ impl Server {
         value["address"].as_str()?.rsplit(':').next()?.parse().ok()
     }
 
+    /// Sends `signal` (`HUP`, `TERM`) to the server.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -231,7 +245,12 @@ impl Drop for Server {
 
 /// The signature header for `body` at `timestamp`.
 pub fn signature(body: &[u8], timestamp: u64) -> (String, String) {
-    let key = SecretKey::new("k", SECRET.as_bytes(), KeyReading::Verbatim).expect("key");
+    signature_with(SECRET, body, timestamp)
+}
+
+/// The signature header for `body` at `timestamp`, signed with `secret`.
+pub fn signature_with(secret: &str, body: &[u8], timestamp: u64) -> (String, String) {
+    let key = SecretKey::new("k", secret.as_bytes(), KeyReading::Verbatim).expect("key");
     sign(
         Scheme::Perf,
         &[key],
@@ -300,16 +319,16 @@ pub struct Smtp {
 
 impl Smtp {
     pub fn start(port: u16, maildir: &Path) -> Self {
+        Self::start_with(port, maildir, &[])
+    }
+
+    /// [`Smtp::start`] with aiosmtpd options (`--tlscert`/`--tlskey` for STARTTLS,
+    /// `--smtpscert`/`--smtpskey` for implicit TLS).
+    pub fn start_with(port: u16, maildir: &Path, options: &[&str]) -> Self {
         let child = Command::new("python3")
-            .args([
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-l",
-                &format!("127.0.0.1:{port}"),
-                "-c",
-                "aiosmtpd.handlers.Mailbox",
-            ])
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(options)
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(maildir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

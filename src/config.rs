@@ -295,6 +295,12 @@ impl Settings {
         for path in secret_files {
             warnings.extend(crate::file_modes::readable_by_others(path, "secret file"));
         }
+        if let Some(tls) = &self.server.tls {
+            warnings.extend(crate::file_modes::readable_by_others(
+                &tls.key,
+                "TLS key file",
+            ));
+        }
         warnings
     }
 
@@ -547,12 +553,22 @@ fn describe_key_error(error: &KeyError, source: &SecretSource) -> String {
 }
 
 /// The certificate HTTPS serves, read and checked, and the HSTS header that goes with it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerTls {
     /// The certificate chain and its signing key.
     pub key: rustls::sign::CertifiedKey,
     /// The `Strict-Transport-Security` value.
     pub hsts: String,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Holds a signing key: show only what is public and short.
+        f.debug_struct("ServerTls")
+            .field("certificates", &self.key.cert.len())
+            .field("hsts", &self.hsts)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The typed, checked configuration the server runs on.

@@ -1,9 +1,11 @@
 //! SIGHUP: the running receiver takes new secrets, endpoint rules, notifier settings and
 //! TLS certificates without dropping a connection. Each of those lives in a [`Slot`] that a
 //! request or a delivery reads once when it starts, so a reload never changes anything
-//! half-way through one. A new configuration that cannot run, or that changes what only a
-//! restart can change (listeners, endpoints' names and paths, the set of notifiers), is
-//! refused whole and the running one stays.
+//! half-way through one. A new configuration that cannot run, or that changes what cannot
+//! be swapped in place (endpoints' names and paths, the set of notifiers, HTTPS on or off),
+//! is refused whole and the running one stays. Changes to `[server]` limits and listener,
+//! HSTS, `[storage]` and `[outbox]` keep their start-up values until a restart, with a
+//! warning.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError, RwLock};

@@ -47,9 +47,10 @@ pub(super) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let app = Application::build(&config)?;
-        // Registered before serving: from here on SIGHUP reloads instead of ending the process.
+        // Registered before the store opens (which can take a while): from here on SIGHUP
+        // reloads instead of ending the process; one sent during start-up waits for the loop.
         let hangups = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+        let app = Application::build(&config)?;
         tokio::spawn(reload_on_hangup(
             hangups,
             args.config.clone(),
@@ -69,24 +70,32 @@ pub(super) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// On each SIGHUP, reads the configuration again (file, environment, flags, secret files)
+/// On each SIGHUP, reads the configuration again (the file, the secret files and
+/// certificates it names; the process's environment and flags are those it started with)
 /// and applies it whole, or logs why not and keeps the running one.
 async fn reload_on_hangup(
     mut hangups: Signal,
     file: Option<PathBuf>,
     overrides: Overrides,
-    mut running: Settings,
+    started: Settings,
     reloader: Reloader,
 ) {
     while hangups.recv().await.is_some() {
-        match reload(file.as_deref(), &overrides, &reloader) {
+        // File reads, the system's certificate store: off the async workers.
+        let (file, overrides, reloader) = (file.clone(), overrides.clone(), reloader.clone());
+        let reloaded =
+            tokio::task::spawn_blocking(move || reload(file.as_deref(), &overrides, &reloader))
+                .await
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the reload stopped unexpectedly")));
+        match reloaded {
             Ok(settings) => {
-                let later = restart_only_changes(&running, &settings);
+                // Against what started: those sections keep their start-up values until a
+                // restart, whatever later reloads said.
+                let later = restart_only_changes(&started, &settings);
                 tracing::info!("SIGHUP: configuration reloaded (secrets, endpoint rules, notifiers, certificate)");
                 if !later.is_empty() {
                     tracing::warn!(sections = ?later, "SIGHUP: these changes take effect at the next restart");
                 }
-                running = settings;
             }
             Err(error) => {
                 tracing::error!(error = %format!("{error:#}"), "SIGHUP: reload refused; the running configuration stays");

@@ -1,6 +1,7 @@
-//! `perfhook store stats`: what a data directory holds (events, outbox, dead letters, disk),
-//! read while the receiver is stopped (sled locks the directory). Used by on-call to check a
-//! store and by the load benchmark to prove every acknowledged event was stored.
+//! `perfhook store stats|check|backup|restore`: what a data directory holds, whether every
+//! record reads back, and consistent copies of it. They run while the receiver is stopped
+//! (sled locks the directory). Used by on-call, and by the load benchmark to prove every
+//! acknowledged event was stored.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -11,13 +12,43 @@ use clap::{Args, Subcommand};
 
 use crate::config::{Overrides, Settings};
 use crate::store::sled::{SledOptions, SledStore};
-use crate::store::Store;
+use crate::store::{Store, StoreErrorKind};
 
 /// `store` subcommands.
 #[derive(Debug, Clone, Subcommand)]
 pub enum StoreCommand {
     /// Count what the store holds. The receiver must be stopped: sled locks the directory.
     Stats(StatsArgs),
+    /// Read every record back and report damage: exit 0 clean, 1 damaged, 2 cannot check.
+    Check(StatsArgs),
+    /// Write a consistent copy of the store into a new directory (receiver stopped).
+    Backup(BackupArgs),
+    /// Replace the data directory with a checked copy of a backup (receiver stopped).
+    Restore(RestoreArgs),
+}
+
+/// Arguments of `store backup`.
+#[derive(Debug, Clone, Args)]
+pub struct BackupArgs {
+    /// The new directory to write the backup into (must not exist, or be empty).
+    #[arg(value_name = "BACKUP_DIR")]
+    pub to: PathBuf,
+    #[command(flatten)]
+    pub store: StatsArgs,
+}
+
+/// Arguments of `store restore`.
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    /// A directory written by `store backup`; it is copied, never changed.
+    #[arg(value_name = "BACKUP_DIR")]
+    pub from: PathBuf,
+    /// Move an existing data directory aside (to DIR.before-restore-UNIXTIME) instead of
+    /// refusing.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub store: StatsArgs,
 }
 
 /// Arguments of `store stats`.
@@ -35,19 +66,145 @@ pub struct StatsArgs {
 }
 
 pub(super) fn run(command: &StoreCommand) -> anyhow::Result<ExitCode> {
-    let StoreCommand::Stats(args) = command;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match command {
+        StoreCommand::Stats(args) => stats(args),
+        StoreCommand::Check(args) => runtime.block_on(check(args)),
+        StoreCommand::Backup(args) => runtime.block_on(backup(args)),
+        StoreCommand::Restore(args) => runtime.block_on(restore(args)),
+    }
+}
+
+/// The data directory the arguments name (flag, then config, then the default).
+fn data_dir(args: &StatsArgs) -> anyhow::Result<PathBuf> {
     let overrides = Overrides {
         data_dir: args.data_dir.clone(),
         ..Overrides::default()
     };
-    let path = Settings::load(args.config.as_deref(), &overrides)?
+    Ok(Settings::load(args.config.as_deref(), &overrides)?
         .storage
-        .path;
+        .path)
+}
+
+fn open(path: &std::path::Path) -> anyhow::Result<SledStore> {
     if !path.is_dir() {
         anyhow::bail!("{} is not a data directory", path.display());
     }
-    let store = SledStore::open(&path, SledOptions::default())
-        .with_context(|| format!("cannot open the store in {}", path.display()))?;
+    SledStore::open(path, SledOptions::default())
+        .with_context(|| format!("cannot open the store in {}", path.display()))
+}
+
+async fn check(args: &StatsArgs) -> anyhow::Result<ExitCode> {
+    let path = data_dir(args)?;
+    if !path.is_dir() {
+        anyhow::bail!("{} is not a data directory", path.display());
+    }
+    let report = match SledStore::open(&path, SledOptions::default()) {
+        Ok(store) => {
+            let report = store.check_records().await;
+            store.close().await.ok();
+            report?
+        }
+        // sled could not even recover it: damaged, not a usage error.
+        Err(error) if error.kind() == StoreErrorKind::Corrupt => {
+            println!("damaged: {error}");
+            return Ok(ExitCode::from(1));
+        }
+        Err(error) => {
+            return Err(error)
+                .with_context(|| format!("cannot open the store in {}", path.display()))
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
+    } else {
+        writeln!(out, "data_dir: {}", path.display())?;
+        writeln!(out, "events: {}", report.events)?;
+        writeln!(
+            out,
+            "jobs: {} (pending {}, dead {})",
+            report.jobs, report.pending, report.dead
+        )?;
+        writeln!(out, "index entries: {}", report.index_entries)?;
+        for problem in &report.problems {
+            writeln!(out, "damaged: {problem}")?;
+        }
+        if report.more_problems > 0 {
+            writeln!(
+                out,
+                "damaged: {} more problems not listed",
+                report.more_problems
+            )?;
+        }
+        if report.is_clean() {
+            writeln!(out, "ok: every record reads back")?;
+        } else {
+            writeln!(
+                out,
+                "the store is damaged: restore it from a backup (perfhook store restore)"
+            )?;
+        }
+    }
+    Ok(if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn backup(args: &BackupArgs) -> anyhow::Result<ExitCode> {
+    let path = data_dir(&args.store)?;
+    let store = open(&path)?;
+    let copied = store.backup(&args.to).await;
+    store.close().await.ok();
+    let copied = copied.with_context(|| format!("cannot back up {}", path.display()))?;
+    println!(
+        "backup of {} written to {} ({} entries, {} bytes)",
+        path.display(),
+        args.to.display(),
+        copied.entries,
+        copied.bytes
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn restore(args: &RestoreArgs) -> anyhow::Result<ExitCode> {
+    let path = data_dir(&args.store)?;
+    let aside = args.force.then(|| {
+        let mut name = path.clone().into_os_string();
+        name.push(format!(".before-restore-{}", crate::clock::unix_now()));
+        PathBuf::from(name)
+    });
+    let report = SledStore::restore(&args.from, &path, aside.as_deref())
+        .await
+        .with_context(|| {
+            format!(
+                "cannot restore {} from {}",
+                path.display(),
+                args.from.display()
+            )
+        })?;
+    let moved = match aside.filter(|a| a.exists()) {
+        Some(aside) => format!("; the previous directory is at {}", aside.display()),
+        None => String::new(),
+    };
+    println!(
+        "restored {} from {} ({} events, {} jobs){moved}",
+        path.display(),
+        args.from.display(),
+        report.events,
+        report.jobs
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn stats(args: &StatsArgs) -> anyhow::Result<ExitCode> {
+    let path = data_dir(args)?;
+    let store = open(&path)?;
     let counts = store.counts();
     let stats = serde_json::json!({
         "data_dir": path.display().to_string(),

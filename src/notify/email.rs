@@ -146,6 +146,9 @@ impl EmailSettings {
                 "ca_file and roots apply to tls = \"starttls\" or \"tls\", not \"none\"".into(),
             );
         }
+        if let Some(path) = &self.ca_file {
+            read_ca_file(path)?;
+        }
         if self.roots == Roots::None && self.ca_file.is_none() && self.tls != TlsMode::None {
             return Err(
                 "roots = \"none\" needs a ca_file, or no certificate could be trusted".into(),
@@ -232,8 +235,22 @@ fn tls_parameters(settings: &EmailSettings) -> Result<TlsParameters, String> {
         .map_err(|e| format!("TLS set-up for {}: {e}", settings.host))
 }
 
-/// A certificate the relay presented that this client does not accept (unknown CA, wrong
-/// host name, expired): retrying cannot help until the configuration changes.
+/// The certificates of a `ca_file`: at least one, or the file is refused by name.
+fn read_ca_file(path: &std::path::Path) -> Result<Certificate, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(format!(
+            "ca_file {}: holds no CERTIFICATE block",
+            path.display()
+        ));
+    }
+    Certificate::from_pem(&pem)
+        .map_err(|_| format!("ca_file {}: not a PEM file of certificates", path.display()))
+}
+
+/// A certificate the relay presented that no retry can make acceptable (an issuer this
+/// client does not trust, a name that is not the configured host): a configuration error.
+/// Expired or not-yet-valid certificates are retried: a relay's renewal or a clock fixes them.
 fn certificate_problem(error: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut cause = Some(error);
     while let Some(error) = cause {
@@ -244,7 +261,16 @@ fn certificate_problem(error: &(dyn std::error::Error + 'static)) -> Option<Stri
                 .and_then(|inner| inner.downcast_ref::<rustls::Error>())
         });
         if let Some(rustls::Error::InvalidCertificate(problem)) = rustls_error {
-            return Some(format!("{problem:?}"));
+            use rustls::CertificateError::{
+                NotValidForName, NotValidForNameContext, UnknownIssuer,
+            };
+            if matches!(
+                problem,
+                UnknownIssuer | NotValidForName | NotValidForNameContext { .. }
+            ) {
+                return Some(format!("{problem:?}"));
+            }
+            return None;
         }
         cause = error.source();
     }

@@ -2,7 +2,7 @@
 //! against a CA made at test time, with HSTS on every answer.
 
 use crate::app::spawn_app_with_server;
-use crate::server_helpers::{alert, post};
+use crate::server_helpers::alert;
 use crate::test_ca::TestCa;
 
 #[test]
@@ -41,8 +41,13 @@ fn https_accepts_a_delivery_and_every_answer_carries_hsts() {
             "{path}"
         );
     }
-    let (status, _) = post(&client, &format!("{base}/webhooks/perf"), &[], &body);
-    assert_eq!(status, 400);
+    let refused = client
+        .post(&format!("{base}/webhooks/perf"))
+        .header("Content-Type", "application/json")
+        .send(&body[..])
+        .expect("POST unsigned");
+    assert_eq!(refused.status().as_u16(), 400);
+    assert!(refused.headers().contains_key("strict-transport-security"));
 
     // A client that trusts only the public roots refuses the certificate, and plain HTTP
     // gets no HTTP answer from the TLS port.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::helpers::perfhook;
 use crate::server_helpers::{
     alert, client, config, connect_from, copy_dir, deliver, email_notifier, free_port, now, post,
     signature, wait_until, Server, Smtp, SECRET, SECRET_ENV,
@@ -730,6 +731,89 @@ fn a_damaged_data_directory_is_one_line_and_exit_2_not_a_panic() {
             "{stderr}"
         );
     }
+    // `store check` calls it damaged (exit 1), not a usage error, and does not spin.
+    let (code, stderr) = run_bounded(&["store", "check", "--data-dir", data_arg]);
+    assert_eq!(code, Some(1), "{stderr}");
+}
+
+#[test]
+fn backup_then_damage_then_restore_keeps_every_acknowledged_id_a_duplicate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = config(dir.path(), "\"log\"", "");
+    let server = Server::start(dir.path(), &text);
+    let agent = client();
+    let ids: Vec<String> = (0..20).map(|i| format!("evt_backup_{i}")).collect();
+    for id in &ids {
+        assert_eq!(deliver(&agent, &server, &alert(id)).0, 200);
+    }
+    let (code, _, _) = server.terminate();
+    assert_eq!(code, 0);
+    let data = dir.path().join("data");
+    let backup = dir.path().join("backup");
+    let (data_arg, backup_arg) = (data.to_str().expect("path"), backup.to_str().expect("path"));
+
+    let made = perfhook(
+        &["store", "backup", backup_arg, "--data-dir", data_arg],
+        &[],
+        b"",
+    );
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    assert!(made.stdout.contains("backup of"), "{}", made.stdout);
+    // Never over an existing backup.
+    let again = perfhook(
+        &["store", "backup", backup_arg, "--data-dir", data_arg],
+        &[],
+        b"",
+    );
+    assert_eq!(again.code, 2);
+    assert_eq!(again.stderr.lines().count(), 1, "{}", again.stderr);
+    assert!(again.stderr.contains("not empty"), "{}", again.stderr);
+    let checked = perfhook(&["store", "check", "--data-dir", data_arg], &[], b"");
+    assert_eq!(checked.code, 0, "{}{}", checked.stdout, checked.stderr);
+    assert!(checked.stdout.contains("events: 20"), "{}", checked.stdout);
+
+    // Damage: the data file is lost.
+    std::fs::write(data.join("db"), b"").expect("damage");
+    let refused = perfhook(
+        &["store", "restore", backup_arg, "--data-dir", data_arg],
+        &[],
+        b"",
+    );
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("--force"), "{}", refused.stderr);
+    let restored = perfhook(
+        &[
+            "store",
+            "restore",
+            backup_arg,
+            "--force",
+            "--data-dir",
+            data_arg,
+        ],
+        &[],
+        b"",
+    );
+    assert_eq!(restored.code, 0, "{}", restored.stderr);
+    assert!(restored.stdout.contains("20 events"), "{}", restored.stdout);
+    assert!(
+        restored.stdout.contains("before-restore-"),
+        "{}",
+        restored.stdout
+    );
+    let checked = perfhook(&["store", "check", "--data-dir", data_arg], &[], b"");
+    assert_eq!(checked.code, 0, "{}{}", checked.stdout, checked.stderr);
+
+    let server = Server::start(dir.path(), &text);
+    for id in &ids {
+        let (status, answer) = deliver(&agent, &server, &alert(id));
+        assert_eq!(
+            (status, answer["status"].as_str()),
+            (200, Some("duplicate")),
+            "{id}"
+        );
+    }
+    let (code, _, _) = server.terminate();
+    assert_eq!(code, 0);
 }
 
 /// Runs the binary with `args`, killed after 30 s (a store that opened would serve forever).

@@ -28,9 +28,12 @@
 //!
 //! Leases live in memory: this store is one process, and a crash ends every lease anyway.
 
+mod backup;
 mod layout;
 mod migrate;
 mod writer;
+
+pub use self::backup::{CheckReport, Copied};
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -513,7 +516,19 @@ impl Store for SledStore {
     }
 
     async fn check(&self) -> Result<(), StoreError> {
-        self.send(Op::Probe).await
+        self.send(Op::Probe).await?;
+        // A read probe as well: the counts and the newest event read back and decode.
+        let tree = self.shared.tree()?;
+        writer::load_meta(&tree)?;
+        if let Some(newest) = tree.range(vec![LISTING]..vec![LISTING + 1]).next_back() {
+            let (listing_key, _) = read(newest)?;
+            let event_key = listing_key.get(9..).unwrap_or_default();
+            let (endpoint, id) = split_event_key(event_key)?;
+            if let Some(value) = read(tree.get(key(EVENT, &[event_key])))? {
+                decode_event(endpoint, id, &value)?;
+            }
+        }
+        Ok(())
     }
 
     fn disk_bytes(&self) -> Option<u64> {
@@ -531,5 +546,73 @@ impl SledStore {
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Writes a consistent copy of the store into the new directory `to` (whole or not at
+    /// all), between two of the writer's groups: safe while deliveries arrive.
+    ///
+    /// # Errors
+    /// When `to` exists and is not empty, or the copy cannot be written.
+    pub async fn backup(&self, to: &Path) -> Result<Copied, StoreError> {
+        let to = to.to_path_buf();
+        self.send(|reply| Op::Backup(to, reply)).await
+    }
+
+    /// Reads every record back and reports what does not decode or does not fit together.
+    ///
+    /// # Errors
+    /// When the store is closed or failed.
+    pub async fn check_records(&self) -> Result<CheckReport, StoreError> {
+        let tree = self.tree().await?;
+        tokio::task::spawn_blocking(move || backup::check(&tree))
+            .await
+            .map_err(|_| StoreError::unavailable("the check stopped unexpectedly"))
+    }
+
+    /// Replaces `data_dir` with a copy of `backup` (a directory `backup` wrote), after
+    /// checking the copy record by record. An existing `data_dir` is moved to `aside`, or
+    /// the restore is refused when `aside` is `None`. The backup itself is never opened.
+    ///
+    /// # Errors
+    /// When the backup is damaged or unreadable, or `data_dir` exists and `aside` is `None`.
+    pub async fn restore(
+        backup: &Path,
+        data_dir: &Path,
+        aside: Option<&Path>,
+    ) -> Result<CheckReport, StoreError> {
+        let occupied = std::fs::read_dir(data_dir).is_ok_and(|mut e| e.next().is_some());
+        if occupied && aside.is_none() {
+            return Err(StoreError::unavailable(format!(
+                "{} exists and is not empty; pass --force to move it aside first",
+                data_dir.display()
+            )));
+        }
+        if !backup.join(DATA_FILE).is_file() {
+            return Err(StoreError::unavailable(format!(
+                "{} is not a perfhook backup (no {DATA_FILE} file)",
+                backup.display()
+            )));
+        }
+        let partial = backup::partial_of(data_dir)?;
+        if partial.exists() {
+            std::fs::remove_dir_all(&partial).map_err(|e| {
+                StoreError::unavailable(format!("cannot remove {}: {e}", partial.display()))
+            })?;
+        }
+        backup::copy_files(backup, &partial)?;
+        let store = Self::open(&partial, SledOptions::default())?;
+        let report = store.check_records().await?;
+        store.close().await?;
+        drop(store);
+        if !report.is_clean() {
+            let _ = std::fs::remove_dir_all(&partial);
+            return Err(StoreError::corrupt(format!(
+                "the backup {} is damaged: {}",
+                backup.display(),
+                report.problems.join("; ")
+            )));
+        }
+        backup::swap_in(&partial, data_dir, aside.filter(|_| occupied))?;
+        Ok(report)
     }
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use super::backup::Copied;
 use super::layout::{
     decode_event_meta, encode_event, job_key, key, JobValue, MetaState, EVENT, EXPIRY, JOB,
     LISTING, META_PROBE, META_STATE, QUEUE,
@@ -58,6 +59,9 @@ pub(super) enum Op {
     },
     /// Prove a durable write works, reopening first if an earlier one failed.
     Probe(Reply<()>),
+    /// Copy the tree into a new data directory after this group's flush, before the next
+    /// group: a consistent backup while the receiver runs.
+    Backup(PathBuf, Reply<Copied>),
     /// Flush and stop.
     Close(Reply<()>),
 }
@@ -124,6 +128,7 @@ impl Group<'_> {
 struct Answers {
     records: Vec<(Reply<Recorded>, Result<Recorded, StoreError>)>,
     probes: Vec<Reply<()>>,
+    backups: Vec<(PathBuf, Reply<Copied>)>,
     close: Option<Reply<()>>,
 }
 
@@ -242,6 +247,7 @@ impl Writer {
                     writes.insert(META_PROBE.to_vec(), meta.batch.to_be_bytes().to_vec());
                     answers.probes.push(reply);
                 }
+                Op::Backup(to, reply) => answers.backups.push((to, reply)),
                 Op::Close(reply) => answers.close = Some(reply),
             }
         }
@@ -305,6 +311,14 @@ impl Writer {
         }
         for reply in answers.probes {
             let _ = reply.send(outcome.clone());
+        }
+        for (to, reply) in answers.backups {
+            let copied = match (&outcome, self.handle.as_ref()) {
+                (Ok(()), Some(handle)) => super::backup::copy_tree(&handle.tree, &to),
+                (Err(error), _) => Err(error.clone()),
+                (Ok(()), None) => Err(StoreError::unavailable("the store is closed")),
+            };
+            let _ = reply.send(copied);
         }
         if let Some(reply) = answers.close {
             let _ = reply.send(outcome);
@@ -446,6 +460,9 @@ fn fail(op: Op, error: &StoreError) -> bool {
             let _ = reply.send(Err(error.clone()));
         }
         Op::Purge { reply, .. } => {
+            let _ = reply.send(Err(error.clone()));
+        }
+        Op::Backup(_, reply) => {
             let _ = reply.send(Err(error.clone()));
         }
         Op::BuryUnconfigured { reply, .. } => {

@@ -23,7 +23,7 @@ pub use verify::VerifyArgs;
 const EXIT_CODES: &str = "\
 Exit codes:
   0  valid (verify-signature) or success (send: a 2xx answer)
-  1  invalid: the delivery did not verify (send: a non-2xx answer)
+  1  invalid: the delivery did not verify (send: a non-2xx answer; store check: damaged)
   2  usage or I/O error (bad flags, unreadable file, missing or short secret)";
 
 /// perfhook: receive Perf webhooks, prove them authentic and fresh, keep each exactly once.
@@ -46,7 +46,7 @@ pub enum Command {
     /// Check the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Inspect the data directory (with the receiver stopped).
+    /// Inspect, check, back up or restore the data directory (with the receiver stopped).
     #[command(subcommand)]
     Store(StoreCommand),
     /// Check a delivery's signature and timestamp by hand.

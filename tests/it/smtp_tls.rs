@@ -6,7 +6,23 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::server_helpers::{alert, client, config, deliver, free_port, wait_until, Server, Smtp};
-use crate::test_ca::TestCa;
+use crate::test_ca::{Leaf, TestCa};
+
+/// aiosmtpd on `port` serving `leaf`: `mode` is `tls` (STARTTLS required) or `smtps`
+/// (implicit TLS), the prefix of its `--…cert` and `--…key` options.
+fn relay(port: u16, maildir: &Path, mode: &str, leaf: &Leaf) -> Smtp {
+    let (cert, key) = (format!("--{mode}cert"), format!("--{mode}key"));
+    Smtp::start_with(
+        port,
+        maildir,
+        &[
+            &cert,
+            leaf.cert.to_str().expect("path"),
+            &key,
+            leaf.key.to_str().expect("path"),
+        ],
+    )
+}
 
 /// A `[notifiers.NAME]` email section for a TLS relay on 127.0.0.1:`port`.
 fn tls_notifier(name: &str, port: u16, tls: &str, ca_file: &Path) -> String {
@@ -32,21 +48,9 @@ fn mail_goes_out_over_starttls_and_implicit_tls_with_a_private_ca() {
     let ca = TestCa::new("company relay CA");
     let ca_file = ca.write(dir.path(), "relay-ca");
     let leaf = ca.leaf(&["127.0.0.1"], dir.path(), "relay");
-    let (cert, key) = (
-        leaf.cert.to_str().expect("path"),
-        leaf.key.to_str().expect("path"),
-    );
     let (starttls_port, tls_port) = (free_port(), free_port());
-    let starttls = Smtp::start_with(
-        starttls_port,
-        &dir.path().join("starttls"),
-        &["--tlscert", cert, "--tlskey", key],
-    );
-    let implicit = Smtp::start_with(
-        tls_port,
-        &dir.path().join("implicit"),
-        &["--smtpscert", cert, "--smtpskey", key],
-    );
+    let starttls = relay(starttls_port, &dir.path().join("starttls"), "tls", &leaf);
+    let implicit = relay(tls_port, &dir.path().join("implicit"), "smtps", &leaf);
     let extra = format!(
         "{}{}",
         tls_notifier("starttls", starttls_port, "starttls", &ca_file),
@@ -81,25 +85,17 @@ fn an_untrusted_or_misnamed_relay_certificate_is_a_configuration_error_not_retri
     let right_name = relay_ca.leaf(&["127.0.0.1"], dir.path(), "right-name");
     let wrong_name = relay_ca.leaf(&["mail.example.test"], dir.path(), "wrong-name");
     let (untrusted_port, misnamed_port) = (free_port(), free_port());
-    let untrusted = Smtp::start_with(
+    let untrusted = relay(
         untrusted_port,
         &dir.path().join("untrusted"),
-        &[
-            "--tlscert",
-            right_name.cert.to_str().expect("path"),
-            "--tlskey",
-            right_name.key.to_str().expect("path"),
-        ],
+        "tls",
+        &right_name,
     );
-    let misnamed = Smtp::start_with(
+    let misnamed = relay(
         misnamed_port,
         &dir.path().join("misnamed"),
-        &[
-            "--tlscert",
-            wrong_name.cert.to_str().expect("path"),
-            "--tlskey",
-            wrong_name.key.to_str().expect("path"),
-        ],
+        "tls",
+        &wrong_name,
     );
     let extra = format!(
         "{}{}",

@@ -190,7 +190,7 @@ pub(super) fn check(tree: &sled::Tree) -> CheckReport {
 }
 
 /// The temporary name a copy is written under before it is renamed to `to`.
-fn partial(to: &Path) -> Result<PathBuf, StoreError> {
+pub(super) fn partial(to: &Path) -> Result<PathBuf, StoreError> {
     let name = to
         .file_name()
         .ok_or_else(|| StoreError::unavailable(format!("{} names no directory", to.display())))?;
@@ -290,11 +290,6 @@ pub(super) fn copy_files(from: &Path, to: &Path) -> Result<(), StoreError> {
         }
     }
     Ok(())
-}
-
-/// Where a restore puts the copy before swapping it in.
-pub(super) fn partial_of(to: &Path) -> Result<PathBuf, StoreError> {
-    partial(to)
 }
 
 /// Swaps the checked copy in: `data_dir` (if any) is moved to `aside`, then the copy is

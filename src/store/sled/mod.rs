@@ -593,7 +593,7 @@ impl SledStore {
                 backup.display()
             )));
         }
-        let partial = backup::partial_of(data_dir)?;
+        let partial = backup::partial(data_dir)?;
         if partial.exists() {
             std::fs::remove_dir_all(&partial).map_err(|e| {
                 StoreError::unavailable(format!("cannot remove {}: {e}", partial.display()))

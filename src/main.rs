@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use perfhook::cli::{run, Cli};
+use perfhook::cli::{run, usage_error_line, Cli};
 
 // sled allocates and frees a node copy on most writes; glibc's malloc was about a sixth of
 // the receiver's CPU under load, mimalloc a fraction of that (bench/load.sh).
@@ -27,7 +27,16 @@ fn main() -> ExitCode {
     // captures) is its user's alone; a configured mode is applied explicitly on top.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     quiet_sled_panics();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => match usage_error_line(&error) {
+            Some(line) => {
+                eprintln!("perfhook: error: {line}");
+                return ExitCode::from(2);
+            }
+            None => error.exit(),
+        },
+    };
     match run(cli) {
         Ok(code) => code,
         Err(error) => {

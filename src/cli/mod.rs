@@ -57,6 +57,46 @@ pub enum Command {
     Sign(SignArgs),
 }
 
+/// A command-line mistake as one line: clap's own first line and tip, then where to look.
+/// `None` for `--help` and `--version`, which are answers, not errors.
+#[must_use]
+pub fn usage_error_line(error: &clap::Error) -> Option<String> {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        return None;
+    }
+    let rendered = error.render().to_string();
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("invalid arguments");
+    let mut line = first.strip_prefix("error: ").unwrap_or(first).to_owned();
+    let mut usage = None;
+    for rest in lines {
+        if let Some(tip) = rest.strip_prefix("tip: ") {
+            line.push_str("; ");
+            line.push_str(tip);
+        } else if let Some(text) = rest.strip_prefix("Usage: ") {
+            usage = Some(text);
+        } else if usage.is_none() && !rest.starts_with("For more information") {
+            // The arguments a "not provided" error lists, one per line.
+            line.push_str(if line.ends_with(':') { " " } else { ", " });
+            line.push_str(rest);
+        }
+    }
+    // `perfhook verify-signature --body <FILE> [OPTIONS]` -> `perfhook verify-signature`.
+    let command: Vec<&str> = usage
+        .unwrap_or("perfhook")
+        .split_whitespace()
+        .take_while(|word| !word.starts_with(['-', '<', '[']))
+        .collect();
+    line.push_str(&format!("; see `{} --help`", command.join(" ")));
+    Some(line)
+}
+
 /// Runs a parsed command line.
 ///
 /// # Errors

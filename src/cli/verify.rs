@@ -181,6 +181,11 @@ impl Report {
                 }
                 line
             }
+            Self::Invalid(VerifyError::NoValidSignature) => format!(
+                "invalid: {}: matched no configured secret; if the sender's format is \
+                 unknown, run `perfhook verify-signature --scheme auto` on a captured delivery",
+                VerifyError::NoValidSignature
+            ),
             Self::Invalid(error) => format!("invalid: {error}"),
             Self::NoSchemeMatched(attempts) if attempts.is_empty() => {
                 format!(

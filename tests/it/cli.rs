@@ -148,6 +148,34 @@ fn a_wrong_secret_is_invalid_and_json_says_why() {
     let json: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
     assert_eq!(json["valid"], false);
     assert_eq!(json["error"]["type"], "invalid_signature");
+
+    // The plain line says what a mismatch means and what to run next.
+    let run = perfhook(
+        &[
+            "verify-signature",
+            "--secret-env",
+            "OTHER",
+            "--body",
+            &body,
+            "--now",
+            NOW,
+            "-H",
+            &headers[0],
+        ],
+        &[("OTHER", "a-completely-different-secret")],
+        b"",
+    );
+    assert_eq!(run.code, 1);
+    assert_eq!(run.stdout.lines().count(), 1, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .starts_with("invalid: no valid signature: matched no configured secret")
+            && run
+                .stdout
+                .contains("`perfhook verify-signature --scheme auto`"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]

@@ -168,7 +168,7 @@ fn describe_sled(error: &sled::Error) -> String {
             if io.kind() == std::io::ErrorKind::WouldBlock
                 || io.to_string().contains("could not acquire lock") =>
         {
-            "the data directory is locked by another perfhook process (one process per data directory)".to_owned()
+            "another perfhook process is using it; stop that process, or give this one its own --data-dir".to_owned()
         }
         sled::Error::Io(io) => format!("I/O error: {io}"),
         sled::Error::Corruption { .. } => "sled found corrupt data".to_owned(),

@@ -24,6 +24,8 @@ use crate::signature::{
 use crate::store::sled::{Durability, SledOptions, DEFAULT_CACHE_MB};
 use crate::tls::{self, TlsSettings};
 
+mod problem;
+
 /// The secret's environment variable when no config file says otherwise.
 pub const DEFAULT_SECRET_ENV: &str = "PERFHOOK_SECRET";
 
@@ -222,12 +224,40 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
 }
 
-/// A configuration that cannot run. The message names the key.
+/// A configuration that cannot run: one line naming the file, the key as written there
+/// (or the variable) and, where there is one, the fix.
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    /// The file or environment does not fit the settings' shape.
-    #[error("{0}")]
-    Shape(#[from] Box<figment::Error>),
+    /// The `--config` file cannot be read.
+    #[error("--config {path}: {problem}")]
+    Unreadable {
+        /// The file as given.
+        path: String,
+        /// Why, with the fix.
+        problem: String,
+    },
+    /// The `--config` file is not TOML.
+    #[error("{path}:{line}:{column}: not valid TOML: {problem}")]
+    Syntax {
+        /// The file as given.
+        path: String,
+        /// 1-based line of the problem.
+        line: usize,
+        /// 1-based column of the problem.
+        column: usize,
+        /// TOML's own words, on one line.
+        problem: String,
+    },
+    /// A key in the file or environment does not fit the settings' shape.
+    #[error("{origin}: {key}: {problem}")]
+    Shape {
+        /// The file, or "environment".
+        origin: String,
+        /// The key as written (`server.body_limit_bytes`, `PERFHOOK_SERVER__LISTEN`).
+        key: String,
+        /// What is wrong, with the fix.
+        problem: String,
+    },
     /// A key has a value that cannot be used.
     #[error("{key}: {problem}")]
     Invalid {
@@ -236,6 +266,69 @@ pub enum ConfigError {
         /// What is wrong.
         problem: String,
     },
+}
+
+/// The `--config` file's text, checked as TOML; unreadable and malformed files are refused
+/// here, naming the file and the line, before figment would report them twice.
+fn read_config_file(file: &Path) -> Result<String, ConfigError> {
+    let unreadable = |problem: String| ConfigError::Unreadable {
+        path: file.display().to_string(),
+        problem,
+    };
+    let text = std::fs::read(file).map_err(|error| {
+        unreadable(match error.kind() {
+            std::io::ErrorKind::NotFound => "no such file (`perfhook init` writes one)".to_owned(),
+            std::io::ErrorKind::PermissionDenied => {
+                "permission denied; run as a user who can read it".to_owned()
+            }
+            std::io::ErrorKind::IsADirectory => "is a directory, not a file".to_owned(),
+            _ => format!("cannot be read: {}", problem::one_line(&error.to_string())),
+        })
+    })?;
+    let text = String::from_utf8(text)
+        .map_err(|_| unreadable("is not UTF-8 text; a config file is TOML".to_owned()))?;
+    check_syntax(file, &text)?;
+    Ok(text)
+}
+
+fn check_syntax(file: &Path, text: &str) -> Result<(), ConfigError> {
+    let Err(error) = toml::from_str::<toml::Table>(text) else {
+        return Ok(());
+    };
+    let (line, column) = error
+        .span()
+        .map_or((1, 1), |span| problem::line_and_column(text, span.start));
+    Err(ConfigError::Syntax {
+        path: file.display().to_string(),
+        line,
+        column,
+        problem: problem::one_line(error.message()),
+    })
+}
+
+/// The first problem figment found, as one line naming where it was written.
+fn shape_error(error: &figment::Error, file: Option<&Path>) -> ConfigError {
+    let from_environment = error
+        .metadata
+        .as_ref()
+        .is_some_and(|metadata| metadata.name.contains("environment"));
+    let origin = match file {
+        _ if from_environment => problem::Origin::Environment,
+        Some(file) => problem::Origin::File(file),
+        None => problem::Origin::Defaults,
+    };
+    ConfigError::Shape {
+        origin: match origin {
+            problem::Origin::File(file) => file.display().to_string(),
+            problem::Origin::Environment => "environment".to_owned(),
+            problem::Origin::Defaults => "built-in defaults".to_owned(),
+        },
+        key: match problem::key_name(origin, &error.path) {
+            key if key.is_empty() => "top level".to_owned(),
+            key => key,
+        },
+        problem: problem::describe(&error.kind),
+    }
 }
 
 fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
@@ -255,13 +348,7 @@ impl Settings {
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         if let Some(file) = file {
-            if !file.is_file() {
-                return Err(invalid(
-                    "--config",
-                    format!("{} is not a readable file", file.display()),
-                ));
-            }
-            figment = figment.merge(Toml::file_exact(file));
+            figment = figment.merge(Toml::string(&read_config_file(file)?));
         }
         figment = figment.merge(
             Env::prefixed("PERFHOOK_")
@@ -274,9 +361,7 @@ impl Settings {
         if let Some(dir) = &overrides.data_dir {
             figment = figment.merge(Serialized::default("storage.path", dir));
         }
-        figment
-            .extract()
-            .map_err(|e| ConfigError::Shape(Box::new(e)))
+        figment.extract().map_err(|error| shape_error(&error, file))
     }
 
     /// One warning per file holding secrets or settings (`file`, the config) that group or
@@ -307,12 +392,14 @@ impl Settings {
     /// Parses TOML text alone (no environment), for tests and fuzzing.
     ///
     /// # Errors
-    /// [`ConfigError::Shape`] naming the key that does not fit.
+    /// [`ConfigError::Syntax`] or [`ConfigError::Shape`] naming the key that does not fit.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let file = Path::new("perfhook.toml");
+        check_syntax(file, text)?;
         Figment::from(Serialized::defaults(Settings::default()))
             .merge(Toml::string(text))
             .extract()
-            .map_err(|e| ConfigError::Shape(Box::new(e)))
+            .map_err(|error| shape_error(&error, Some(file)))
     }
 
     /// Checks every value and reads every secret: the typed configuration, or the first

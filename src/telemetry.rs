@@ -3,6 +3,7 @@
 //! anyone's malformed HTTP cannot flood the error log.
 
 use std::fmt::Write as _;
+use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -22,11 +23,18 @@ pub enum LogFormat {
     Pretty,
 }
 
-/// Installs the global subscriber. `RUST_LOG` filters (default `info`).
+/// The filter without `RUST_LOG`: perfhook at info, actix-server's per-worker start and
+/// stop lines (one per core, twice) only when they warn.
+pub const DEFAULT_FILTER: &str = "info,actix_server=warn";
+
+/// Installs the global subscriber. `RUST_LOG` filters (default [`DEFAULT_FILTER`]).
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    // Colour only for a person at a terminal; a file or a pipe gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let limiter = MalformedHttpLimiter::default();
     // A second init (tests) is not an error worth stopping for.

@@ -2,6 +2,7 @@
 //! same core as the server.
 
 mod config_check;
+mod init;
 mod input;
 mod send;
 mod serve;
@@ -14,6 +15,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub use config_check::ConfigCommand;
+pub use init::InitArgs;
 pub use send::SendArgs;
 pub use serve::ServeArgs;
 pub use sign::SignArgs;
@@ -38,6 +40,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a config that runs as written, a fresh secret file and a sample alert.
+    Init(InitArgs),
     /// Run the webhook receiver.
     Serve(ServeArgs),
     /// Sign a JSON file with an endpoint's scheme and secret and POST it to a receiver.
@@ -103,6 +107,7 @@ pub fn usage_error_line(error: &clap::Error) -> Option<String> {
 /// Any usage or I/O error; `main` prints it as one line and exits with 2.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Init(args) => init::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Send(args) => send::run(&args),
         Command::Config(command) => config_check::run(&command),

@@ -15,6 +15,7 @@ mod cli;
 mod fuzz_replay;
 mod helpers;
 mod https;
+mod init;
 mod messages;
 mod properties;
 mod receiver;

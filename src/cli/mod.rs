@@ -2,6 +2,7 @@
 //! same core as the server.
 
 mod config_check;
+mod generate;
 mod init;
 mod input;
 mod send;
@@ -15,6 +16,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub use config_check::ConfigCommand;
+pub use generate::CompletionsArgs;
 pub use init::InitArgs;
 pub use send::SendArgs;
 pub use serve::ServeArgs;
@@ -59,6 +61,10 @@ pub enum Command {
     /// Print the signature headers a sender would attach to a body.
     #[command(after_help = EXIT_CODES)]
     Sign(SignArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Print the man page (roff): `perfhook man > perfhook.1`, or `perfhook man | man -l -`.
+    Man,
 }
 
 /// A command-line mistake as one line: clap's own first line and tip, then where to look.
@@ -114,5 +120,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Store(command) => store_stats::run(&command),
         Command::VerifySignature(args) => verify::run(&args),
         Command::Sign(args) => sign::run(&args),
+        Command::Completions(args) => generate::completions(&args),
+        Command::Man => generate::man(),
     }
 }

@@ -17,6 +17,7 @@ mod helpers;
 mod https;
 mod init;
 mod messages;
+mod packaging;
 mod properties;
 mod receiver;
 mod reload;

@@ -107,6 +107,12 @@ pub struct Alert {
     /// The budget period (`monthly`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub period: Option<String>,
+    /// The billing period's start, as sent (`2026-11-01T00:00:00Z`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period_start: Option<String>,
+    /// The billing period's end, as sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period_end: Option<String>,
 }
 
 /// Why a verified body is not an event perfhook can keep.
@@ -560,6 +566,8 @@ impl Alert {
             limit: text("/budget/limit"),
             currency: text("/budget/currency"),
             period: text("/budget/period"),
+            period_start: text("/period/start"),
+            period_end: text("/period/end"),
         }
     }
 

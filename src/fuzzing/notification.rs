@@ -1,14 +1,15 @@
 //! `notification`: what a person reads about an event, rendered from arbitrary (verified and
 //! parsed) event text. Invariants: no panic; the log line is one line of JSON carrying the
 //! event's id and type; the email subject holds no control character (so a body field can
-//! never add a mail header) and the email body carries the raw event.
+//! never add a mail header), the plain part ends with the raw event, and the HTML part
+//! carries the raw event escaped, so a body can never add markup.
 
 use std::sync::OnceLock;
 
 use serde_json::Value;
 
 use crate::event::parse_event;
-use crate::notify::email::{body, message_id, EmailNotifier, EmailSettings};
+use crate::notify::email::{body, html_body, message_id, EmailNotifier, EmailSettings};
 use crate::notify::log::LogNotifier;
 use crate::notify::Notification;
 use crate::store::EventRecord;
@@ -49,7 +50,22 @@ pub fn run(data: &[u8]) -> bool {
         "a mail subject holds a control character"
     );
     let mail = body(&notification);
-    assert!(mail.ends_with(&record.body), "the mail lacks the raw event");
+    assert!(
+        mail.ends_with(&format!("{}\n", record.body)),
+        "the mail lacks the raw event"
+    );
+    let html = html_body(&notification);
+    let escaped = record
+        .body
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;");
+    assert!(
+        html.ends_with(&format!("<pre>{escaped}</pre>\n</body></html>\n")),
+        "the HTML part lacks the escaped raw event"
+    );
     assert!(message_id(&record).starts_with("<perf."));
     true
 }

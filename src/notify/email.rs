@@ -1,10 +1,11 @@
-//! The email notifier: a plain-text mail a person can act on, sent with lettre's async SMTP
+//! The email notifier: a mail a person can act on (plain text first, a simple HTML table
+//! second, both from [`super::wording`]), sent with lettre's async SMTP
 //! transport over rustls, under an overall deadline (lettre's own timeout covers only parts
 //! of the exchange; a server that accepts and never greets would hang a send).
 
 use std::time::Duration;
 
-use lettre::message::{header::ContentType, Mailbox};
+use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::transport::stub::AsyncStubTransport;
@@ -12,7 +13,8 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{rfc3339, BoxFuture, Notification, Notifier, NotifyError};
+use super::wording::{printable, Wording};
+use super::{BoxFuture, Notification, Notifier, NotifyError};
 use crate::store::EventRecord;
 
 /// How a built message leaves: SMTP in the service, lettre's stub in tests.
@@ -297,32 +299,31 @@ impl<T: MailTransport> EmailNotifier<T> {
         })
     }
 
-    /// `[perf] usage.threshold_reached: 80% of monthly budget`.
+    /// `[perf] Acme Robotics / support-bot: 80% of monthly budget reached`.
     #[must_use]
     pub fn subject(&self, notification: &Notification<'_>) -> String {
-        let record = notification.record;
-        let mut subject = format!("{} {}", self.subject_prefix, record.kind);
-        if let Some(headline) = notification.alert.headline() {
-            subject.push_str(": ");
-            subject.push_str(&headline);
-        }
-        if record.livemode == Some(false) {
-            subject.push_str(" (test mode)");
-        }
-        printable(&subject)
+        let wording = Wording::of(notification.record, &notification.alert);
+        printable(&format!("{} {}", self.subject_prefix, wording.subject))
     }
 
     fn message(&self, notification: &Notification<'_>) -> Result<Message, NotifyError> {
+        let record = notification.record;
+        let wording = Wording::of(record, &notification.alert);
         let mut builder = Message::builder()
             .from(self.from.clone())
-            .subject(self.subject(notification))
-            .message_id(Some(message_id(notification.record)))
-            .header(ContentType::TEXT_PLAIN);
+            .subject(printable(&format!(
+                "{} {}",
+                self.subject_prefix, wording.subject
+            )))
+            .message_id(Some(message_id(record)));
         for to in &self.to {
             builder = builder.to(to.clone());
         }
         builder
-            .body(body(notification))
+            .multipart(MultiPart::alternative_plain_html(
+                wording.plain_text(&record.body),
+                wording.html(&record.body),
+            ))
             .map_err(|e| NotifyError::permanent(format!("cannot build the message: {e}")))
     }
 }
@@ -371,56 +372,14 @@ pub fn message_id(record: &EventRecord) -> String {
     )
 }
 
-/// The plain-text body: the figures first, the raw JSON below.
+/// The plain-text part: what happened, the figures, what to do, then the raw event.
 #[must_use]
 pub fn body(notification: &Notification<'_>) -> String {
-    let (record, alert) = (notification.record, &notification.alert);
-    let mut lines = vec![format!("Perf alert: {}", record.kind), String::new()];
-    let mut field = |label: &str, value: Option<String>| {
-        if let Some(value) = value {
-            lines.push(format!("{label:<14}{}", printable(&value)));
-        }
-    };
-    field("Organization:", alert.organization.clone());
-    field("Project:", alert.project.clone());
-    field("Threshold:", alert.headline());
-    let currency = alert.currency.clone().unwrap_or_default();
-    field(
-        "Usage:",
-        match (&alert.amount, &alert.limit) {
-            (Some(amount), Some(limit)) => {
-                Some(format!("{amount} {currency} of {limit} {currency}"))
-            }
-            (Some(amount), None) => Some(format!("{amount} {currency}")),
-            _ => None,
-        },
-    );
-    field("Event id:", Some(record.id.clone()));
-    field("Endpoint:", Some(record.endpoint.clone()));
-    field(
-        "Mode:",
-        Some(
-            if record.livemode == Some(false) {
-                "test"
-            } else {
-                "live"
-            }
-            .to_owned(),
-        ),
-    );
-    field("Received:", Some(rfc3339(record.received_at)));
-    lines.push(String::new());
-    lines.push(
-        "Check usage in Perf and raise the budget or throttle the project before it runs out."
-            .into(),
-    );
-    lines.push(String::new());
-    lines.push("Raw event:".into());
-    lines.push(record.body.clone());
-    lines.join("\n")
+    Wording::of(notification.record, &notification.alert).plain_text(&notification.record.body)
 }
 
-/// Drops control characters, so a field from the body cannot add a header line.
-fn printable(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).collect()
+/// The HTML part: the same, as a table, with the raw event escaped in a `<pre>`.
+#[must_use]
+pub fn html_body(notification: &Notification<'_>) -> String {
+    Wording::of(notification.record, &notification.alert).html(&notification.record.body)
 }

@@ -3,6 +3,7 @@
 
 pub mod email;
 pub mod log;
+pub mod wording;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;

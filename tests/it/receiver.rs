@@ -33,7 +33,7 @@ fn an_alert_is_stored_then_logged_and_mailed_once_and_a_resend_is_a_duplicate() 
     );
     let mail = app.mails().remove(0);
     assert!(
-        mail.contains("Subject: [perf] usage.threshold_reached: 80% of monthly budget"),
+        mail.contains("Subject: [perf] 80% of monthly budget reached"),
         "{mail}"
     );
     assert!(mail.contains("Message-ID: <perf."), "{mail}");

@@ -14,7 +14,8 @@ use crate::file_modes::PRIVATE_FILE;
 
 const TEMPLATE: &str = include_str!("init_template.toml");
 /// The 80% threshold alert from fixtures/events, for `perfhook send`.
-const SAMPLE_ALERT: &[u8] = include_bytes!("../../fixtures/events/usage.threshold_reached.80.json");
+pub(super) const SAMPLE_ALERT: &[u8] =
+    include_bytes!("../../fixtures/events/usage.threshold_reached.80.json");
 /// Random bytes in a generated secret (64 hex digits).
 const SECRET_BYTES: usize = 32;
 

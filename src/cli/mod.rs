@@ -5,6 +5,7 @@ mod config_check;
 mod generate;
 mod init;
 mod input;
+mod notify_test;
 mod send;
 mod serve;
 mod sign;
@@ -18,6 +19,7 @@ use clap::{Parser, Subcommand};
 pub use config_check::ConfigCommand;
 pub use generate::CompletionsArgs;
 pub use init::InitArgs;
+pub use notify_test::NotifyCommand;
 pub use send::SendArgs;
 pub use serve::ServeArgs;
 pub use sign::SignArgs;
@@ -52,6 +54,9 @@ pub enum Command {
     /// Check the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Try the notifiers: send a sample alert through them now.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
     /// Inspect, check, back up or restore the data directory (with the receiver stopped).
     #[command(subcommand)]
     Store(StoreCommand),
@@ -117,6 +122,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(&args),
         Command::Send(args) => send::run(&args),
         Command::Config(command) => config_check::run(&command),
+        Command::Notify(command) => notify_test::run(&command),
         Command::Store(command) => store_stats::run(&command),
         Command::VerifySignature(args) => verify::run(&args),
         Command::Sign(args) => sign::run(&args),

@@ -141,7 +141,7 @@ pub(super) fn run(args: &SendArgs) -> anyhow::Result<ExitCode> {
 
 /// `evt_` and 24 hex digits: the time in nanoseconds and a random part, unique enough that
 /// repeated sends are new events.
-fn fresh_event_id() -> String {
+pub(super) fn fresh_event_id() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_nanos());

@@ -29,17 +29,40 @@ impl MailTransport for AsyncSmtpTransport<Tokio1Executor> {
             match self.send(message).await {
                 Ok(_) => Ok(()),
                 Err(error) if error.is_permanent() => {
-                    Err(NotifyError::permanent(format!("SMTP refused: {error}")))
+                    Err(NotifyError::permanent(describe_smtp_error(&error)))
                 }
                 Err(error) => match certificate_problem(&error) {
                     Some(problem) => Err(NotifyError::permanent(format!(
                         "configuration error: the SMTP server's certificate is not accepted ({problem}); check host (the name it must carry), roots and ca_file"
                     ))),
-                    None => Err(NotifyError::retry(format!("SMTP failed: {error}"))),
+                    None => Err(NotifyError::retry(describe_smtp_error(&error))),
                 },
             }
         })
     }
+}
+
+/// An SMTP failure with what it most likely means in front: the relay cannot be reached,
+/// TLS failed, the credentials or an address were refused.
+fn describe_smtp_error(error: &lettre::transport::smtp::Error) -> String {
+    let code = error.status().map(|code| code.to_string());
+    let meaning = match code.as_deref() {
+        // RFC 4954: authentication required, too weak, invalid credentials, encryption needed.
+        Some("530" | "534" | "535" | "538") => {
+            "SMTP refused the credentials (check username_env and password_env)"
+        }
+        // RFC 5321: mailbox unavailable, not local, name not allowed.
+        Some("550" | "551" | "553") => "SMTP refused an address (check from and to)",
+        Some(_) if error.is_permanent() => "SMTP refused",
+        _ if error.is_tls() => "SMTP TLS failed (check tls, port, roots and ca_file)",
+        _ if error.is_timeout() => "SMTP timed out",
+        // lettre's connection errors have no predicate of their own, only this wording.
+        _ if error.to_string().starts_with("Connection error") => {
+            "cannot connect to the SMTP server (check host and port; is the relay running?)"
+        }
+        _ => "SMTP failed",
+    };
+    format!("{meaning}: {error}")
 }
 
 impl MailTransport for AsyncStubTransport {

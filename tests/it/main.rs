@@ -18,6 +18,7 @@ mod https;
 mod init;
 mod mail_text;
 mod messages;
+mod notify_test;
 mod packaging;
 mod properties;
 mod receiver;

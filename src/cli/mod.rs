@@ -5,6 +5,7 @@ mod config_check;
 mod generate;
 mod init;
 mod input;
+mod keys;
 mod notify_test;
 mod send;
 mod serve;
@@ -19,6 +20,7 @@ use clap::{Parser, Subcommand};
 pub use config_check::ConfigCommand;
 pub use generate::CompletionsArgs;
 pub use init::InitArgs;
+pub use keys::KeysCommand;
 pub use notify_test::NotifyCommand;
 pub use send::SendArgs;
 pub use serve::ServeArgs;
@@ -60,6 +62,9 @@ pub enum Command {
     /// Inspect, check, back up or restore the data directory (with the receiver stopped).
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Operator API keys: create, list, revoke, rotate (with the receiver stopped).
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Check a delivery's signature and timestamp by hand.
     #[command(after_help = EXIT_CODES)]
     VerifySignature(VerifyArgs),
@@ -124,6 +129,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(command) => config_check::run(&command),
         Command::Notify(command) => notify_test::run(&command),
         Command::Store(command) => store_stats::run(&command),
+        Command::Keys(command) => keys::run(&command),
         Command::VerifySignature(args) => verify::run(&args),
         Command::Sign(args) => sign::run(&args),
         Command::Completions(args) => generate::completions(&args),

@@ -80,16 +80,24 @@ pub(super) fn run(command: &StoreCommand) -> anyhow::Result<ExitCode> {
 
 /// The data directory the arguments name (flag, then config, then the default).
 fn data_dir(args: &StatsArgs) -> anyhow::Result<PathBuf> {
-    let overrides = Overrides {
-        data_dir: args.data_dir.clone(),
-        ..Overrides::default()
-    };
-    Ok(Settings::load(args.config.as_deref(), &overrides)?
-        .storage
-        .path)
+    resolve_data_dir(args.config.as_deref(), args.data_dir.as_ref())
 }
 
-fn open(path: &std::path::Path) -> anyhow::Result<SledStore> {
+/// The data directory named by `--data-dir`, else by the config's `storage.path`, else the
+/// default.
+pub(super) fn resolve_data_dir(
+    config: Option<&std::path::Path>,
+    data_dir: Option<&PathBuf>,
+) -> anyhow::Result<PathBuf> {
+    let overrides = Overrides {
+        data_dir: data_dir.cloned(),
+        ..Overrides::default()
+    };
+    Ok(Settings::load(config, &overrides)?.storage.path)
+}
+
+/// Opens an existing data directory (never creates one).
+pub(super) fn open(path: &std::path::Path) -> anyhow::Result<SledStore> {
     if !path.is_dir() {
         anyhow::bail!("{} is not a data directory", path.display());
     }

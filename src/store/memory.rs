@@ -10,9 +10,9 @@ use async_trait::async_trait;
 
 use super::unconfigured_reason;
 use super::{
-    decode_cursor, encode_cursor, event_key, listing_position, Claimed, ClaimedJob, Counts,
-    EventDetail, EventPage, EventQuery, EventRecord, EventSummary, Finished, Job, JobStatus,
-    JobToken, NewEvent, Outcome, Recorded, Store, StoreError, StoreErrorKind,
+    decode_cursor, encode_cursor, event_key, listing_position, ApiKeyRecord, Claimed, ClaimedJob,
+    Counts, EventDetail, EventPage, EventQuery, EventRecord, EventSummary, Finished, Job,
+    JobStatus, JobToken, NewEvent, Outcome, Recorded, Store, StoreError, StoreErrorKind,
 };
 
 /// The in-memory store.
@@ -24,6 +24,8 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct State {
     closed: bool,
+    /// API key id → its record.
+    api_keys: BTreeMap<String, ApiKeyRecord>,
     /// Event key → the event and its expiry.
     events: BTreeMap<Vec<u8>, (EventRecord, u64)>,
     /// Job key (event key, NUL, notifier) → the job.
@@ -390,6 +392,21 @@ impl Store for MemoryStore {
             });
         }
         Ok(page)
+    }
+
+    async fn put_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
+        self.state()?
+            .api_keys
+            .insert(record.id.clone(), record.clone());
+        Ok(())
+    }
+
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        Ok(self.state()?.api_keys.get(id).cloned())
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        Ok(self.state()?.api_keys.values().cloned().collect())
     }
 
     fn counts(&self) -> Counts {

@@ -149,6 +149,41 @@ pub struct Claimed {
     pub next_due_ms: Option<u64>,
 }
 
+/// An operator API key as stored: its visible id and what it may do, never the key itself,
+/// only the key's SHA-256 (see [`crate::api_key`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    /// The visible start of the key (`phk_live_` and 8 more characters), its identifier.
+    pub id: String,
+    /// What the operator called it.
+    pub name: String,
+    /// `live` or `test`: a test key sees only test-mode endpoints.
+    pub mode: crate::event::Mode,
+    /// Scope names (`events:read`, ...).
+    pub scopes: Vec<String>,
+    /// SHA-256 of the whole key, hex.
+    pub sha256: String,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds after which the key is refused, if it expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+    /// Unix seconds when it was revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<u64>,
+    /// Unix seconds of its last accepted use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<u64>,
+    /// The source address of its last accepted use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_from: Option<String>,
+    /// Requests a minute this key may make.
+    pub rate_limit_per_minute: u32,
+    /// The id of the key that replaced it (`keys rotate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_by: Option<String>,
+}
+
 /// An event with the state of each of its notifications.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventDetail {
@@ -335,6 +370,24 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// # Errors
     /// A [`StoreError`]; [`StoreErrorKind::BadRequest`] for a cursor that is not ours.
     async fn list(&self, query: &EventQuery) -> Result<EventPage, StoreError>;
+
+    /// Stores an API key's record, new or changed (revoked, rotated, used), durably.
+    ///
+    /// # Errors
+    /// A [`StoreError`]; the record is then as it was.
+    async fn put_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
+
+    /// One API key's record by its id.
+    ///
+    /// # Errors
+    /// A [`StoreError`].
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// Every API key's record, in id order.
+    ///
+    /// # Errors
+    /// A [`StoreError`].
+    async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
 
     /// What the store holds, in O(1).
     fn counts(&self) -> Counts;

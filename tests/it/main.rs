@@ -16,6 +16,7 @@ mod fuzz_replay;
 mod helpers;
 mod https;
 mod init;
+mod keys;
 mod mail_text;
 mod messages;
 mod notify_test;

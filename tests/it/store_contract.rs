@@ -5,11 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use perfhook::event::Mode;
 use perfhook::store::memory::MemoryStore;
 use perfhook::store::sled::{SledOptions, SledStore};
 use perfhook::store::{
-    Counts, EventQuery, EventRecord, Finished, JobStatus, NewEvent, Outcome, Recorded, Store,
-    StoreErrorKind,
+    ApiKeyRecord, Counts, EventQuery, EventRecord, Finished, JobStatus, NewEvent, Outcome,
+    Recorded, Store, StoreErrorKind,
 };
 
 /// A store under test and what keeps it alive.
@@ -430,6 +431,41 @@ async fn jobs_of_a_notifier_no_longer_configured_are_buried_with_a_reason(store:
     );
 }
 
+fn api_key_record(id: &str, created_at: u64) -> ApiKeyRecord {
+    ApiKeyRecord {
+        id: id.into(),
+        name: "ci".into(),
+        mode: Mode::Live,
+        scopes: vec!["events:read".into()],
+        sha256: "ab".repeat(32),
+        created_at,
+        expires_at: None,
+        revoked_at: None,
+        last_used_at: None,
+        last_used_from: None,
+        rate_limit_per_minute: 60,
+        replaced_by: None,
+    }
+}
+
+async fn api_keys_are_stored_replaced_and_listed_in_id_order(store: &dyn Store) {
+    assert_eq!(store.api_keys().await.expect("list"), []);
+    assert_eq!(store.api_key("phk_live_AAAAAAAA").await.expect("get"), None);
+    let second = api_key_record("phk_test_BBBBBBBB", T0);
+    let first = api_key_record("phk_live_AAAAAAAA", T0 + 1);
+    store.put_api_key(&second).await.expect("put");
+    store.put_api_key(&first).await.expect("put");
+    let mut revoked = first.clone();
+    revoked.revoked_at = Some(T0 + 2);
+    store.put_api_key(&revoked).await.expect("replace");
+    assert_eq!(
+        store.api_key("phk_live_AAAAAAAA").await.expect("get"),
+        Some(revoked.clone())
+    );
+    assert_eq!(store.api_keys().await.expect("list"), [revoked, second]);
+    assert_eq!(store.counts(), Counts::default(), "keys are not events");
+}
+
 async fn a_closed_store_refuses_work(store: &dyn Store) {
     store.close().await.expect("close");
     assert!(store.record(new_event("evt_late", &[], T0)).await.is_err());
@@ -469,6 +505,7 @@ macro_rules! suite {
             listing_filters_pages_newest_first_and_refuses_foreign_cursors,
             a_notifier_named_twice_gets_one_job_delivered_once,
             jobs_of_a_notifier_no_longer_configured_are_buried_with_a_reason,
+            api_keys_are_stored_replaced_and_listed_in_id_order,
             a_closed_store_refuses_work;
             shared: concurrent_records_of_one_id_store_it_exactly_once);
     };
@@ -490,9 +527,17 @@ async fn sled_keeps_everything_but_leases_across_a_reopen() {
             .expect("record");
         let claimed = store.claim("log", ms(T0), LEASE, 10).await.expect("claim");
         assert_eq!(claimed.jobs.len(), 1);
+        store
+            .put_api_key(&api_key_record("phk_live_KEEPKEEP", T0))
+            .await
+            .expect("put");
         store.close().await.expect("close");
     }
     let store = reopen(dir.path()).await;
+    assert_eq!(
+        store.api_keys().await.expect("keys"),
+        [api_key_record("phk_live_KEEPKEEP", T0)]
+    );
     assert_eq!(
         store.counts(),
         Counts {

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::layout::{
-    decode_event, split_event_key, JobValue, MetaState, EVENT, EXPIRY, JOB, LISTING, META_STATE,
-    QUEUE,
+    decode_event, split_event_key, JobValue, MetaState, API_KEY, EVENT, EXPIRY, JOB, LISTING,
+    META_STATE, QUEUE,
 };
 use super::{read, sync_dir};
 use crate::store::{JobStatus, StoreError};
@@ -79,6 +79,7 @@ fn place(kind: u8, rest: &[u8]) -> String {
         QUEUE => "queue entry",
         EXPIRY => "expiry entry",
         LISTING => "listing entry",
+        API_KEY => "API key",
         _ => "entry",
     };
     let ids = match kind {
@@ -157,6 +158,10 @@ pub(super) fn check(tree: &sled::Tree) -> CheckReport {
                 queue_targets.push(value.to_vec());
             }
             EXPIRY | LISTING => report.index_entries += 1,
+            API_KEY if serde_json::from_slice::<crate::store::ApiKeyRecord>(&value).is_err() => {
+                let id = String::from_utf8_lossy(rest);
+                report.problem(format!("API key {}: undecodable", printable(&id)));
+            }
             _ if key.as_ref() == META_STATE => match MetaState::decode(&value) {
                 Ok(state) => meta = Some(state),
                 Err(error) => report.problem(format!("the store's counts: {error}")),

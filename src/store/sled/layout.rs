@@ -8,6 +8,7 @@
 //! | `q` notifier NUL due_ms seq | the `j` key of a pending job (the outbox, in due order) |
 //! | `x` expires_at endpoint NUL id | empty (retention reads from the front) |
 //! | `l` received_at endpoint NUL id | the event type (the listing, read from the back) |
+//! | `k` key id | an operator API key's [`crate::store::ApiKeyRecord`] JSON (its hash, never the key) |
 //! | `m` `state` | [`MetaState`] JSON: counts, last batch, last sequence number |
 //!
 //! Numbers in keys are big-endian so byte order is numeric order.
@@ -25,6 +26,7 @@ pub(super) const JOB: u8 = b'j';
 pub(super) const QUEUE: u8 = b'q';
 pub(super) const EXPIRY: u8 = b'x';
 pub(super) const LISTING: u8 = b'l';
+pub(super) const API_KEY: u8 = b'k';
 pub(super) const META_STATE: &[u8] = b"mstate";
 pub(super) const META_PROBE: &[u8] = b"mprobe";
 

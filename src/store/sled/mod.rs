@@ -47,12 +47,13 @@ use tokio::sync::oneshot;
 
 use self::layout::{
     decode_event, decode_event_meta, key, queue_due, queue_prefix, split_event_key, JobValue,
-    EVENT, JOB, LISTING,
+    API_KEY, EVENT, JOB, LISTING,
 };
 use self::writer::{Op, Writer};
 use super::{
-    decode_cursor, encode_cursor, event_key, Claimed, ClaimedJob, Counts, EventDetail, EventPage,
-    EventQuery, EventSummary, Finished, JobToken, NewEvent, Recorded, Store, StoreError,
+    decode_cursor, encode_cursor, event_key, ApiKeyRecord, Claimed, ClaimedJob, Counts,
+    EventDetail, EventPage, EventQuery, EventSummary, Finished, JobToken, NewEvent, Recorded,
+    Store, StoreError,
 };
 
 /// sled's page cache unless configured otherwise, in MiB (`storage.cache_mb`).
@@ -509,6 +510,30 @@ impl Store for SledStore {
             last_position = Some(position.to_vec());
         }
         Ok(page)
+    }
+
+    async fn put_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
+        let value = serde_json::to_vec(record)
+            .map_err(|e| StoreError::unavailable(format!("cannot encode an API key: {e}")))?;
+        let key = key(API_KEY, &[record.id.as_bytes()]);
+        self.send(|reply| Op::Put { key, value, reply }).await
+    }
+
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let tree = self.tree().await?;
+        read(tree.get(key(API_KEY, &[id.as_bytes()])))?
+            .map(|value| serde_json::from_slice(&value).map_err(|e| StoreError::corrupt_json(&e)))
+            .transpose()
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let tree = self.tree().await?;
+        tree.scan_prefix([API_KEY])
+            .map(|entry| {
+                let (_, value) = read(entry)?;
+                serde_json::from_slice(&value).map_err(|e| StoreError::corrupt_json(&e))
+            })
+            .collect()
     }
 
     fn counts(&self) -> Counts {

@@ -59,6 +59,12 @@ pub(super) enum Op {
     },
     /// Prove a durable write works, reopening first if an earlier one failed.
     Probe(Reply<()>),
+    /// Store one value (an API key's record); answered once durable.
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        reply: Reply<()>,
+    },
     /// Copy the tree into a new data directory after this group's flush, before the next
     /// group: a consistent backup while the receiver runs.
     Backup(PathBuf, Reply<Copied>),
@@ -245,6 +251,11 @@ impl Writer {
                 }
                 Op::Probe(reply) => {
                     writes.insert(META_PROBE.to_vec(), meta.batch.to_be_bytes().to_vec());
+                    answers.probes.push(reply);
+                }
+                // Answered like a probe: with the group's durable outcome.
+                Op::Put { key, value, reply } => {
+                    writes.insert(key, value);
                     answers.probes.push(reply);
                 }
                 Op::Backup(to, reply) => answers.backups.push((to, reply)),
@@ -456,7 +467,7 @@ fn fail(op: Op, error: &StoreError) -> bool {
         Op::Record(_, reply) => {
             let _ = reply.send(Err(error.clone()));
         }
-        Op::Finish(_, reply) | Op::Probe(reply) => {
+        Op::Finish(_, reply) | Op::Probe(reply) | Op::Put { reply, .. } => {
             let _ = reply.send(Err(error.clone()));
         }
         Op::Purge { reply, .. } => {

@@ -1,0 +1,155 @@
+//! `perfhook keys`: a key is printed once and never stored in clear; listing, revoking and
+//! rotating work on the data directory while the receiver is stopped.
+
+use std::path::Path;
+
+use crate::helpers::perfhook;
+
+/// Every file under `dir`, read whole.
+fn every_file(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        for entry in std::fs::read_dir(&path).expect("list") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let bytes = std::fs::read(&path).expect("read");
+                files.push((path.display().to_string(), bytes));
+            }
+        }
+    }
+    files
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
+#[test]
+fn keys_are_shown_once_stored_hashed_and_listed_revoked_and_rotated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("path");
+    let keys = |args: &[&str]| {
+        let mut all = vec!["keys"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--data-dir", data]);
+        perfhook(&all, &[], b"")
+    };
+
+    let admin = keys(&[
+        "create",
+        "--name",
+        "ci deploy",
+        "--scope",
+        "events:read",
+        "--scope",
+        "keys:admin",
+        "--expires-in",
+        "90d",
+    ]);
+    assert_eq!(admin.code, 0, "{}", admin.stderr);
+    let admin_key = admin.stdout.trim_end().to_owned();
+    assert_eq!(
+        admin.stdout.lines().count(),
+        1,
+        "stdout holds the key alone"
+    );
+    assert!(admin_key.starts_with("phk_live_"));
+    assert_eq!(admin_key.len(), 9 + 43);
+    assert!(admin_key[9..].bytes().all(|b| b.is_ascii_alphanumeric()));
+    assert!(admin.stderr.contains("shown only now"), "{}", admin.stderr);
+    let admin_id = &admin_key[..17];
+
+    let tester = keys(&[
+        "create",
+        "--name",
+        "tester",
+        "--scope",
+        "events:read",
+        "--test",
+    ]);
+    assert_eq!(tester.code, 0, "{}", tester.stderr);
+    let tester_key = tester.stdout.trim_end().to_owned();
+    assert!(tester_key.starts_with("phk_test_"));
+
+    // Nothing on disk holds a key or its secret part.
+    let files = every_file(Path::new(data));
+    assert!(!files.is_empty());
+    for key in [&admin_key, &tester_key] {
+        for (path, bytes) in &files {
+            assert!(
+                !contains(bytes, &key.as_bytes()[17..]),
+                "{path} holds a key"
+            );
+        }
+    }
+
+    let table = keys(&["list"]);
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    assert!(table.stdout.starts_with("ID "), "{}", table.stdout);
+    assert!(table.stdout.contains(admin_id) && table.stdout.contains("ci deploy"));
+    assert!(table.stdout.contains("events:read,keys:admin"));
+    assert!(!table.stdout.contains(&admin_key[17..]) && !table.stdout.contains(&tester_key[17..]));
+
+    let rotated = keys(&["rotate", admin_id]);
+    assert_eq!(rotated.code, 0, "{}", rotated.stderr);
+    let new_key = rotated.stdout.trim_end().to_owned();
+    assert!(new_key.starts_with("phk_live_") && new_key != admin_key);
+    let revoked = keys(&["revoke", &tester_key[..17]]);
+    assert_eq!(revoked.code, 0, "{}", revoked.stderr);
+
+    let listed = keys(&["list", "--json"]);
+    let listed: serde_json::Value = serde_json::from_str(&listed.stdout).expect("json");
+    let listed = listed.as_array().expect("array");
+    assert_eq!(listed.len(), 3);
+    let by_id = |id: &str| {
+        listed
+            .iter()
+            .find(|key| key["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not listed"))
+    };
+    let old = by_id(admin_id);
+    assert_eq!(
+        old["state"], "active",
+        "the old key works through the overlap"
+    );
+    assert_eq!(old["replaced_by"], new_key[..17]);
+    let overlap_end = old["expires_at"].as_u64().expect("expiry");
+    let created = old["created_at"].as_u64().expect("created");
+    assert!(overlap_end <= created + 24 * 3600 + 60, "{old}");
+    let new = by_id(&new_key[..17]);
+    assert_eq!(
+        new["scopes"],
+        serde_json::json!(["events:read", "keys:admin"])
+    );
+    assert_eq!(new["name"], "ci deploy");
+    assert_eq!(by_id(&tester_key[..17])["state"], "revoked");
+    assert_eq!(by_id(&tester_key[..17])["mode"], "test");
+    for key in listed {
+        assert!(key.get("sha256").is_none(), "{key}");
+    }
+
+    let refused_rotation = keys(&["rotate", &tester_key[..17]]);
+    assert_eq!(refused_rotation.code, 2);
+    assert!(refused_rotation
+        .stderr
+        .contains("is revoked; create a new key instead"));
+    for bad in [
+        keys(&["create", "--name", "x", "--scope", "everything"]),
+        keys(&["revoke", "phk_live_unknown0"]),
+        keys(&["create", "--name", " ", "--scope", "events:read"]),
+    ] {
+        assert_eq!(bad.code, 2, "{}", bad.stderr);
+        assert_eq!(bad.stderr.lines().count(), 1, "{}", bad.stderr);
+        assert!(
+            bad.stderr.starts_with("perfhook: error: "),
+            "{}",
+            bad.stderr
+        );
+    }
+}

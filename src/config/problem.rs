@@ -70,8 +70,8 @@ pub fn key_name(origin: Origin<'_>, path: &[String]) -> String {
 #[must_use]
 pub fn describe(kind: &Kind) -> String {
     match kind {
-        Kind::UnknownField(found, expected) => unknown("key", found, expected),
-        Kind::UnknownVariant(found, expected) => unknown("value", found, expected),
+        Kind::UnknownField(found, expected) => unknown_key(found, expected),
+        Kind::UnknownVariant(found, expected) => unknown_value(found, expected),
         Kind::MissingField(name) => format!("`{name}` is required here"),
         Kind::DuplicateField(name) => format!("`{name}` is given twice"),
         Kind::InvalidType(actual, expected) => {
@@ -96,20 +96,38 @@ pub fn describe(kind: &Kind) -> String {
     }
 }
 
-fn unknown(what: &str, found: &str, expected: &[&str]) -> String {
+/// A value outside a fixed set: named only by what it is closest to, never quoted (it may be
+/// a secret pasted into the wrong key).
+fn unknown_value(found: &str, expected: &[&str]) -> String {
+    let choices = expected
+        .iter()
+        .map(|name| format!("`{name}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match closest(found, expected) {
+        Some(candidate) => format!("must be one of {choices}; did you mean `{candidate}`?"),
+        None => format!("must be one of {choices}"),
+    }
+}
+
+fn closest<'a>(found: &str, expected: &[&'a str]) -> Option<&'a str> {
+    expected
+        .iter()
+        .map(|candidate| (strsim::jaro_winkler(found, candidate), *candidate))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, candidate)| candidate)
+}
+
+fn unknown_key(found: &str, expected: &[&str]) -> String {
     // A quoted TOML key may hold a newline; the message stays on one line.
     let found = found.escape_debug().to_string();
     let found = found.as_str();
-    let closest = expected
-        .iter()
-        .map(|candidate| (strsim::jaro_winkler(found, candidate), candidate))
-        .filter(|(score, _)| *score >= 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0));
-    match closest {
-        Some((_, candidate)) => format!("unknown {what} `{found}`; did you mean `{candidate}`?"),
-        None if expected.is_empty() => format!("unknown {what} `{found}`; none is allowed here"),
+    match closest(found, expected) {
+        Some(candidate) => format!("unknown key `{found}`; did you mean `{candidate}`?"),
+        None if expected.is_empty() => format!("unknown key `{found}`; none is allowed here"),
         None => format!(
-            "unknown {what} `{found}`; expected one of {}",
+            "unknown key `{found}`; expected one of {}",
             expected
                 .iter()
                 .map(|name| format!("`{name}`"))
@@ -177,6 +195,19 @@ mod tests {
         assert_eq!(
             describe(&Kind::UnknownField("zzz".into(), expected)),
             "unknown key `zzz`; expected one of `listen`, `body_limit_bytes`, `workers`"
+        );
+    }
+
+    #[test]
+    fn a_value_outside_its_set_is_never_quoted() {
+        let expected: &'static [&'static str] = &["power-loss", "process-crash"];
+        assert_eq!(
+            describe(&Kind::UnknownVariant("power_loss".into(), expected)),
+            "must be one of `power-loss`, `process-crash`; did you mean `power-loss`?"
+        );
+        assert_eq!(
+            describe(&Kind::UnknownVariant("whsec_hunter2".into(), expected)),
+            "must be one of `power-loss`, `process-crash`"
         );
     }
 

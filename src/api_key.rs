@@ -236,6 +236,26 @@ pub fn due_for_rotation(record: &ApiKeyRecord, now: u64) -> bool {
         && now.saturating_sub(record.created_at) > ROTATE_AFTER.as_secs()
 }
 
+/// A key as listings show it: its record without the hash, with its state.
+#[must_use]
+pub fn summary(key: &ApiKeyRecord, now: u64) -> serde_json::Value {
+    serde_json::json!({
+        "id": key.id,
+        "name": key.name,
+        "mode": key.mode,
+        "scopes": key.scopes,
+        "created_at": key.created_at,
+        "expires_at": key.expires_at,
+        "revoked_at": key.revoked_at,
+        "last_used_at": key.last_used_at,
+        "last_used_from": key.last_used_from,
+        "rate_limit_per_minute": key.rate_limit_per_minute,
+        "replaced_by": key.replaced_by,
+        "state": state(key, now).name(),
+        "due_for_rotation": due_for_rotation(key, now),
+    })
+}
+
 fn digest(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }

@@ -19,6 +19,7 @@
 //! - [`clock`]: the `Clock` trait: the system clock, and a fixed one for tests.
 //! - `fuzzing` (feature `fuzzing`): the fuzz bodies, shared by `fuzz/` and the replay tests.
 
+pub mod admin;
 pub mod api_key;
 pub mod body_budget;
 pub mod capture;

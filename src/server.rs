@@ -13,6 +13,7 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use tokio::sync::watch;
 
+use crate::admin::{self, AdminState};
 use crate::clock::{Clock, SystemClock};
 use crate::config::AppConfig;
 use crate::metrics::Metrics;
@@ -44,6 +45,8 @@ pub struct Parts {
 pub struct Application {
     address: SocketAddr,
     server: Server,
+    /// The operator API's address and server, when it is served.
+    admin: Option<(SocketAddr, Server)>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     outbox: Outbox,
@@ -173,9 +176,27 @@ impl Application {
         if config.workers > 0 {
             server = server.workers(config.workers);
         }
+        let admin = match config.admin {
+            Some(listen) => Some(admin_server(
+                listen,
+                AdminState::new(
+                    Arc::clone(&store),
+                    Arc::clone(&clock),
+                    config
+                        .endpoints
+                        .iter()
+                        .map(|endpoint| (endpoint.name.clone(), endpoint.mode))
+                        .collect(),
+                ),
+                certificate.as_ref(),
+                config.tls.as_ref().map(|tls| tls.hsts.clone()),
+            )?),
+            None => None,
+        };
         Ok(Self {
             address,
             server: server.run(),
+            admin,
             store,
             clock,
             outbox,
@@ -200,6 +221,12 @@ impl Application {
     #[must_use]
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The operator API's address, when it is served.
+    #[must_use]
+    pub fn admin_address(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(address, _)| *address)
     }
 
     /// Stops the server gracefully from elsewhere (tests; the service uses signals).
@@ -237,7 +264,16 @@ impl Application {
             RETENTION_EVERY,
             stopped,
         ));
+        // The admin listener stops with the receiver (it does not watch signals itself).
+        let admin = self.admin.map(|(_, server)| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
         let served = self.server.await;
+        if let Some((handle, task)) = admin {
+            handle.stop(true).await;
+            let _ = task.await;
+        }
         let _ = stop.send(true);
         for worker in workers {
             let _ = worker.await;
@@ -247,4 +283,40 @@ impl Application {
         tracing::info!("stopped");
         served.context("the HTTP server failed")
     }
+}
+
+/// The operator API's server: one worker, its own listener, HTTPS with the receiver's
+/// certificate when the receiver has one.
+fn admin_server(
+    listen: SocketAddr,
+    state: AdminState,
+    certificate: Option<&Arc<CertificateSlot>>,
+    hsts: Option<String>,
+) -> anyhow::Result<(SocketAddr, Server)> {
+    let listener = TcpListener::bind(listen)
+        .with_context(|| format!("cannot listen on {listen} for the admin API ([admin] listen)"))?;
+    let address = listener.local_addr()?;
+    let state = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        let headers = hsts.as_ref().map_or_else(DefaultHeaders::new, |value| {
+            DefaultHeaders::new().add(("Strict-Transport-Security", value.as_str()))
+        });
+        App::new()
+            .wrap(Condition::new(hsts.is_some(), headers))
+            .app_data(state.clone())
+            .configure(admin::routes)
+            .default_service(web::to(admin::not_found))
+    })
+    .workers(1)
+    .max_connections(256)
+    .disable_signals()
+    .shutdown_timeout(5);
+    let server = match certificate {
+        Some(slot) => server.listen_rustls_0_23(
+            listener,
+            crate::tls::server_config(Arc::clone(slot)).map_err(anyhow::Error::msg)?,
+        )?,
+        None => server.listen(listener)?,
+    };
+    Ok((address, server.run()))
 }

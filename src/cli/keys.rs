@@ -161,7 +161,8 @@ async fn list(store: &SledStore, args: &ListArgs) -> anyhow::Result<ExitCode> {
     let keys = store.api_keys().await?;
     let mut out = std::io::stdout().lock();
     if args.json {
-        let listed: Vec<serde_json::Value> = keys.iter().map(|key| listing(key, now)).collect();
+        let listed: Vec<serde_json::Value> =
+            keys.iter().map(|key| api_key::summary(key, now)).collect();
         writeln!(out, "{}", serde_json::Value::Array(listed))?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -208,25 +209,6 @@ async fn list(store: &SledStore, args: &ListArgs) -> anyhow::Result<ExitCode> {
         writeln!(out, "{}", cells.join("  ").trim_end())?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// One key for `--json`: its record without the hash, with its state.
-fn listing(key: &ApiKeyRecord, now: u64) -> serde_json::Value {
-    serde_json::json!({
-        "id": key.id,
-        "name": key.name,
-        "mode": key.mode,
-        "scopes": key.scopes,
-        "created_at": key.created_at,
-        "expires_at": key.expires_at,
-        "revoked_at": key.revoked_at,
-        "last_used_at": key.last_used_at,
-        "last_used_from": key.last_used_from,
-        "rate_limit_per_minute": key.rate_limit_per_minute,
-        "replaced_by": key.replaced_by,
-        "state": api_key::state(key, now).name(),
-        "due_for_rotation": api_key::due_for_rotation(key, now),
-    })
 }
 
 /// A date for the table, `-` for none.

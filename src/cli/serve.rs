@@ -26,6 +26,9 @@ pub struct ServeArgs {
     /// Data directory (overrides the config).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Address of the operator API (overrides `[admin] listen`).
+    #[arg(long, value_name = "IP:PORT")]
+    pub admin_listen: Option<std::net::SocketAddr>,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -36,6 +39,7 @@ pub(super) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let overrides = Overrides {
         listen: args.listen,
         data_dir: args.data_dir.clone(),
+        admin_listen: args.admin_listen,
     };
     let settings = Settings::load(args.config.as_deref(), &overrides)?;
     for warning in settings.permission_warnings(args.config.as_deref()) {
@@ -65,6 +69,9 @@ pub(super) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             .map(|e| format!("{} {} ({})", e.name, e.path, e.verifier.scheme()))
             .collect();
         tracing::info!(%address, endpoints = ?endpoints, data_dir = %config.data_dir.display(), "listening");
+        if let Some(admin) = app.admin_address() {
+            tracing::info!(address = %admin, "admin API listening");
+        }
         app.run_until_stopped().await
     })?;
     Ok(ExitCode::SUCCESS)
@@ -141,6 +148,9 @@ fn restart_only_changes(running: &Settings, new: &Settings) -> Vec<&'static str>
     }
     if running.outbox != new.outbox {
         sections.push("outbox");
+    }
+    if running.admin != new.admin {
+        sections.push("admin");
     }
     sections
 }

@@ -44,6 +44,27 @@ pub struct Settings {
     pub endpoints: Vec<EndpointSettings>,
     /// Notifiers by name.
     pub notifiers: BTreeMap<String, NotifierSettings>,
+    /// The operator API.
+    pub admin: AdminSettings,
+}
+
+/// `[admin]`: the operator API's own listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    /// Serve the operator API.
+    pub enabled: bool,
+    /// Where; loopback by default, since the API reads every stored event.
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+        }
+    }
 }
 
 /// `[server]`.
@@ -211,6 +232,7 @@ impl Default for Settings {
                     mode: default_log_mode(),
                 },
             )]),
+            admin: AdminSettings::default(),
         }
     }
 }
@@ -222,6 +244,8 @@ pub struct Overrides {
     pub listen: Option<SocketAddr>,
     /// `--data-dir`.
     pub data_dir: Option<PathBuf>,
+    /// `--admin-listen`.
+    pub admin_listen: Option<SocketAddr>,
 }
 
 /// A configuration that cannot run: one line naming the file, the key as written there
@@ -360,6 +384,9 @@ impl Settings {
         }
         if let Some(dir) = &overrides.data_dir {
             figment = figment.merge(Serialized::default("storage.path", dir));
+        }
+        if let Some(listen) = &overrides.admin_listen {
+            figment = figment.merge(Serialized::default("admin.listen", listen));
         }
         figment.extract().map_err(|error| shape_error(&error, file))
     }
@@ -524,6 +551,7 @@ impl Settings {
             outbox: self.outbox.clone(),
             endpoints,
             notifiers,
+            admin: self.admin.enabled.then_some(self.admin.listen),
         })
     }
 
@@ -691,6 +719,8 @@ pub struct AppConfig {
     pub endpoints: Vec<Endpoint>,
     /// Notifier settings by name.
     pub notifiers: BTreeMap<String, NotifierSettings>,
+    /// The operator API's address, when it is served.
+    pub admin: Option<SocketAddr>,
 }
 
 /// One endpoint, ready to serve.

@@ -25,6 +25,8 @@ pub const T0: u64 = 1_763_900_000;
 /// A running in-process application.
 pub struct TestApp {
     pub address: SocketAddr,
+    /// The operator API's address.
+    pub admin: SocketAddr,
     pub clock: Arc<FixedClock>,
     pub store: Arc<MemoryStore>,
     pub mail: AsyncStubTransport,
@@ -66,6 +68,9 @@ workers = 2
 [outbox]
 initial_backoff_ms = 200
 max_backoff_ms = 1000
+
+[admin]
+listen = "127.0.0.1:0"
 
 [[endpoints]]
 name = "perf"
@@ -132,9 +137,11 @@ to = ["oncall@example.test", "finance@example.test"]
         })
         .expect("build");
     let address = app.address();
+    let admin = app.admin_address().expect("the admin API is served");
     runtime.spawn(app.run_until_stopped());
     TestApp {
         address,
+        admin,
         clock,
         store,
         mail,
@@ -196,6 +203,36 @@ impl TestApp {
     /// Waits (up to 10 s) for `check`.
     pub fn eventually(&self, check: impl FnMut() -> bool) -> bool {
         wait_until(std::time::Duration::from_secs(10), check)
+    }
+
+    /// GET `path` on the operator API with `authorization` (a whole header value): the
+    /// status, the headers perfhook sets and the JSON body.
+    pub fn admin_get(
+        &self,
+        path: &str,
+        authorization: Option<&str>,
+    ) -> (u16, Vec<(String, String)>, serde_json::Value) {
+        let mut request = self.agent.get(&format!("http://{}{path}", self.admin));
+        if let Some(value) = authorization {
+            request = request.header("Authorization", value);
+        }
+        let mut response = request.call().expect("GET");
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    value.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let text = response.body_mut().read_to_string().expect("body");
+        (
+            response.status().as_u16(),
+            headers,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
     }
 
     /// GET `path`: status and body.

@@ -49,7 +49,9 @@ fn init_writes_a_config_that_runs_and_a_private_secret_that_send_signs_with() {
     // The config as written, on a free port so tests can run side by side.
     let text = std::fs::read_to_string(&config_file).expect("config");
     assert!(text.contains("listen = \"127.0.0.1:8080\""));
-    let text = text.replace("127.0.0.1:8080", "127.0.0.1:0");
+    let text = text
+        .replace("127.0.0.1:8080", "127.0.0.1:0")
+        .replace("127.0.0.1:8081", "127.0.0.1:0");
     let server = Server::start(&target, &text);
     let url = server.url("/webhooks/perf");
     let send = || {

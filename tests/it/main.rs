@@ -9,6 +9,7 @@
     clippy::indexing_slicing
 )]
 
+mod admin_api;
 mod app;
 mod cli;
 #[cfg(feature = "fuzzing")]

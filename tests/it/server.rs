@@ -285,7 +285,15 @@ fn a_missing_or_short_secret_stops_start_up_with_exit_2_naming_the_variable() {
     let data = data.to_str().expect("path");
     let run = |env: &[(&str, &str)]| {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_perfhook"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", data])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                data,
+            ])
             .env_remove("PERFHOOK_SECRET")
             .envs(env.iter().copied())
             .output()
@@ -719,7 +727,15 @@ fn a_damaged_data_directory_is_one_line_and_exit_2_not_a_panic() {
     let data_arg = refused.to_str().expect("path");
     for args in [
         vec!["store", "stats", "--data-dir", data_arg],
-        vec!["serve", "--listen", "127.0.0.1:0", "--data-dir", data_arg],
+        vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_arg,
+        ],
     ] {
         let (code, stderr) = run_bounded(&args);
         assert_eq!(code, Some(2), "{args:?}: {stderr}");

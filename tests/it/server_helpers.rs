@@ -75,6 +75,9 @@ initial_backoff_ms = 200
 max_backoff_ms = 1000
 max_attempts = 50
 
+[admin]
+listen = "127.0.0.1:0"
+
 [[endpoints]]
 name = "perf"
 path = "/webhooks/perf"

@@ -1,0 +1,163 @@
+//! Who is calling: `Authorization: Bearer <key>`, found by its visible id, matched by hash
+//! in constant time, refused alike when malformed, unknown, revoked or expired; then the
+//! key's rate limit and the scope the route needs.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
+
+use super::error::{AdminError, AdminErrorKind};
+use super::limits::RateState;
+use super::AdminState;
+use crate::api_key::{self, KeyState, Scope};
+use crate::event::Mode;
+use crate::store::ApiKeyRecord;
+
+/// A recorded use is rewritten at most this often per key (unless the address changes), so
+/// reads do not each cost a durable write.
+const LAST_USED_EVERY_SECS: u64 = 60;
+
+/// An authenticated, admitted caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The key's record.
+    pub key: ApiKeyRecord,
+    /// Its limit state, sent with the answer.
+    pub rate: RateState,
+}
+
+impl Caller {
+    /// An answer with the caller's rate-limit headers.
+    #[must_use]
+    pub fn respond(&self, mut response: HttpResponseBuilder) -> HttpResponseBuilder {
+        self.rate.write_headers(&mut response);
+        response
+    }
+
+    /// A JSON `200 OK` with the caller's rate-limit headers.
+    #[must_use]
+    pub fn json(&self, body: &serde_json::Value) -> HttpResponse {
+        self.respond(HttpResponse::Ok()).json(body)
+    }
+
+    /// Whether this key may see `endpoint` (a test key sees test-mode endpoints only).
+    #[must_use]
+    pub fn sees(&self, state: &AdminState, endpoint: &str) -> bool {
+        match self.key.mode {
+            Mode::Live => state.endpoint_modes.contains_key(endpoint),
+            Mode::Test => state.endpoint_modes.get(endpoint) == Some(&Mode::Test),
+        }
+    }
+
+    /// A failure, answered with the caller's rate-limit headers.
+    #[must_use]
+    pub fn fail(&self, kind: AdminErrorKind) -> AdminError {
+        AdminError::new(kind).with_rate(self.rate)
+    }
+}
+
+/// The source address (the admin listener takes no forwarding headers).
+fn source(request: &HttpRequest) -> IpAddr {
+    request
+        .peer_addr()
+        .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |peer| peer.ip())
+}
+
+impl AdminState {
+    /// Authenticates the request, counts it against its key's limit and checks `scope`.
+    ///
+    /// # Errors
+    /// 401 without a key or with one that is not valid, 429 over a limit (the key's, or
+    /// the source's for failed authentications), 403 without the scope.
+    pub async fn authorize(
+        &self,
+        request: &HttpRequest,
+        scope: Scope,
+    ) -> Result<Caller, AdminError> {
+        let source = source(request);
+        if let Some(after) = self.limits.source_blocked(source) {
+            return Err(AdminErrorKind::RateLimited(after).into());
+        }
+        let key = match self.find_key(request).await {
+            Ok(key) => key,
+            // No key at all is not a guess; only failed attempts count against the source.
+            Err(error)
+                if matches!(
+                    error.kind,
+                    AdminErrorKind::Storage | AdminErrorKind::AuthenticationRequired
+                ) =>
+            {
+                return Err(error)
+            }
+            Err(error) => {
+                tracing::warn!(%source, outcome = error.code(), "admin API: authentication failed");
+                return Err(match self.limits.failed(source) {
+                    Some(after) => AdminErrorKind::RateLimited(after).into(),
+                    None => error,
+                });
+            }
+        };
+        let rate = self
+            .limits
+            .admit_key(&key.id, key.rate_limit_per_minute)
+            .map_err(|limited| {
+                AdminError::new(AdminErrorKind::RateLimited(limited.retry_after))
+                    .with_rate(limited.state)
+            })?;
+        let caller = Caller {
+            key: self.note_use(key, source).await,
+            rate,
+        };
+        if !caller.key.scopes.iter().any(|held| held == scope.name()) {
+            return Err(caller.fail(AdminErrorKind::InsufficientScope(scope)));
+        }
+        Ok(caller)
+    }
+
+    /// The active key the request presents.
+    async fn find_key(&self, request: &HttpRequest) -> Result<ApiKeyRecord, AdminError> {
+        let Some(header) = request.headers().get(AUTHORIZATION) else {
+            return Err(AdminErrorKind::AuthenticationRequired.into());
+        };
+        let presented = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, key)| key.trim());
+        let invalid = || AdminError::new(AdminErrorKind::InvalidApiKey);
+        let presented = presented.ok_or_else(invalid)?;
+        let id = api_key::key_id(presented).ok_or_else(invalid)?;
+        let record = self
+            .store
+            .api_key(id)
+            .await
+            .map_err(|_| AdminError::new(AdminErrorKind::Storage))?
+            .ok_or_else(invalid)?;
+        let valid = api_key::matches(&record, presented)
+            && api_key::state(&record, self.clock.now()) == KeyState::Active;
+        if valid {
+            Ok(record)
+        } else {
+            Err(invalid())
+        }
+    }
+
+    /// Records when and from where the key was last used (not on every request).
+    async fn note_use(&self, mut key: ApiKeyRecord, source: IpAddr) -> ApiKeyRecord {
+        let now = self.clock.now();
+        let address = source.to_string();
+        let stale = key
+            .last_used_at
+            .is_none_or(|at| now.saturating_sub(at) >= LAST_USED_EVERY_SECS);
+        if stale || key.last_used_from.as_deref() != Some(address.as_str()) {
+            key.last_used_at = Some(now);
+            key.last_used_from = Some(address);
+            if let Err(error) = self.store.put_api_key(&key).await {
+                tracing::warn!(key = %key.id, %error, "admin API: cannot record a key's use");
+            }
+        }
+        key
+    }
+}

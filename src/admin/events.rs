@@ -1,0 +1,127 @@
+//! `GET /admin/v1/events` (a filtered, paged listing, newest first) and
+//! `GET /admin/v1/events/{endpoint}/{id}` (one event, its body verbatim, and each
+//! notifier's delivery state). Scope `events:read`.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::{AdminError, AdminErrorKind};
+use super::AdminState;
+use crate::api_key::Scope;
+use crate::notify::rfc3339;
+use crate::store::EventQuery;
+
+/// Events a page holds unless `limit` says otherwise, and at most.
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 500;
+
+/// The listing's query string.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    endpoint: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    since: Option<u64>,
+    until: Option<u64>,
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /admin/v1/events?endpoint=&type=&since=&until=&cursor=&limit=`.
+pub async fn list(
+    request: HttpRequest,
+    state: web::Data<AdminState>,
+) -> Result<HttpResponse, AdminError> {
+    let caller = state.authorize(&request, Scope::EventsRead).await?;
+    let params = web::Query::<ListParams>::from_query(request.query_string())
+        .map_err(|error| caller.fail(AdminErrorKind::BadRequest(format!("query: {error}"))))?
+        .into_inner();
+    if let Some(endpoint) = &params.endpoint {
+        if !caller.sees(&state, endpoint) {
+            return Err(caller.fail(AdminErrorKind::NotFound(format!(
+                "no endpoint {endpoint:?} for this key"
+            ))));
+        }
+    }
+    let query = EventQuery {
+        endpoint: params.endpoint,
+        kind: params.kind,
+        since: params.since,
+        until: params.until,
+        cursor: params.cursor,
+        limit: params.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE),
+    };
+    let page = state.store.list(&query).await.map_err(|error| {
+        if error.kind() == crate::store::StoreErrorKind::BadRequest {
+            caller.fail(AdminErrorKind::BadRequest(error.to_string()))
+        } else {
+            caller.fail(AdminErrorKind::Storage)
+        }
+    })?;
+    // A test key's page holds only test-mode endpoints' events (it may come out shorter).
+    let events: Vec<serde_json::Value> = page
+        .events
+        .iter()
+        .filter(|event| caller.sees(&state, &event.endpoint))
+        .map(|event| {
+            json!({
+                "endpoint": event.endpoint,
+                "id": event.id,
+                "type": event.kind,
+                "livemode": event.livemode,
+                "received_at": rfc3339(event.received_at),
+            })
+        })
+        .collect();
+    Ok(caller.json(&json!({"events": events, "next_cursor": page.next_cursor})))
+}
+
+/// `GET /admin/v1/events/{endpoint}/{id}`.
+pub async fn show(
+    request: HttpRequest,
+    state: web::Data<AdminState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AdminError> {
+    let caller = state.authorize(&request, Scope::EventsRead).await?;
+    let (endpoint, id) = path.into_inner();
+    let missing = || {
+        caller.fail(AdminErrorKind::NotFound(format!(
+            "no event {id:?} at endpoint {endpoint:?}"
+        )))
+    };
+    if !caller.sees(&state, &endpoint) {
+        return Err(missing());
+    }
+    let detail = state
+        .store
+        .event(&endpoint, &id)
+        .await
+        .map_err(|_| caller.fail(AdminErrorKind::Storage))?
+        .ok_or_else(missing)?;
+    let notifications: Vec<serde_json::Value> = detail
+        .notifications
+        .iter()
+        .map(|job| {
+            json!({
+                "notifier": job.notifier,
+                "status": job.status,
+                "attempts": job.attempts,
+                "last_error": job.last_error,
+                "due_at": rfc3339(job.due_ms / 1000),
+            })
+        })
+        .collect();
+    let record = &detail.record;
+    Ok(caller.json(&json!({
+        "endpoint": record.endpoint,
+        "id": record.id,
+        "type": record.kind,
+        "livemode": record.livemode,
+        "received_at": rfc3339(record.received_at),
+        "expires_at": rfc3339(detail.expires_at),
+        "body": record.body,
+        "notifications": notifications,
+    })))
+}

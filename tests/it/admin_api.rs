@@ -1,0 +1,293 @@
+//! The operator API over real HTTP, in process (fixed clock, memory store): every route
+//! against every kind of credential, the rate-limit headers and 429, the per-source limit
+//! on failed authentications, and what a test key may see.
+
+use std::time::Duration;
+
+use perfhook::api_key::{self, KeySpec, Scope};
+use perfhook::event::Mode;
+use perfhook::store::Store;
+
+use crate::app::{spawn_app, TestApp, T0};
+use crate::server_helpers::alert;
+
+/// Makes a key in the app's store; returns the key.
+fn key(app: &TestApp, scopes: &[Scope], mode: Mode, per_minute: u32) -> String {
+    let made = api_key::generate(
+        &KeySpec {
+            name: "test".into(),
+            scopes: scopes.to_vec(),
+            mode,
+            expires_in: Some(Duration::from_secs(3600)),
+            rate_limit_per_minute: per_minute,
+        },
+        T0,
+    )
+    .expect("key");
+    app.runtime_block(app.store.put_api_key(&made.record))
+        .expect("put");
+    made.key.to_string()
+}
+
+fn bearer(key: &str) -> String {
+    format!("Bearer {key}")
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(candidate, _)| candidate.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.as_str())
+}
+
+#[test]
+fn every_route_answers_each_kind_of_credential_with_its_status_and_error_type() {
+    let app = spawn_app("", "");
+    let (status, _) = app.deliver(&alert("evt_seen"));
+    assert_eq!(status, 200);
+    let all = [
+        Scope::EventsRead,
+        Scope::EventsWrite,
+        Scope::RefusedRead,
+        Scope::RefusedWrite,
+        Scope::KeysAdmin,
+        Scope::AuditRead,
+    ];
+    let routes = [
+        ("/admin/v1/events", Scope::EventsRead),
+        ("/admin/v1/events/perf/evt_seen", Scope::EventsRead),
+        ("/admin/v1/keys", Scope::KeysAdmin),
+    ];
+    let unknown = {
+        let made = api_key::generate(
+            &KeySpec {
+                name: "never stored".into(),
+                scopes: all.to_vec(),
+                mode: Mode::Live,
+                expires_in: None,
+                rate_limit_per_minute: 600,
+            },
+            T0,
+        )
+        .expect("key");
+        made.key.to_string()
+    };
+    let revoked = key(&app, &all, Mode::Live, 600);
+    let mut record = app
+        .runtime_block(app.store.api_key(&revoked[..17]))
+        .expect("get")
+        .expect("stored");
+    record.revoked_at = Some(T0);
+    app.runtime_block(app.store.put_api_key(&record))
+        .expect("revoke");
+    let expired = {
+        let made = api_key::generate(
+            &KeySpec {
+                name: "short-lived".into(),
+                scopes: all.to_vec(),
+                mode: Mode::Live,
+                expires_in: Some(Duration::from_secs(1)),
+                rate_limit_per_minute: 600,
+            },
+            T0 - 10,
+        )
+        .expect("key");
+        app.runtime_block(app.store.put_api_key(&made.record))
+            .expect("put");
+        made.key.to_string()
+    };
+    for (path, scope) in routes {
+        let lacking: Vec<Scope> = all.iter().copied().filter(|s| *s != scope).collect();
+        let lacking = key(&app, &lacking, Mode::Live, 600);
+        let holding = key(&app, &[scope], Mode::Live, 600);
+        let cases: [(&str, Option<String>, u16, Option<&str>); 7] = [
+            ("no key", None, 401, Some("authentication_required")),
+            (
+                "not bearer",
+                Some(format!("Basic {holding}")),
+                401,
+                Some("invalid_api_key"),
+            ),
+            (
+                "unknown key",
+                Some(bearer(&unknown)),
+                401,
+                Some("invalid_api_key"),
+            ),
+            (
+                "revoked key",
+                Some(bearer(&revoked)),
+                401,
+                Some("invalid_api_key"),
+            ),
+            (
+                "expired key",
+                Some(bearer(&expired)),
+                401,
+                Some("invalid_api_key"),
+            ),
+            (
+                "scope lacking",
+                Some(bearer(&lacking)),
+                403,
+                Some("insufficient_scope"),
+            ),
+            ("scope held", Some(bearer(&holding)), 200, None),
+        ];
+        for (what, authorization, expected, error) in cases {
+            let (status, headers, body) = app.admin_get(path, authorization.as_deref());
+            assert_eq!(status, expected, "{path} with {what}: {body}");
+            assert_eq!(
+                body["error"]["type"].as_str(),
+                error,
+                "{path} with {what}: {body}"
+            );
+            if status == 401 {
+                assert_eq!(header(&headers, "www-authenticate"), Some("Bearer"));
+            }
+            if status == 403 {
+                assert!(body["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains(scope.name())));
+            }
+            if matches!(status, 200 | 403) {
+                assert_eq!(header(&headers, "x-ratelimit-limit"), Some("600"), "{what}");
+            }
+        }
+        // Failed authentications are limited per source: a minute later, a clean slate.
+        app.clock.advance(Duration::from_secs(61));
+    }
+
+    // What the held scope returns.
+    let reader = key(&app, &[Scope::EventsRead], Mode::Live, 600);
+    let (_, _, listing) = app.admin_get("/admin/v1/events", Some(&bearer(&reader)));
+    assert_eq!(listing["events"][0]["id"], "evt_seen");
+    assert_eq!(listing["next_cursor"], serde_json::Value::Null);
+    let (_, _, event) = app.admin_get("/admin/v1/events/perf/evt_seen", Some(&bearer(&reader)));
+    assert_eq!(
+        event["body"].as_str().map(str::as_bytes),
+        Some(&alert("evt_seen")[..])
+    );
+    let (status, _, missing) =
+        app.admin_get("/admin/v1/events/perf/evt_absent", Some(&bearer(&reader)));
+    assert_eq!(
+        (status, missing["error"]["type"].as_str()),
+        (404, Some("not_found"))
+    );
+    let (status, _, bad) = app.admin_get("/admin/v1/events?limit=many", Some(&bearer(&reader)));
+    assert_eq!(
+        (status, bad["error"]["type"].as_str()),
+        (400, Some("bad_request"))
+    );
+    let (status, _, elsewhere) = app.admin_get("/admin/v2/anything", None);
+    assert_eq!(
+        (status, elsewhere["error"]["type"].as_str()),
+        (404, Some("not_found"))
+    );
+
+    // A key's use is recorded, and no listing shows a hash.
+    let admin = key(&app, &[Scope::KeysAdmin], Mode::Live, 600);
+    let (_, _, keys) = app.admin_get("/admin/v1/keys", Some(&bearer(&admin)));
+    let listed = keys["keys"].as_array().expect("keys");
+    let me = listed
+        .iter()
+        .find(|listed| listed["id"] == admin[..17])
+        .expect("listed");
+    assert_eq!(me["last_used_from"], "127.0.0.1");
+    assert!(me["last_used_at"].as_u64().is_some());
+    assert!(listed.iter().all(|listed| listed.get("sha256").is_none()));
+    assert!(!keys.to_string().contains(&admin[17..]));
+}
+
+#[test]
+fn a_key_over_its_limit_gets_429_with_retry_after_and_recovers() {
+    let app = spawn_app("", "");
+    let reader = key(&app, &[Scope::EventsRead], Mode::Live, 3);
+    let get = || app.admin_get("/admin/v1/events", Some(&bearer(&reader)));
+    for remaining in ["2", "1", "0"] {
+        let (status, headers, _) = get();
+        assert_eq!(status, 200);
+        assert_eq!(header(&headers, "x-ratelimit-limit"), Some("3"));
+        assert_eq!(header(&headers, "x-ratelimit-remaining"), Some(remaining));
+        assert!(header(&headers, "x-ratelimit-reset").is_some());
+    }
+    let (status, headers, body) = get();
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["type"], "rate_limit_exceeded");
+    assert_eq!(body["error"]["retry_after"], 20, "one request every 20 s");
+    assert_eq!(header(&headers, "retry-after"), Some("20"));
+    assert_eq!(header(&headers, "x-ratelimit-remaining"), Some("0"));
+    app.clock.advance(Duration::from_secs(20));
+    let (status, headers, _) = get();
+    assert_eq!(status, 200, "one request back after Retry-After");
+    assert_eq!(header(&headers, "x-ratelimit-remaining"), Some("0"));
+    app.clock.advance(Duration::from_secs(60));
+    let (status, headers, _) = get();
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&headers, "x-ratelimit-remaining"),
+        Some("2"),
+        "reset"
+    );
+    assert_eq!(header(&headers, "x-ratelimit-reset"), Some("20"));
+}
+
+#[test]
+fn a_source_that_keeps_failing_is_refused_even_with_a_good_key_until_its_minute_passes() {
+    let app = spawn_app("", "");
+    let good = key(&app, &[Scope::EventsRead], Mode::Live, 600);
+    let wrong = format!("{}{}", &good[..17], "x".repeat(good.len() - 17));
+    for attempt in 0..10 {
+        let (status, _, _) = app.admin_get("/admin/v1/events", Some(&bearer(&wrong)));
+        assert_eq!(status, 401, "attempt {attempt}");
+    }
+    let (status, headers, body) = app.admin_get("/admin/v1/events", Some(&bearer(&wrong)));
+    assert_eq!(
+        (status, body["error"]["type"].as_str()),
+        (429, Some("rate_limit_exceeded"))
+    );
+    assert!(header(&headers, "retry-after").is_some());
+    let (status, _, _) = app.admin_get("/admin/v1/events", Some(&bearer(&good)));
+    assert_eq!(status, 429, "a refused source is refused whatever it sends");
+    app.clock.advance(Duration::from_secs(60));
+    let (status, _, _) = app.admin_get("/admin/v1/events", Some(&bearer(&good)));
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn a_test_key_sees_only_test_mode_endpoints() {
+    let app = spawn_app("", "");
+    let mut test_alert: serde_json::Value =
+        serde_json::from_slice(&alert("evt_test_one")).expect("json");
+    test_alert["livemode"] = false.into();
+    let test_alert = serde_json::to_vec(&test_alert).expect("bytes");
+    assert_eq!(app.deliver_to("/webhooks/perf-test", &test_alert).0, 200);
+    assert_eq!(app.deliver(&alert("evt_live_one")).0, 200);
+    let test_key = key(&app, &[Scope::EventsRead], Mode::Test, 600);
+    let live_key = key(&app, &[Scope::EventsRead], Mode::Live, 600);
+    let ids = |key: &str| {
+        let (_, _, body) = app.admin_get("/admin/v1/events", Some(&bearer(key)));
+        body["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .map(|event| event["id"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&test_key), ["evt_test_one"]);
+    let mut live_sees = ids(&live_key);
+    live_sees.sort();
+    assert_eq!(live_sees, ["evt_live_one", "evt_test_one"]);
+    let (status, _, _) = app.admin_get("/admin/v1/events?endpoint=perf", Some(&bearer(&test_key)));
+    assert_eq!(status, 404);
+    let (status, _, _) = app.admin_get(
+        "/admin/v1/events/perf/evt_live_one",
+        Some(&bearer(&test_key)),
+    );
+    assert_eq!(status, 404);
+    let (status, _, _) = app.admin_get(
+        "/admin/v1/events/perf-test/evt_test_one",
+        Some(&bearer(&test_key)),
+    );
+    assert_eq!(status, 200);
+}

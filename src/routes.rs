@@ -18,7 +18,7 @@ use crate::metrics::LatencyClass;
 use crate::reload::EndpointSlot;
 use crate::signature::{HeaderLookup, Lookup};
 use crate::state::AppState;
-use crate::store::{EventRecord, NewEvent, Recorded};
+use crate::store::{EventRecord, NewEvent, Recorded, RefusedBounds, RefusedDelivery};
 
 /// actix's header map seen through the core's lookup trait.
 struct ActixHeaders<'a>(&'a HeaderMap);
@@ -119,15 +119,41 @@ async fn accept(
         .try_reserve(client.unwrap_or(peer), reserve)
         .ok_or(ApiError::Overloaded)?;
     let body = read_body(payload, declared, state.body_limit, state.body_deadline).await?;
-    let now = state.clock.now();
-    let verified = endpoint.verifier.verify_parsed(&signature, &body, now)?;
+    let now_ms = state.clock.now_ms();
+    let now = now_ms / 1000;
+    let verified = match endpoint.verifier.verify_parsed(&signature, &body, now) {
+        Ok(verified) => verified,
+        Err(error) => {
+            let error = ApiError::Verify(error);
+            keep_refused(
+                request,
+                endpoint,
+                state,
+                client.unwrap_or(peer),
+                &body,
+                &error,
+            )
+            .await;
+            return Err(error);
+        }
+    };
     let event = parse_event(&body, verified.id.as_deref())?;
     if let Some(event_mode) = event.livemode.map(Mode::from_livemode) {
         if event_mode != endpoint.mode {
-            return Err(ApiError::ModeMismatch {
+            let error = ApiError::ModeMismatch {
                 event: event_mode,
                 endpoint: endpoint.mode,
-            });
+            };
+            keep_refused(
+                request,
+                endpoint,
+                state,
+                client.unwrap_or(peer),
+                &body,
+                &error,
+            )
+            .await;
+            return Err(error);
         }
     }
     // serde_json accepted the body, so it is UTF-8; the check costs one pass and keeps the
@@ -162,6 +188,58 @@ async fn accept(
         tracing::info!(endpoint = %endpoint.name, %id, "duplicate acknowledged");
     }
     Ok((recorded, id))
+}
+
+/// Headers never kept with a refused delivery: credentials a proxy may add, which
+/// verification does not need.
+const NOT_KEPT: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
+
+/// Keeps a delivery refused for its signature, timestamp or mode, as the request file
+/// `verify-signature --request` reads, unless the endpoint says not to. Best effort: a
+/// failure is logged and the refusal answered as usual.
+async fn keep_refused(
+    request: &HttpRequest,
+    endpoint: &Endpoint,
+    state: &AppState,
+    source: IpAddr,
+    body: &[u8],
+    error: &ApiError,
+) {
+    if !endpoint.keep_refused {
+        return;
+    }
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| request.path().to_owned(), |p| p.as_str().to_owned());
+    let mut raw = format!("{} {target} {:?}\r\n", request.method(), request.version()).into_bytes();
+    for (name, value) in request.headers() {
+        if NOT_KEPT.contains(&name.as_str()) {
+            continue;
+        }
+        raw.extend_from_slice(name.as_str().as_bytes());
+        raw.extend_from_slice(b": ");
+        raw.extend_from_slice(value.as_bytes());
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"\r\n");
+    raw.extend_from_slice(body);
+    let refused = RefusedDelivery {
+        id: String::new(),
+        endpoint: endpoint.name.clone(),
+        received_at_ms: state.clock.now_ms(),
+        source: source.to_string(),
+        reason: error.code().to_owned(),
+        message: error.to_string(),
+        request: raw,
+    };
+    if let Err(failure) = state
+        .store
+        .keep_refused(refused, RefusedBounds::default())
+        .await
+    {
+        tracing::warn!(endpoint = %endpoint.name, error = %failure, "cannot keep a refused delivery");
+    }
 }
 
 /// Reads the raw body: refused early by `Content-Length`, cut off at the limit, and under

@@ -13,7 +13,7 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use tokio::sync::watch;
 
-use crate::admin::{self, AdminState};
+use crate::admin::{self, AdminState, RateLimits};
 use crate::clock::{Clock, SystemClock};
 use crate::config::AppConfig;
 use crate::metrics::Metrics;
@@ -179,15 +179,18 @@ impl Application {
         let admin = match config.admin {
             Some(listen) => Some(admin_server(
                 listen,
-                AdminState::new(
-                    Arc::clone(&store),
-                    Arc::clone(&clock),
-                    config
+                AdminState {
+                    limits: RateLimits::new(Arc::clone(&clock)),
+                    store: Arc::clone(&store),
+                    clock: Arc::clone(&clock),
+                    endpoints: reloader
                         .endpoints
                         .iter()
-                        .map(|endpoint| (endpoint.name.clone(), endpoint.mode))
+                        .map(|(name, (_, slot))| (name.clone(), Arc::clone(slot)))
                         .collect(),
-                ),
+                    wakers: outbox.wakers(),
+                    retention: config.retention,
+                },
                 certificate.as_ref(),
                 config.tls.as_ref().map(|tls| tls.hsts.clone()),
             )?),

@@ -44,10 +44,10 @@ impl Caller {
     /// Whether this key may see `endpoint` (a test key sees test-mode endpoints only).
     #[must_use]
     pub fn sees(&self, state: &AdminState, endpoint: &str) -> bool {
-        match self.key.mode {
-            Mode::Live => state.endpoint_modes.contains_key(endpoint),
-            Mode::Test => state.endpoint_modes.get(endpoint) == Some(&Mode::Test),
-        }
+        let Some(slot) = state.endpoints.get(endpoint) else {
+            return false;
+        };
+        self.key.mode == Mode::Live || slot.current().mode == Mode::Test
     }
 
     /// A failure, answered with the caller's rate-limit headers.

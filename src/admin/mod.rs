@@ -7,9 +7,11 @@ mod error;
 mod events;
 mod keys;
 mod limits;
+mod refused;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::web;
 
@@ -18,7 +20,8 @@ pub use error::{AdminError, AdminErrorKind};
 pub use limits::{RateLimits, RateState};
 
 use crate::clock::Clock;
-use crate::event::Mode;
+use crate::outbox::Wakers;
+use crate::reload::EndpointSlot;
 use crate::store::Store;
 
 /// What every admin handler reads.
@@ -30,25 +33,13 @@ pub struct AdminState {
     pub clock: Arc<dyn Clock>,
     /// Per-key limits and the per-source limit on failed authentications.
     pub limits: RateLimits,
-    /// Each endpoint's mode: a test key sees test-mode endpoints only.
-    pub endpoint_modes: HashMap<String, Mode>,
-}
-
-impl AdminState {
-    /// The state for `store` and `clock` over endpoints named with their modes.
-    #[must_use]
-    pub fn new(
-        store: Arc<dyn Store>,
-        clock: Arc<dyn Clock>,
-        endpoint_modes: HashMap<String, Mode>,
-    ) -> Self {
-        Self {
-            limits: RateLimits::new(Arc::clone(&clock)),
-            store,
-            clock,
-            endpoint_modes,
-        }
-    }
+    /// The endpoints by name, as the receiver sees them (a reload shows here too): their
+    /// modes decide what a test key sees; re-verification uses their verifiers.
+    pub endpoints: HashMap<String, Arc<EndpointSlot>>,
+    /// Wakes the outbox for events accepted on re-verification.
+    pub wakers: Wakers,
+    /// How long an event is kept.
+    pub retention: Duration,
 }
 
 /// The routes under `/admin/v1/`.
@@ -58,6 +49,13 @@ pub fn routes(config: &mut web::ServiceConfig) {
             .route("/events", web::get().to(events::list))
             .route("/events/{endpoint}/{id}", web::get().to(events::show))
             .route("/keys", web::get().to(keys::list))
+            .route("/refused", web::get().to(refused::list))
+            .route("/refused/reverify", web::post().to(refused::reverify))
+            .route("/refused/{id}", web::get().to(refused::show))
+            .route(
+                "/refused/{id}/request",
+                web::get().to(refused::request_file),
+            )
             .default_service(web::to(error::not_found)),
     );
 }

@@ -1,12 +1,14 @@
 //! The command line: argument definitions and one function per subcommand, all calling the
 //! same core as the server.
 
+mod admin_client;
 mod config_check;
 mod generate;
 mod init;
 mod input;
 mod keys;
 mod notify_test;
+mod refused;
 mod send;
 mod serve;
 mod sign;
@@ -22,6 +24,7 @@ pub use generate::CompletionsArgs;
 pub use init::InitArgs;
 pub use keys::KeysCommand;
 pub use notify_test::NotifyCommand;
+pub use refused::RefusedCommand;
 pub use send::SendArgs;
 pub use serve::ServeArgs;
 pub use sign::SignArgs;
@@ -65,6 +68,10 @@ pub enum Command {
     /// Operator API keys: create, list, revoke, rotate (with the receiver stopped).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Deliveries refused for their signature, timestamp or mode, through the operator API:
+    /// list, show, export as a request file, re-verify.
+    #[command(subcommand)]
+    Refused(RefusedCommand),
     /// Check a delivery's signature and timestamp by hand.
     #[command(after_help = EXIT_CODES)]
     VerifySignature(VerifyArgs),
@@ -130,6 +137,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Notify(command) => notify_test::run(&command),
         Command::Store(command) => store_stats::run(&command),
         Command::Keys(command) => keys::run(&command),
+        Command::Refused(command) => refused::run(&command),
         Command::VerifySignature(args) => verify::run(&args),
         Command::Sign(args) => sign::run(&args),
         Command::Completions(args) => generate::completions(&args),

@@ -146,6 +146,10 @@ pub struct EndpointSettings {
     /// Only these event types are notified (all are stored); empty means all.
     #[serde(default)]
     pub event_types: Vec<String>,
+    /// Keep deliveries refused for their signature, timestamp or mode (the newest 1,000 or
+    /// 10 MiB, for 7 days) for the operator API.
+    #[serde(default = "default_keep_refused")]
+    pub keep_refused: bool,
 }
 
 /// Where one secret lives: exactly one of `env` and `file`.
@@ -170,6 +174,9 @@ fn default_tolerance() -> u64 {
 }
 fn default_mode() -> Mode {
     Mode::Live
+}
+fn default_keep_refused() -> bool {
+    true
 }
 fn default_endpoint_notifiers() -> Vec<String> {
     vec!["log".into()]
@@ -224,6 +231,7 @@ impl Default for Settings {
                 notifiers: default_endpoint_notifiers(),
                 event_types: Vec::new(),
                 allow: None,
+                keep_refused: true,
             }],
             notifiers: BTreeMap::from([(
                 "log".to_owned(),
@@ -631,6 +639,7 @@ fn resolve_endpoint(
         mode: endpoint.mode,
         notifiers: endpoint.notifiers.clone(),
         event_types: endpoint.event_types.clone(),
+        keep_refused: endpoint.keep_refused,
         allow: Networks::parse(endpoint.allow.as_deref().unwrap_or(server_allow)).map_err(
             |problem| {
                 let key = if endpoint.allow.is_some() {
@@ -738,6 +747,8 @@ pub struct Endpoint {
     pub notifiers: Vec<String>,
     /// Notified event types (empty: all).
     pub event_types: Vec<String>,
+    /// Whether refused deliveries are kept.
+    pub keep_refused: bool,
     /// Source networks accepted (empty: any).
     pub allow: Networks,
 }

@@ -1,5 +1,5 @@
 //! Retention: removes expired events (and so their dedupe keys) in small batches, so no
-//! purge holds the store for long.
+//! purge holds the store for long, and refused deliveries older than a week.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +11,8 @@ use crate::store::Store;
 
 /// Events removed per store call.
 const PURGE_BATCH: usize = 500;
+/// How long a refused delivery is kept.
+pub const REFUSED_KEPT_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Purges expired events every `every`, until `shutdown`.
 pub async fn run_retention(
@@ -38,6 +40,14 @@ pub async fn run_retention(
         }
         if removed > 0 {
             tracing::info!(removed, "retention: purged expired events");
+        }
+        let before_ms = clock
+            .now_ms()
+            .saturating_sub(u64::try_from(REFUSED_KEPT_FOR.as_millis()).unwrap_or(u64::MAX));
+        match store.purge_refused(before_ms).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "retention: purged old refused deliveries"),
+            Err(error) => tracing::error!(%error, "retention: refused-delivery purge failed"),
         }
         tokio::select! {
             () = tokio::time::sleep(every) => {}

@@ -10,9 +10,10 @@ use async_trait::async_trait;
 
 use super::unconfigured_reason;
 use super::{
-    decode_cursor, encode_cursor, event_key, listing_position, ApiKeyRecord, Claimed, ClaimedJob,
-    Counts, EventDetail, EventPage, EventQuery, EventRecord, EventSummary, Finished, Job,
-    JobStatus, JobToken, NewEvent, Outcome, Recorded, Store, StoreError, StoreErrorKind,
+    decode_cursor, encode_cursor, event_key, listing_position, parse_refused_id, refused_id,
+    ApiKeyRecord, Claimed, ClaimedJob, Counts, EventDetail, EventPage, EventQuery, EventRecord,
+    EventSummary, Finished, Job, JobStatus, JobToken, NewEvent, Outcome, Recorded, RefusedBounds,
+    RefusedDelivery, Store, StoreError, StoreErrorKind,
 };
 
 /// The in-memory store.
@@ -26,6 +27,9 @@ struct State {
     closed: bool,
     /// API key id → its record.
     api_keys: BTreeMap<String, ApiKeyRecord>,
+    /// (endpoint, received ms, sequence) → a refused delivery.
+    refused: BTreeMap<(String, u64, u64), RefusedDelivery>,
+    refused_sequence: u64,
     /// Event key → the event and its expiry.
     events: BTreeMap<Vec<u8>, (EventRecord, u64)>,
     /// Job key (event key, NUL, notifier) → the job.
@@ -407,6 +411,87 @@ impl Store for MemoryStore {
 
     async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
         Ok(self.state()?.api_keys.values().cloned().collect())
+    }
+
+    async fn keep_refused(
+        &self,
+        mut refused: RefusedDelivery,
+        bounds: RefusedBounds,
+    ) -> Result<String, StoreError> {
+        let mut state = self.state()?;
+        let sequence = state.refused_sequence;
+        state.refused_sequence += 1;
+        refused.id = refused_id(&refused.endpoint, refused.received_at_ms, sequence);
+        let endpoint = refused.endpoint.clone();
+        let id = refused.id.clone();
+        state.refused.insert(
+            (endpoint.clone(), refused.received_at_ms, sequence),
+            refused,
+        );
+        loop {
+            let mine: Vec<_> = state
+                .refused
+                .iter()
+                .filter(|((e, _, _), _)| *e == endpoint)
+                .map(|(k, r)| (k.clone(), r.request.len() as u64))
+                .collect();
+            let bytes: u64 = mine.iter().map(|(_, len)| len).sum();
+            let over =
+                mine.len() > bounds.max_count || (bytes > bounds.max_bytes && mine.len() > 1);
+            match mine.first() {
+                Some((oldest, _)) if over => {
+                    state.refused.remove(oldest);
+                }
+                _ => break,
+            }
+        }
+        Ok(id)
+    }
+
+    async fn refused_list(
+        &self,
+        endpoint: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RefusedDelivery>, StoreError> {
+        let state = self.state()?;
+        let mut found: Vec<RefusedDelivery> = state
+            .refused
+            .values()
+            .filter(|r| endpoint.is_none_or(|e| r.endpoint == e))
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| (b.received_at_ms, &b.id).cmp(&(a.received_at_ms, &a.id)));
+        found.truncate(limit);
+        Ok(found)
+    }
+
+    async fn refused(&self, id: &str) -> Result<Option<RefusedDelivery>, StoreError> {
+        let Some((endpoint, ms, sequence)) = parse_refused_id(id) else {
+            return Ok(None);
+        };
+        Ok(self
+            .state()?
+            .refused
+            .get(&(endpoint.to_owned(), ms, sequence))
+            .cloned())
+    }
+
+    async fn remove_refused(&self, id: &str) -> Result<bool, StoreError> {
+        let Some((endpoint, ms, sequence)) = parse_refused_id(id) else {
+            return Ok(false);
+        };
+        Ok(self
+            .state()?
+            .refused
+            .remove(&(endpoint.to_owned(), ms, sequence))
+            .is_some())
+    }
+
+    async fn purge_refused(&self, before_ms: u64) -> Result<usize, StoreError> {
+        let mut state = self.state()?;
+        let before = state.refused.len();
+        state.refused.retain(|_, r| r.received_at_ms >= before_ms);
+        Ok(before - state.refused.len())
     }
 
     fn counts(&self) -> Counts {

@@ -184,6 +184,60 @@ pub struct ApiKeyRecord {
     pub replaced_by: Option<String>,
 }
 
+/// A delivery refused for its signature, timestamp or mode, kept so an operator can see why,
+/// export it for `verify-signature --request`, and re-verify it after a fix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedDelivery {
+    /// `endpoint.received_ms.sequence`: unique, and sorted by time within an endpoint.
+    pub id: String,
+    /// The endpoint it was sent to.
+    pub endpoint: String,
+    /// When it arrived, Unix milliseconds.
+    pub received_at_ms: u64,
+    /// The client address.
+    pub source: String,
+    /// The refusal's error type (`invalid_signature`, `timestamp_too_old`, ...).
+    pub reason: String,
+    /// The refusal's message.
+    pub message: String,
+    /// The request as received: request line, headers, blank line, body (the file
+    /// `verify-signature --request` reads).
+    #[serde(skip)]
+    pub request: Vec<u8>,
+}
+
+/// How many refused deliveries an endpoint keeps: the newest, within both bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefusedBounds {
+    /// At most this many.
+    pub max_count: usize,
+    /// At most this many request bytes.
+    pub max_bytes: u64,
+}
+
+impl Default for RefusedBounds {
+    fn default() -> Self {
+        Self {
+            max_count: 1_000,
+            max_bytes: 10 << 20,
+        }
+    }
+}
+
+/// The id of a refused delivery.
+#[must_use]
+pub fn refused_id(endpoint: &str, received_at_ms: u64, sequence: u64) -> String {
+    format!("{endpoint}.{received_at_ms}.{sequence}")
+}
+
+/// The parts of a refused delivery's id, or `None` for a string that is not one.
+#[must_use]
+pub fn parse_refused_id(id: &str) -> Option<(&str, u64, u64)> {
+    let (endpoint, rest) = id.split_once('.')?;
+    let (ms, sequence) = rest.split_once('.')?;
+    Some((endpoint, ms.parse().ok()?, sequence.parse().ok()?))
+}
+
 /// An event with the state of each of its notifications.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventDetail {
@@ -388,6 +442,45 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// # Errors
     /// A [`StoreError`].
     async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
+
+    /// Keeps a refused delivery (not made durable on its own: it rides on the next durable
+    /// write), then drops the endpoint's oldest ones beyond `bounds`. Returns its id.
+    ///
+    /// # Errors
+    /// A [`StoreError`].
+    async fn keep_refused(
+        &self,
+        refused: RefusedDelivery,
+        bounds: RefusedBounds,
+    ) -> Result<String, StoreError>;
+
+    /// Refused deliveries, newest first, of one endpoint or all, at most `limit`.
+    ///
+    /// # Errors
+    /// A [`StoreError`].
+    async fn refused_list(
+        &self,
+        endpoint: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RefusedDelivery>, StoreError>;
+
+    /// One refused delivery.
+    ///
+    /// # Errors
+    /// A [`StoreError`].
+    async fn refused(&self, id: &str) -> Result<Option<RefusedDelivery>, StoreError>;
+
+    /// Forgets a refused delivery; whether it was there.
+    ///
+    /// # Errors
+    /// A [`StoreError`].
+    async fn remove_refused(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Forgets refused deliveries that arrived before `before_ms`; how many.
+    ///
+    /// # Errors
+    /// A [`StoreError`].
+    async fn purge_refused(&self, before_ms: u64) -> Result<usize, StoreError>;
 
     /// What the store holds, in O(1).
     fn counts(&self) -> Counts;

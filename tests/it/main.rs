@@ -24,6 +24,7 @@ mod notify_test;
 mod packaging;
 mod properties;
 mod receiver;
+mod refused;
 mod reload;
 mod server;
 mod server_helpers;

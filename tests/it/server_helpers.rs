@@ -148,6 +148,17 @@ impl Server {
         value["address"].as_str()?.rsplit(':').next()?.parse().ok()
     }
 
+    /// The operator API's base URL (`http://127.0.0.1:PORT`), from its start-up log line.
+    pub fn admin_base(&self) -> String {
+        let logs = self.stderr();
+        let line = logs
+            .lines()
+            .find(|l| l.contains("\"message\":\"admin API listening\""))
+            .expect("the admin API is listening");
+        let value: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
+        format!("http://{}", value["address"].as_str().expect("address"))
+    }
+
     /// Sends `signal` (`HUP`, `TERM`) to the server.
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")

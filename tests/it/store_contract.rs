@@ -10,7 +10,7 @@ use perfhook::store::memory::MemoryStore;
 use perfhook::store::sled::{SledOptions, SledStore};
 use perfhook::store::{
     ApiKeyRecord, Counts, EventQuery, EventRecord, Finished, JobStatus, NewEvent, Outcome,
-    Recorded, Store, StoreErrorKind,
+    Recorded, RefusedBounds, RefusedDelivery, Store, StoreErrorKind,
 };
 
 /// A store under test and what keeps it alive.
@@ -466,6 +466,70 @@ async fn api_keys_are_stored_replaced_and_listed_in_id_order(store: &dyn Store) 
     assert_eq!(store.counts(), Counts::default(), "keys are not events");
 }
 
+fn refused(endpoint: &str, at_ms: u64, request: &[u8]) -> RefusedDelivery {
+    RefusedDelivery {
+        id: String::new(),
+        endpoint: endpoint.into(),
+        received_at_ms: at_ms,
+        source: "203.0.113.9".into(),
+        reason: "invalid_signature".into(),
+        message: "no valid signature".into(),
+        request: request.to_vec(),
+    }
+}
+
+async fn refused_deliveries_are_kept_newest_first_within_their_bounds(store: &dyn Store) {
+    let bounds = RefusedBounds {
+        max_count: 2,
+        max_bytes: 10,
+    };
+    let first = store
+        .keep_refused(refused("perf", 1_000, b"POST a"), bounds)
+        .await
+        .expect("keep");
+    let second = store
+        .keep_refused(refused("perf", 2_000, b"POST b"), bounds)
+        .await
+        .expect("keep");
+    let other = store
+        .keep_refused(refused("other", 1_500, b"POST c"), bounds)
+        .await
+        .expect("keep");
+    // Two of perf's are 12 bytes, over the 10-byte bound: the oldest goes.
+    let listed = store.refused_list(Some("perf"), 10).await.expect("list");
+    assert_eq!(
+        listed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        [second.as_str()]
+    );
+    assert_eq!(store.refused(&first).await.expect("get"), None);
+    let kept = store.refused(&second).await.expect("get").expect("kept");
+    assert_eq!(kept.request, b"POST b");
+    assert_eq!(
+        (kept.endpoint.as_str(), kept.received_at_ms),
+        ("perf", 2_000)
+    );
+    let third = store
+        .keep_refused(refused("perf", 3_000, b"P"), RefusedBounds::default())
+        .await
+        .expect("keep");
+    let all = store.refused_list(None, 10).await.expect("list");
+    assert_eq!(
+        all.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        [third.as_str(), second.as_str(), other.as_str()]
+    );
+    assert_eq!(store.refused_list(None, 1).await.expect("list").len(), 1);
+    assert!(store.remove_refused(&third).await.expect("remove"));
+    assert!(!store.remove_refused(&third).await.expect("remove"));
+    assert!(!store.remove_refused("not an id").await.expect("remove"));
+    assert_eq!(
+        store.purge_refused(2_000).await.expect("purge"),
+        1,
+        "other's"
+    );
+    assert_eq!(store.refused_list(None, 10).await.expect("list").len(), 1);
+    assert_eq!(store.counts(), Counts::default(), "refusals are not events");
+}
+
 async fn a_closed_store_refuses_work(store: &dyn Store) {
     store.close().await.expect("close");
     assert!(store.record(new_event("evt_late", &[], T0)).await.is_err());
@@ -506,6 +570,7 @@ macro_rules! suite {
             a_notifier_named_twice_gets_one_job_delivered_once,
             jobs_of_a_notifier_no_longer_configured_are_buried_with_a_reason,
             api_keys_are_stored_replaced_and_listed_in_id_order,
+            refused_deliveries_are_kept_newest_first_within_their_bounds,
             a_closed_store_refuses_work;
             shared: concurrent_records_of_one_id_store_it_exactly_once);
     };

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::layout::{
     decode_event, split_event_key, JobValue, MetaState, API_KEY, EVENT, EXPIRY, JOB, LISTING,
-    META_STATE, QUEUE,
+    META_STATE, QUEUE, REFUSED,
 };
 use super::{read, sync_dir};
 use crate::store::{JobStatus, StoreError};
@@ -158,6 +158,9 @@ pub(super) fn check(tree: &sled::Tree) -> CheckReport {
                 queue_targets.push(value.to_vec());
             }
             EXPIRY | LISTING => report.index_entries += 1,
+            REFUSED if super::refused::decode(&value).is_err() => {
+                report.problem("a refused delivery: undecodable".to_owned());
+            }
             API_KEY if serde_json::from_slice::<crate::store::ApiKeyRecord>(&value).is_err() => {
                 let id = String::from_utf8_lossy(rest);
                 report.problem(format!("API key {}: undecodable", printable(&id)));

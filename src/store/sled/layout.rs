@@ -8,6 +8,7 @@
 //! | `q` notifier NUL due_ms seq | the `j` key of a pending job (the outbox, in due order) |
 //! | `x` expires_at endpoint NUL id | empty (retention reads from the front) |
 //! | `l` received_at endpoint NUL id | the event type (the listing, read from the back) |
+//! | `r` endpoint NUL received_ms sequence | a refused delivery: meta length (u32 BE), meta JSON, the request as received |
 //! | `k` key id | an operator API key's [`crate::store::ApiKeyRecord`] JSON (its hash, never the key) |
 //! | `m` `state` | [`MetaState`] JSON: counts, last batch, last sequence number |
 //!
@@ -27,6 +28,7 @@ pub(super) const QUEUE: u8 = b'q';
 pub(super) const EXPIRY: u8 = b'x';
 pub(super) const LISTING: u8 = b'l';
 pub(super) const API_KEY: u8 = b'k';
+pub(super) const REFUSED: u8 = b'r';
 pub(super) const META_STATE: &[u8] = b"mstate";
 pub(super) const META_PROBE: &[u8] = b"mprobe";
 

@@ -31,6 +31,7 @@
 mod backup;
 mod layout;
 mod migrate;
+mod refused;
 mod writer;
 
 pub use self::backup::{CheckReport, Copied};
@@ -53,7 +54,7 @@ use self::writer::{Op, Writer};
 use super::{
     decode_cursor, encode_cursor, event_key, ApiKeyRecord, Claimed, ClaimedJob, Counts,
     EventDetail, EventPage, EventQuery, EventSummary, Finished, JobToken, NewEvent, Recorded,
-    Store, StoreError,
+    RefusedBounds, RefusedDelivery, Store, StoreError,
 };
 
 /// sled's page cache unless configured otherwise, in MiB (`storage.cache_mb`).
@@ -224,6 +225,7 @@ impl Shared {
 #[derive(Debug)]
 pub struct SledStore {
     shared: Arc<Shared>,
+    refused: refused::Refused,
     ops: std::sync::mpsc::Sender<Op>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     path: PathBuf,
@@ -281,6 +283,7 @@ impl SledStore {
             .map_err(|e| StoreError::unavailable(format!("cannot start the writer: {e}")))?;
         Ok(Self {
             shared,
+            refused: refused::Refused::default(),
             ops,
             writer: Mutex::new(Some(thread)),
             path: path.to_path_buf(),
@@ -534,6 +537,35 @@ impl Store for SledStore {
                 serde_json::from_slice(&value).map_err(|e| StoreError::corrupt_json(&e))
             })
             .collect()
+    }
+
+    async fn keep_refused(
+        &self,
+        refused: RefusedDelivery,
+        bounds: RefusedBounds,
+    ) -> Result<String, StoreError> {
+        let tree = self.tree().await?;
+        self.refused.keep(&tree, refused, bounds)
+    }
+
+    async fn refused_list(
+        &self,
+        endpoint: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RefusedDelivery>, StoreError> {
+        refused::Refused::list(&self.tree().await?, endpoint, limit)
+    }
+
+    async fn refused(&self, id: &str) -> Result<Option<RefusedDelivery>, StoreError> {
+        refused::Refused::get(&self.tree().await?, id)
+    }
+
+    async fn remove_refused(&self, id: &str) -> Result<bool, StoreError> {
+        self.refused.remove(&self.tree().await?, id)
+    }
+
+    async fn purge_refused(&self, before_ms: u64) -> Result<usize, StoreError> {
+        self.refused.purge(&self.tree().await?, before_ms)
     }
 
     fn counts(&self) -> Counts {

@@ -1,0 +1,269 @@
+//! Refused deliveries: list and show them (`refused:read`), download one as the request file
+//! `verify-signature --request` reads, and re-verify them after a secret or scheme fix
+//! (`refused:write`): those that now verify go through the normal pipeline (dedupe applies)
+//! and leave the list; the rest are reported with their reason.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::Caller;
+use super::error::{AdminError, AdminErrorKind};
+use super::AdminState;
+use crate::api_key::Scope;
+use crate::capture::parse_captured_request;
+use crate::event::{parse_event, Mode};
+use crate::notify::rfc3339;
+use crate::store::{EventRecord, NewEvent, Recorded, RefusedDelivery};
+
+/// Refused deliveries a listing or a re-verification takes at most (an endpoint keeps
+/// 1,000).
+const MAX_LIST: usize = 5_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    endpoint: Option<String>,
+    limit: Option<usize>,
+}
+
+fn params(request: &HttpRequest, caller: &Caller) -> Result<ListParams, AdminError> {
+    web::Query::<ListParams>::from_query(request.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|error| caller.fail(AdminErrorKind::BadRequest(format!("query: {error}"))))
+}
+
+fn summary(refused: &RefusedDelivery) -> serde_json::Value {
+    json!({
+        "id": refused.id,
+        "endpoint": refused.endpoint,
+        "received_at": rfc3339(refused.received_at_ms / 1000),
+        "source": refused.source,
+        "reason": refused.reason,
+        "message": refused.message,
+        "bytes": refused.request.len(),
+    })
+}
+
+/// The refused deliveries this caller may see, newest first.
+async fn visible(
+    state: &AdminState,
+    caller: &Caller,
+    endpoint: Option<&str>,
+    limit: usize,
+) -> Result<Vec<RefusedDelivery>, AdminError> {
+    if let Some(endpoint) = endpoint {
+        if !caller.sees(state, endpoint) {
+            return Err(caller.fail(AdminErrorKind::NotFound(format!(
+                "no endpoint {endpoint:?} for this key"
+            ))));
+        }
+    }
+    let found = state
+        .store
+        .refused_list(endpoint, limit)
+        .await
+        .map_err(|_| caller.fail(AdminErrorKind::Storage))?;
+    Ok(found
+        .into_iter()
+        .filter(|refused| caller.sees(state, &refused.endpoint))
+        .collect())
+}
+
+/// One refused delivery this caller may see.
+async fn one(state: &AdminState, caller: &Caller, id: &str) -> Result<RefusedDelivery, AdminError> {
+    let missing = || {
+        caller.fail(AdminErrorKind::NotFound(format!(
+            "no refused delivery {id:?}"
+        )))
+    };
+    let refused = state
+        .store
+        .refused(id)
+        .await
+        .map_err(|_| caller.fail(AdminErrorKind::Storage))?
+        .ok_or_else(missing)?;
+    if caller.sees(state, &refused.endpoint) {
+        Ok(refused)
+    } else {
+        Err(missing())
+    }
+}
+
+/// `GET /admin/v1/refused?endpoint=&limit=`.
+pub async fn list(
+    request: HttpRequest,
+    state: web::Data<AdminState>,
+) -> Result<HttpResponse, AdminError> {
+    let caller = state.authorize(&request, Scope::RefusedRead).await?;
+    let params = params(&request, &caller)?;
+    let limit = params.limit.unwrap_or(50).clamp(1, MAX_LIST);
+    let found = visible(&state, &caller, params.endpoint.as_deref(), limit).await?;
+    let refused: Vec<serde_json::Value> = found.iter().map(summary).collect();
+    Ok(caller.json(&json!({ "refused": refused })))
+}
+
+/// `GET /admin/v1/refused/{id}`: the summary, the headers and the body (as text, with
+/// bytes that are not UTF-8 replaced; the request file has them exactly).
+pub async fn show(
+    request: HttpRequest,
+    state: web::Data<AdminState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let caller = state.authorize(&request, Scope::RefusedRead).await?;
+    let refused = one(&state, &caller, &id).await?;
+    let mut shown = summary(&refused);
+    if let (Ok(captured), Some(fields)) = (
+        parse_captured_request(&refused.request),
+        shown.as_object_mut(),
+    ) {
+        let headers: Vec<serde_json::Value> = captured
+            .headers
+            .iter()
+            .map(|(name, value)| json!([name, String::from_utf8_lossy(value)]))
+            .collect();
+        fields.insert("request_line".into(), captured.request_line.into());
+        fields.insert("headers".into(), headers.into());
+        fields.insert(
+            "body".into(),
+            String::from_utf8_lossy(captured.body).into_owned().into(),
+        );
+    }
+    Ok(caller.json(&shown))
+}
+
+/// `GET /admin/v1/refused/{id}/request`: the request exactly as received.
+pub async fn request_file(
+    request: HttpRequest,
+    state: web::Data<AdminState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let caller = state.authorize(&request, Scope::RefusedRead).await?;
+    let refused = one(&state, &caller, &id).await?;
+    Ok(caller
+        .respond(HttpResponse::Ok())
+        .content_type("message/http")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{}.http\"", refused.id),
+        ))
+        .body(refused.request))
+}
+
+/// `POST /admin/v1/refused/reverify?endpoint=`: every refused delivery the caller may see,
+/// verified again with the endpoint's current secrets and scheme at the time it arrived.
+pub async fn reverify(
+    request: HttpRequest,
+    state: web::Data<AdminState>,
+) -> Result<HttpResponse, AdminError> {
+    let caller = state.authorize(&request, Scope::RefusedWrite).await?;
+    let params = params(&request, &caller)?;
+    let found = visible(&state, &caller, params.endpoint.as_deref(), MAX_LIST).await?;
+    let mut accepted = Vec::new();
+    let mut duplicate = Vec::new();
+    let mut still_refused = Vec::new();
+    for refused in found.iter().rev() {
+        match reverify_one(&state, refused).await {
+            Ok((recorded, event_id)) => {
+                // Dealt with: stored now, or it already was.
+                if let Err(error) = state.store.remove_refused(&refused.id).await {
+                    tracing::warn!(id = %refused.id, %error, "cannot forget a re-verified delivery");
+                }
+                let entry = json!({"id": refused.id, "event": event_id});
+                if recorded == Recorded::New {
+                    accepted.push(entry);
+                } else {
+                    duplicate.push(entry);
+                }
+            }
+            Err(Outcome::Storage) => return Err(caller.fail(AdminErrorKind::Storage)),
+            Err(Outcome::Refused { reason, message }) => {
+                still_refused.push(json!({"id": refused.id, "reason": reason, "message": message}))
+            }
+        }
+    }
+    tracing::info!(
+        key = %caller.key.id,
+        accepted = accepted.len(),
+        duplicate = duplicate.len(),
+        still_refused = still_refused.len(),
+        "admin API: refused deliveries re-verified"
+    );
+    Ok(caller.json(&json!({
+        "accepted": accepted,
+        "duplicate": duplicate,
+        "still_refused": still_refused,
+    })))
+}
+
+enum Outcome {
+    Refused { reason: String, message: String },
+    Storage,
+}
+
+fn refused_for(code: &str, message: impl ToString) -> Outcome {
+    Outcome::Refused {
+        reason: code.to_owned(),
+        message: message.to_string(),
+    }
+}
+
+/// One refused delivery through verification, parsing, the mode rule and the store, as the
+/// receiver would have taken it when it arrived.
+async fn reverify_one(
+    state: &AdminState,
+    refused: &RefusedDelivery,
+) -> Result<(Recorded, String), Outcome> {
+    let Some(slot) = state.endpoints.get(&refused.endpoint) else {
+        return Err(refused_for(
+            "not_found",
+            "the endpoint is no longer configured",
+        ));
+    };
+    let endpoint = slot.current();
+    let captured = parse_captured_request(&refused.request)
+        .map_err(|error| refused_for("unreadable", error))?;
+    let arrived = refused.received_at_ms / 1000;
+    let verified = endpoint
+        .verifier
+        .verify(&captured.headers, captured.body, arrived)
+        .map_err(|error| refused_for(error.code(), &error))?;
+    let event = parse_event(captured.body, verified.id.as_deref())
+        .map_err(|error| refused_for("invalid_event", error))?;
+    if let Some(event_mode) = event.livemode.map(Mode::from_livemode) {
+        if event_mode != endpoint.mode {
+            return Err(refused_for(
+                "mode_mismatch",
+                format!(
+                    "a {event_mode} event was sent to a {} endpoint",
+                    endpoint.mode
+                ),
+            ));
+        }
+    }
+    let body = String::from_utf8(captured.body.to_vec())
+        .map_err(|_| refused_for("invalid_event", "the body is not UTF-8"))?;
+    let notifiers = endpoint.notifiers_for(&event.kind).to_vec();
+    let id = event.id.as_str().to_owned();
+    let recorded = state
+        .store
+        .record(NewEvent {
+            record: EventRecord {
+                endpoint: endpoint.name.clone(),
+                id: id.clone(),
+                kind: event.kind,
+                livemode: event.livemode,
+                received_at: arrived,
+                body,
+            },
+            notifiers: notifiers.clone(),
+            expires_at: state.clock.now().saturating_add(state.retention.as_secs()),
+        })
+        .await
+        .map_err(|_| Outcome::Storage)?;
+    if recorded == Recorded::New {
+        state.wakers.wake(&notifiers);
+        tracing::info!(endpoint = %endpoint.name, %id, secret = %verified.secret, "event accepted on re-verification");
+    }
+    Ok((recorded, id))
+}

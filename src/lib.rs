@@ -21,6 +21,7 @@
 
 pub mod admin;
 pub mod api_key;
+pub mod audit;
 pub mod body_budget;
 pub mod capture;
 pub mod cli;

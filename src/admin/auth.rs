@@ -11,6 +11,7 @@ use super::error::{AdminError, AdminErrorKind};
 use super::limits::RateState;
 use super::AdminState;
 use crate::api_key::{self, KeyState, Scope};
+use crate::audit::{ActionKind, NewAuditEntry};
 use crate::event::Mode;
 use crate::store::ApiKeyRecord;
 
@@ -58,7 +59,8 @@ impl Caller {
 }
 
 /// The source address (the admin listener takes no forwarding headers).
-fn source(request: &HttpRequest) -> IpAddr {
+#[must_use]
+pub fn source(request: &HttpRequest) -> IpAddr {
     request
         .peer_addr()
         .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |peer| peer.ip())
@@ -92,8 +94,30 @@ impl AdminState {
             }
             Err(error) => {
                 tracing::warn!(%source, outcome = error.code(), "admin API: authentication failed");
+                if self.limits.first_failure_this_minute(source) {
+                    self.audit(
+                        None,
+                        source,
+                        "auth.failed",
+                        ActionKind::Auth,
+                        None,
+                        error.code(),
+                    )
+                    .await;
+                }
                 return Err(match self.limits.failed(source) {
-                    Some(after) => AdminErrorKind::RateLimited(after).into(),
+                    Some(after) => {
+                        self.audit(
+                            None,
+                            source,
+                            "auth.blocked",
+                            ActionKind::Auth,
+                            None,
+                            "refused",
+                        )
+                        .await;
+                        AdminErrorKind::RateLimited(after).into()
+                    }
                     None => error,
                 });
             }
@@ -144,6 +168,30 @@ impl AdminState {
         }
     }
 
+    /// Appends to the audit log; a failure to do so is logged, never hidden.
+    pub async fn audit(
+        &self,
+        key: Option<&str>,
+        source: IpAddr,
+        action: &str,
+        kind: ActionKind,
+        target: Option<&str>,
+        outcome: &str,
+    ) {
+        let entry = NewAuditEntry {
+            at: self.clock.now(),
+            key: key.map(str::to_owned),
+            source: source.to_string(),
+            action: action.to_owned(),
+            kind,
+            target: target.map(str::to_owned),
+            outcome: outcome.to_owned(),
+        };
+        if let Err(error) = self.store.append_audit(entry).await {
+            tracing::error!(%error, action, "admin API: cannot append to the audit log");
+        }
+    }
+
     /// Records when and from where the key was last used (not on every request).
     async fn note_use(&self, mut key: ApiKeyRecord, source: IpAddr) -> ApiKeyRecord {
         let now = self.clock.now();
@@ -151,7 +199,19 @@ impl AdminState {
         let stale = key
             .last_used_at
             .is_none_or(|at| now.saturating_sub(at) >= LAST_USED_EVERY_SECS);
-        if stale || key.last_used_from.as_deref() != Some(address.as_str()) {
+        let new_address = key.last_used_from.as_deref() != Some(address.as_str());
+        if new_address {
+            self.audit(
+                Some(&key.id),
+                source,
+                "key.used_from_new_address",
+                ActionKind::Auth,
+                Some(&key.id),
+                "ok",
+            )
+            .await;
+        }
+        if stale || new_address {
             key.last_used_at = Some(now);
             key.last_used_from = Some(address);
             if let Err(error) = self.store.put_api_key(&key).await {

@@ -73,6 +73,8 @@ pub struct RateLimits {
     failures: SourceLimiter,
     /// Sources over their failure limit, until when (Unix ms).
     blocked: Mutex<HashMap<IpAddr, u64>>,
+    /// The minute (Unix s / 60) of each source's last audited failure.
+    audited: Mutex<HashMap<IpAddr, u64>>,
 }
 
 impl std::fmt::Debug for RateLimits {
@@ -93,6 +95,7 @@ impl RateLimits {
             clock,
             keys: Mutex::new(HashMap::new()),
             blocked: Mutex::new(HashMap::new()),
+            audited: Mutex::new(HashMap::new()),
         }
     }
 
@@ -164,6 +167,20 @@ impl RateLimits {
             }
             None => None,
         }
+    }
+
+    /// Whether a failed authentication from `source` is the first of its minute (the audit
+    /// log records one per source a minute, so a flood cannot fill it).
+    pub fn first_failure_this_minute(&self, source: IpAddr) -> bool {
+        let minute = governor::clock::Clock::now(&self.clock).as_secs() / 60;
+        let mut audited = self
+            .audited
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if audited.len() > 10_000 {
+            audited.retain(|_, at| *at == minute);
+        }
+        audited.insert(source, minute) != Some(minute)
     }
 
     /// Counts a failed authentication from `source`; the seconds it is now refused for,

@@ -2,6 +2,7 @@
 //! error shape, behind bearer API keys with scopes and per-key rate limits. Each file here
 //! holds one part: authentication, limits, errors, and one file per resource.
 
+mod audit;
 mod auth;
 mod error;
 mod events;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use actix_web::web;
 
+pub use audit::AuditFilter;
 pub use auth::Caller;
 pub use error::{AdminError, AdminErrorKind};
 pub use limits::{RateLimits, RateState};
@@ -49,6 +51,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
             .route("/events", web::get().to(events::list))
             .route("/events/{endpoint}/{id}", web::get().to(events::show))
             .route("/keys", web::get().to(keys::list))
+            .route("/audit", web::get().to(audit::list))
             .route("/refused", web::get().to(refused::list))
             .route("/refused/reverify", web::post().to(refused::reverify))
             .route("/refused/{id}", web::get().to(refused::show))

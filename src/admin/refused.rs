@@ -11,6 +11,7 @@ use super::auth::Caller;
 use super::error::{AdminError, AdminErrorKind};
 use super::AdminState;
 use crate::api_key::Scope;
+use crate::audit::ActionKind;
 use crate::capture::parse_captured_request;
 use crate::event::{parse_event, Mode};
 use crate::notify::rfc3339;
@@ -140,6 +141,16 @@ pub async fn request_file(
 ) -> Result<HttpResponse, AdminError> {
     let caller = state.authorize(&request, Scope::RefusedRead).await?;
     let refused = one(&state, &caller, &id).await?;
+    state
+        .audit(
+            Some(&caller.key.id),
+            super::auth::source(&request),
+            "refused.export",
+            ActionKind::Read,
+            Some(&refused.id),
+            "ok",
+        )
+        .await;
     Ok(caller
         .respond(HttpResponse::Ok())
         .content_type("message/http")
@@ -182,6 +193,21 @@ pub async fn reverify(
             }
         }
     }
+    state
+        .audit(
+            Some(&caller.key.id),
+            super::auth::source(&request),
+            "refused.reverify",
+            ActionKind::Update,
+            Some(params.endpoint.as_deref().unwrap_or("all endpoints")),
+            &format!(
+                "ok: {} accepted, {} duplicate, {} still refused",
+                accepted.len(),
+                duplicate.len(),
+                still_refused.len()
+            ),
+        )
+        .await;
     tracing::info!(
         key = %caller.key.id,
         accepted = accepted.len(),

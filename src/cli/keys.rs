@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::api_key::{self, KeySpec, Scope, DEFAULT_RATE_LIMIT_PER_MINUTE};
+use crate::audit::{ActionKind, NewAuditEntry};
 use crate::clock::unix_now;
 use crate::event::Mode;
 use crate::notify::rfc3339;
@@ -131,6 +132,28 @@ pub(super) fn run(command: &KeysCommand) -> anyhow::Result<ExitCode> {
     outcome
 }
 
+/// Records a key action taken on the data directory (no key acts; the source is `cli`).
+async fn audit(
+    store: &SledStore,
+    action: &str,
+    kind: ActionKind,
+    target: &str,
+) -> anyhow::Result<()> {
+    store
+        .append_audit(NewAuditEntry {
+            at: unix_now(),
+            key: None,
+            source: "cli".to_owned(),
+            action: action.to_owned(),
+            kind,
+            target: Some(target.to_owned()),
+            outcome: "ok".to_owned(),
+        })
+        .await
+        .context("cannot append to the audit log")?;
+    Ok(())
+}
+
 async fn create(store: &SledStore, args: &CreateArgs) -> anyhow::Result<ExitCode> {
     let made = api_key::generate(
         &KeySpec {
@@ -143,6 +166,7 @@ async fn create(store: &SledStore, args: &CreateArgs) -> anyhow::Result<ExitCode
         unix_now(),
     )?;
     store.put_api_key(&made.record).await?;
+    audit(store, "key.create", ActionKind::Create, &made.record.id).await?;
     writeln!(std::io::stdout().lock(), "{}", made.key.as_str())?;
     eprintln!(
         "created {} {:?} ({}){}; the key above is shown only now: keep it in a secret store",
@@ -231,6 +255,7 @@ async fn revoke(store: &SledStore, id: &str) -> anyhow::Result<ExitCode> {
     if key.revoked_at.is_none() {
         key.revoked_at = Some(unix_now());
         store.put_api_key(&key).await?;
+        audit(store, "key.revoke", ActionKind::Delete, &key.id).await?;
     }
     println!("revoked {}", key.id);
     Ok(ExitCode::SUCCESS)
@@ -275,6 +300,7 @@ async fn rotate(store: &SledStore, args: &RotateArgs) -> anyhow::Result<ExitCode
     );
     old.replaced_by = Some(made.record.id.clone());
     store.put_api_key(&old).await?;
+    audit(store, "key.rotate", ActionKind::Update, &old.id).await?;
     writeln!(std::io::stdout().lock(), "{}", made.key.as_str())?;
     eprintln!(
         "created {} to replace {}, which stops working at {}; the key above is shown only now",

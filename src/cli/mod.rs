@@ -2,6 +2,7 @@
 //! same core as the server.
 
 mod admin_client;
+mod audit;
 mod config_check;
 mod generate;
 mod init;
@@ -19,6 +20,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub use audit::AuditCommand;
 pub use config_check::ConfigCommand;
 pub use generate::CompletionsArgs;
 pub use init::InitArgs;
@@ -68,6 +70,9 @@ pub enum Command {
     /// Operator API keys: create, list, revoke, rotate (with the receiver stopped).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The operator audit log: list it, or verify its hash chain (receiver stopped).
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Deliveries refused for their signature, timestamp or mode, through the operator API:
     /// list, show, export as a request file, re-verify.
     #[command(subcommand)]
@@ -138,6 +143,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Store(command) => store_stats::run(&command),
         Command::Keys(command) => keys::run(&command),
         Command::Refused(command) => refused::run(&command),
+        Command::Audit(command) => audit::run(&command),
         Command::VerifySignature(args) => verify::run(&args),
         Command::Sign(args) => sign::run(&args),
         Command::Completions(args) => generate::completions(&args),

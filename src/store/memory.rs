@@ -30,6 +30,7 @@ struct State {
     /// (endpoint, received ms, sequence) → a refused delivery.
     refused: BTreeMap<(String, u64, u64), RefusedDelivery>,
     refused_sequence: u64,
+    audit: Vec<crate::audit::AuditEntry>,
     /// Event key → the event and its expiry.
     events: BTreeMap<Vec<u8>, (EventRecord, u64)>,
     /// Job key (event key, NUL, notifier) → the job.
@@ -492,6 +493,32 @@ impl Store for MemoryStore {
         let before = state.refused.len();
         state.refused.retain(|_, r| r.received_at_ms >= before_ms);
         Ok(before - state.refused.len())
+    }
+
+    async fn append_audit(
+        &self,
+        entry: crate::audit::NewAuditEntry,
+    ) -> Result<crate::audit::AuditEntry, StoreError> {
+        let mut state = self.state()?;
+        let (seq, hash) = state.audit.last().map_or_else(
+            || (0, crate::audit::GENESIS.to_owned()),
+            |last| (last.seq, last.hash.clone()),
+        );
+        let entry = crate::audit::AuditEntry::chain(entry, seq, &hash);
+        state.audit.push(entry.clone());
+        Ok(entry)
+    }
+
+    async fn audit_log(&self) -> Result<Vec<crate::audit::StoredEntry>, StoreError> {
+        Ok(self
+            .state()?
+            .audit
+            .iter()
+            .map(|entry| crate::audit::StoredEntry {
+                position: entry.seq,
+                entry: Ok(entry.clone()),
+            })
+            .collect())
     }
 
     fn counts(&self) -> Counts {

@@ -482,6 +482,22 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// A [`StoreError`].
     async fn purge_refused(&self, before_ms: u64) -> Result<usize, StoreError>;
 
+    /// Appends an audit entry chained to the last one, durably; returns it as stored.
+    ///
+    /// # Errors
+    /// A [`StoreError`]; nothing is appended then.
+    async fn append_audit(
+        &self,
+        entry: crate::audit::NewAuditEntry,
+    ) -> Result<crate::audit::AuditEntry, StoreError>;
+
+    /// The whole audit log in storage order, each entry as found (for listing and
+    /// [`crate::audit::verify`]).
+    ///
+    /// # Errors
+    /// A [`StoreError`].
+    async fn audit_log(&self) -> Result<Vec<crate::audit::StoredEntry>, StoreError>;
+
     /// What the store holds, in O(1).
     fn counts(&self) -> Counts;
 

@@ -57,6 +57,8 @@ fn every_route_answers_each_kind_of_credential_with_its_status_and_error_type() 
         ("/admin/v1/events", Scope::EventsRead),
         ("/admin/v1/events/perf/evt_seen", Scope::EventsRead),
         ("/admin/v1/keys", Scope::KeysAdmin),
+        ("/admin/v1/audit", Scope::AuditRead),
+        ("/admin/v1/refused", Scope::RefusedRead),
     ];
     let unknown = {
         let made = api_key::generate(
@@ -252,6 +254,34 @@ fn a_source_that_keeps_failing_is_refused_even_with_a_good_key_until_its_minute_
     app.clock.advance(Duration::from_secs(60));
     let (status, _, _) = app.admin_get("/admin/v1/events", Some(&bearer(&good)));
     assert_eq!(status, 200);
+    // Eleven failures make two audit entries: the minute's first failure and the block;
+    // each key's first use from an address makes one.
+    let auditor = key(&app, &[Scope::AuditRead], Mode::Live, 600);
+    let (status, _, log) = app.admin_get("/admin/v1/audit?kind=auth", Some(&bearer(&auditor)));
+    assert_eq!(status, 200, "{log}");
+    let actions: Vec<&str> = log["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|entry| entry["action"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "key.used_from_new_address",
+            "key.used_from_new_address",
+            "auth.blocked",
+            "auth.failed"
+        ],
+        "{log}"
+    );
+    assert_eq!(log["entries"][0]["key"], auditor[..17]);
+    assert_eq!(log["entries"][3]["outcome"], "invalid_api_key");
+    assert_eq!(log["entries"][3]["source"], "127.0.0.1");
+    assert!(
+        !log.to_string().contains(&wrong[17..]),
+        "no presented key in the log"
+    );
 }
 
 #[test]

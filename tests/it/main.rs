@@ -11,6 +11,7 @@
 
 mod admin_api;
 mod app;
+mod audit;
 mod cli;
 #[cfg(feature = "fuzzing")]
 mod fuzz_replay;

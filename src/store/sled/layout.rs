@@ -9,6 +9,7 @@
 //! | `x` expires_at endpoint NUL id | empty (retention reads from the front) |
 //! | `l` received_at endpoint NUL id | the event type (the listing, read from the back) |
 //! | `r` endpoint NUL received_ms sequence | a refused delivery: meta length (u32 BE), meta JSON, the request as received |
+//! | `a` seq (u64 BE) | an audit entry's JSON, chained by hash to the one before |
 //! | `k` key id | an operator API key's [`crate::store::ApiKeyRecord`] JSON (its hash, never the key) |
 //! | `m` `state` | [`MetaState`] JSON: counts, last batch, last sequence number |
 //!
@@ -29,6 +30,7 @@ pub(super) const EXPIRY: u8 = b'x';
 pub(super) const LISTING: u8 = b'l';
 pub(super) const API_KEY: u8 = b'k';
 pub(super) const REFUSED: u8 = b'r';
+pub(super) const AUDIT: u8 = b'a';
 pub(super) const META_STATE: &[u8] = b"mstate";
 pub(super) const META_PROBE: &[u8] = b"mprobe";
 

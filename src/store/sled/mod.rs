@@ -48,7 +48,7 @@ use tokio::sync::oneshot;
 
 use self::layout::{
     decode_event, decode_event_meta, key, queue_due, queue_prefix, split_event_key, JobValue,
-    API_KEY, EVENT, JOB, LISTING,
+    API_KEY, AUDIT, EVENT, JOB, LISTING,
 };
 use self::writer::{Op, Writer};
 use super::{
@@ -162,6 +162,13 @@ fn sync_dir(path: &Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::unavailable(format!("cannot sync {}: {e}", path.display())))
 }
 
+/// The sequence number in an `a` key.
+fn audit_position(key: &[u8]) -> u64 {
+    key.get(1..9)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map_or(0, u64::from_be_bytes)
+}
+
 /// sled's errors in one line, without Rust debug text.
 fn describe_sled(error: &sled::Error) -> String {
     match error {
@@ -226,6 +233,9 @@ impl Shared {
 pub struct SledStore {
     shared: Arc<Shared>,
     refused: refused::Refused,
+    /// The audit log's last (sequence, hash), read on first append; held across the write
+    /// so entries chain in order.
+    audit_head: tokio::sync::Mutex<Option<(u64, String)>>,
     ops: std::sync::mpsc::Sender<Op>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     path: PathBuf,
@@ -284,6 +294,7 @@ impl SledStore {
         Ok(Self {
             shared,
             refused: refused::Refused::default(),
+            audit_head: tokio::sync::Mutex::new(None),
             ops,
             writer: Mutex::new(Some(thread)),
             path: path.to_path_buf(),
@@ -566,6 +577,48 @@ impl Store for SledStore {
 
     async fn purge_refused(&self, before_ms: u64) -> Result<usize, StoreError> {
         self.refused.purge(&self.tree().await?, before_ms)
+    }
+
+    async fn append_audit(
+        &self,
+        entry: crate::audit::NewAuditEntry,
+    ) -> Result<crate::audit::AuditEntry, StoreError> {
+        let mut head = self.audit_head.lock().await;
+        let (seq, hash) = match head.as_ref() {
+            Some(head) => head.clone(),
+            None => {
+                let tree = self.tree().await?;
+                match read(tree.scan_prefix([AUDIT]).next_back().transpose())? {
+                    Some((key, value)) => {
+                        let position = audit_position(&key);
+                        let hash = serde_json::from_slice::<crate::audit::AuditEntry>(&value)
+                            .map_or_else(|_| "unreadable".to_owned(), |last| last.hash);
+                        (position, hash)
+                    }
+                    None => (0, crate::audit::GENESIS.to_owned()),
+                }
+            }
+        };
+        let entry = crate::audit::AuditEntry::chain(entry, seq, &hash);
+        let value = serde_json::to_vec(&entry)
+            .map_err(|e| StoreError::unavailable(format!("cannot encode an audit entry: {e}")))?;
+        let key = key(AUDIT, &[&entry.seq.to_be_bytes()]);
+        self.send(|reply| Op::Put { key, value, reply }).await?;
+        *head = Some((entry.seq, entry.hash.clone()));
+        Ok(entry)
+    }
+
+    async fn audit_log(&self) -> Result<Vec<crate::audit::StoredEntry>, StoreError> {
+        let tree = self.tree().await?;
+        tree.scan_prefix([AUDIT])
+            .map(|entry| {
+                let (key, value) = read(entry)?;
+                Ok(crate::audit::StoredEntry {
+                    position: audit_position(&key),
+                    entry: serde_json::from_slice(&value).map_err(|e| e.to_string()),
+                })
+            })
+            .collect()
     }
 
     fn counts(&self) -> Counts {

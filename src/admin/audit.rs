@@ -1,0 +1,81 @@
+//! `GET /admin/v1/audit?since=&until=&key=&kind=&action=&outcome=`: the audit log, newest
+//! first, filtered. Scope `audit:read`.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::{AdminError, AdminErrorKind};
+use super::AdminState;
+use crate::api_key::Scope;
+use crate::audit::{ActionKind, AuditEntry};
+
+/// Entries an answer holds at most.
+const MAX_ENTRIES: usize = 1_000;
+
+/// What to return.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFilter {
+    /// At or after, Unix seconds.
+    pub since: Option<u64>,
+    /// Before, Unix seconds.
+    pub until: Option<u64>,
+    /// Only this key's actions.
+    pub key: Option<String>,
+    /// Only this kind.
+    pub kind: Option<ActionKind>,
+    /// Only actions starting with this (`key.`, `refused.reverify`).
+    pub action: Option<String>,
+    /// `ok`, or `failed` for everything else.
+    pub outcome: Option<String>,
+    /// At most this many (default and most: 1,000).
+    pub limit: Option<usize>,
+}
+
+impl AuditFilter {
+    /// Whether `entry` passes.
+    #[must_use]
+    pub fn admits(&self, entry: &AuditEntry) -> bool {
+        self.since.is_none_or(|since| entry.at >= since)
+            && self.until.is_none_or(|until| entry.at < until)
+            && self
+                .key
+                .as_ref()
+                .is_none_or(|key| entry.key.as_ref() == Some(key))
+            && self.kind.is_none_or(|kind| entry.kind == kind)
+            && self
+                .action
+                .as_ref()
+                .is_none_or(|action| entry.action.starts_with(action.as_str()))
+            && self.outcome.as_deref().is_none_or(|outcome| match outcome {
+                "ok" => entry.outcome == "ok" || entry.outcome.starts_with("ok:"),
+                _ => entry.outcome != "ok" && !entry.outcome.starts_with("ok:"),
+            })
+    }
+}
+
+/// `GET /admin/v1/audit`.
+pub async fn list(
+    request: HttpRequest,
+    state: web::Data<AdminState>,
+) -> Result<HttpResponse, AdminError> {
+    let caller = state.authorize(&request, Scope::AuditRead).await?;
+    let filter = web::Query::<AuditFilter>::from_query(request.query_string())
+        .map_err(|error| caller.fail(AdminErrorKind::BadRequest(format!("query: {error}"))))?
+        .into_inner();
+    let log = state
+        .store
+        .audit_log()
+        .await
+        .map_err(|_| caller.fail(AdminErrorKind::Storage))?;
+    let limit = filter.limit.unwrap_or(MAX_ENTRIES).clamp(1, MAX_ENTRIES);
+    let entries: Vec<&AuditEntry> = log
+        .iter()
+        .rev()
+        .filter_map(|stored| stored.entry.as_ref().ok())
+        .filter(|entry| filter.admits(entry))
+        .take(limit)
+        .collect();
+    Ok(caller.json(&json!({ "entries": entries })))
+}

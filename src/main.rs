@@ -27,9 +27,10 @@ fn main() -> ExitCode {
     // captures) is its user's alone; a configured mode is applied explicitly on top.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     quiet_sled_panics();
-    let cli = match Cli::try_parse() {
+    let args: Vec<String> = std::env::args().collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
-        Err(error) => match usage_error_line(&error) {
+        Err(error) => match usage_error_line(&error, &args) {
             Some(line) => {
                 eprintln!("perfhook: error: {line}");
                 return ExitCode::from(2);

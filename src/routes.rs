@@ -125,15 +125,8 @@ async fn accept(
         Ok(verified) => verified,
         Err(error) => {
             let error = ApiError::Verify(error);
-            keep_refused(
-                request,
-                endpoint,
-                state,
-                client.unwrap_or(peer),
-                &body,
-                &error,
-            )
-            .await;
+            let source = client.unwrap_or(peer);
+            keep_refused(request, endpoint, state, source, now_ms, &body, &error).await;
             return Err(error);
         }
     };
@@ -144,15 +137,8 @@ async fn accept(
                 event: event_mode,
                 endpoint: endpoint.mode,
             };
-            keep_refused(
-                request,
-                endpoint,
-                state,
-                client.unwrap_or(peer),
-                &body,
-                &error,
-            )
-            .await;
+            let source = client.unwrap_or(peer);
+            keep_refused(request, endpoint, state, source, now_ms, &body, &error).await;
             return Err(error);
         }
     }
@@ -190,44 +176,61 @@ async fn accept(
     Ok((recorded, id))
 }
 
-/// Headers never kept with a refused delivery: credentials a proxy may add, which
-/// verification does not need.
-const NOT_KEPT: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
+/// Headers kept with a refused delivery besides the endpoint's signature header: what any
+/// scheme verifies with, and what tells senders apart. Everything else (credentials a proxy
+/// may add, cookies) is left out; the body length is written anew.
+const KEPT_HEADERS: [&str; 7] = [
+    "host",
+    "content-type",
+    "user-agent",
+    "stripe-signature",
+    "x-hub-signature-256",
+    "x-slack-signature",
+    "x-slack-request-timestamp",
+];
+const KEPT_PREFIXES: [&str; 4] = ["x-perf-", "webhook-", "svix-", "x-github-"];
+
+fn kept_header(name: &str, endpoint: &Endpoint) -> bool {
+    name.eq_ignore_ascii_case(endpoint.verifier.signature_header())
+        || KEPT_HEADERS.contains(&name)
+        || KEPT_PREFIXES.iter().any(|prefix| name.starts_with(prefix))
+}
 
 /// Keeps a delivery refused for its signature, timestamp or mode, as the request file
-/// `verify-signature --request` reads, unless the endpoint says not to. Best effort: a
-/// failure is logged and the refusal answered as usual.
+/// `verify-signature --request` reads (the body as read, with its length; a chunked body is
+/// kept de-chunked), unless the endpoint says not to or a flood of refusals is under way.
+/// Best effort: a failure is logged and the refusal answered as usual.
 async fn keep_refused(
     request: &HttpRequest,
     endpoint: &Endpoint,
     state: &AppState,
     source: IpAddr,
+    received_at_ms: u64,
     body: &[u8],
     error: &ApiError,
 ) {
-    if !endpoint.keep_refused {
+    if !endpoint.keep_refused || state.refused_limiter.check().is_err() {
         return;
     }
     let target = request
         .uri()
         .path_and_query()
         .map_or_else(|| request.path().to_owned(), |p| p.as_str().to_owned());
-    let mut raw = format!("{} {target} {:?}\r\n", request.method(), request.version()).into_bytes();
+    let mut raw = format!("{} {target} HTTP/1.1\r\n", request.method()).into_bytes();
     for (name, value) in request.headers() {
-        if NOT_KEPT.contains(&name.as_str()) {
-            continue;
+        if kept_header(name.as_str(), endpoint) {
+            raw.extend_from_slice(name.as_str().as_bytes());
+            raw.extend_from_slice(b": ");
+            raw.extend_from_slice(value.as_bytes());
+            raw.extend_from_slice(b"\r\n");
         }
-        raw.extend_from_slice(name.as_str().as_bytes());
-        raw.extend_from_slice(b": ");
-        raw.extend_from_slice(value.as_bytes());
-        raw.extend_from_slice(b"\r\n");
     }
-    raw.extend_from_slice(b"\r\n");
+    raw.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
     raw.extend_from_slice(body);
     let refused = RefusedDelivery {
         id: String::new(),
         endpoint: endpoint.name.clone(),
-        received_at_ms: state.clock.now_ms(),
+        received_at_ms,
         source: source.to_string(),
         reason: error.code().to_owned(),
         message: error.to_string(),

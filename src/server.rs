@@ -109,6 +109,7 @@ impl Application {
                 config.body_limit_bytes,
             )),
             retention: config.retention,
+            refused_limiter: Arc::new(crate::state::refused_limiter()),
         });
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("cannot listen on {}", config.listen))?;

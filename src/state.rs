@@ -37,4 +37,18 @@ pub struct AppState {
     pub client_ip_header: ForwardingHeader,
     /// How long events are kept.
     pub retention: Duration,
+    /// How many refused deliveries are kept a second: a flood of bad signatures must not
+    /// turn into a flood of disk writes.
+    pub refused_limiter: Arc<RefusedLimiter>,
+}
+
+/// The limiter on keeping refused deliveries.
+pub type RefusedLimiter = governor::DefaultDirectRateLimiter;
+
+/// Refused deliveries kept a second, and in a burst.
+#[must_use]
+pub fn refused_limiter() -> RefusedLimiter {
+    let per_second = std::num::NonZeroU32::new(20).unwrap_or(std::num::NonZeroU32::MIN);
+    let burst = std::num::NonZeroU32::new(100).unwrap_or(std::num::NonZeroU32::MIN);
+    governor::RateLimiter::direct(governor::Quota::per_second(per_second).allow_burst(burst))
 }

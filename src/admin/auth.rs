@@ -78,9 +78,6 @@ impl AdminState {
         scope: Scope,
     ) -> Result<Caller, AdminError> {
         let source = source(request);
-        if let Some(after) = self.limits.source_blocked(source) {
-            return Err(AdminErrorKind::RateLimited(after).into());
-        }
         let key = match self.find_key(request).await {
             Ok(key) => key,
             // No key at all is not a guess; only failed attempts count against the source.
@@ -91,6 +88,13 @@ impl AdminState {
                 ) =>
             {
                 return Err(error)
+            }
+            // A source over its failure limit gets 429 for every further failure (a valid key
+            // still works: with 208 secret bits the limit is about noise, and one local
+            // process must not lock the operator out).
+            Err(_) if self.limits.source_blocked(source).is_some() => {
+                let after = self.limits.source_blocked(source).unwrap_or(1);
+                return Err(AdminErrorKind::RateLimited(after).into());
             }
             Err(error) => {
                 tracing::warn!(%source, outcome = error.code(), "admin API: authentication failed");

@@ -16,6 +16,9 @@ use governor::{Quota, RateLimiter};
 
 use crate::clock::Clock;
 
+/// Sources tracked before the expired ones are swept out.
+const MAX_TRACKED_SOURCES: usize = 10_000;
+
 /// Failed authentications one source may make a minute.
 pub const FAILED_AUTHENTICATIONS_PER_MINUTE: u32 = 10;
 
@@ -186,6 +189,10 @@ impl RateLimits {
     /// Counts a failed authentication from `source`; the seconds it is now refused for,
     /// when this one went over the limit.
     pub fn failed(&self, source: IpAddr) -> Option<u64> {
+        // Many sources (a public listener): forget the ones whose limit is whole again.
+        if self.failures.len() > MAX_TRACKED_SOURCES {
+            self.failures.retain_recent();
+        }
         let Err(not_until) = self.failures.check_key(&source) else {
             return None;
         };
@@ -193,10 +200,15 @@ impl RateLimits {
         let wait = not_until.wait_time_from(now);
         let until = now.saturating_add(wait).as_millis();
         let until = u64::try_from(until).unwrap_or(u64::MAX);
-        self.blocked
+        let mut blocked = self
+            .blocked
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(source, until);
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if blocked.len() > MAX_TRACKED_SOURCES {
+            let now = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
+            blocked.retain(|_, until| *until > now);
+        }
+        blocked.insert(source, until);
         Some(u64::try_from(wait.as_millis().div_ceil(1000).max(1)).unwrap_or(u64::MAX))
     }
 }

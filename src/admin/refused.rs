@@ -67,8 +67,15 @@ async fn visible(
         .map_err(|_| caller.fail(AdminErrorKind::Storage))?;
     Ok(found
         .into_iter()
-        .filter(|refused| caller.sees(state, &refused.endpoint))
+        .filter(|refused| may_see(state, caller, refused))
         .collect())
+}
+
+/// A test key sees a test endpoint's refusals, except live events refused there for their
+/// mode: those are live data.
+fn may_see(state: &AdminState, caller: &Caller, refused: &RefusedDelivery) -> bool {
+    caller.sees(state, &refused.endpoint)
+        && (caller.key.mode == Mode::Live || refused.reason != "mode_mismatch")
 }
 
 /// One refused delivery this caller may see.
@@ -84,7 +91,7 @@ async fn one(state: &AdminState, caller: &Caller, id: &str) -> Result<RefusedDel
         .await
         .map_err(|_| caller.fail(AdminErrorKind::Storage))?
         .ok_or_else(missing)?;
-    if caller.sees(state, &refused.endpoint) {
+    if may_see(state, caller, &refused) {
         Ok(refused)
     } else {
         Err(missing())
@@ -247,9 +254,17 @@ async fn reverify_one(
         ));
     };
     let endpoint = slot.current();
+    let arrived = refused.received_at_ms / 1000;
+    // Older than retention: a retry Perf made may have been stored and purged since, and
+    // accepting this one would notify a second time.
+    if state.clock.now().saturating_sub(arrived) >= state.retention.as_secs() {
+        return Err(refused_for(
+            "expired",
+            "it arrived longer ago than the retention period; send it again from Perf",
+        ));
+    }
     let captured = parse_captured_request(&refused.request)
         .map_err(|error| refused_for("unreadable", error))?;
-    let arrived = refused.received_at_ms / 1000;
     let verified = endpoint
         .verifier
         .verify(&captured.headers, captured.body, arrived)

@@ -40,9 +40,10 @@ pub(super) fn run(args: &InitArgs) -> anyhow::Result<ExitCode> {
     let secret_file = dir.join("perfhook.secret");
     let sample_file = dir.join("sample-alert.json");
     if !args.force {
+        // `symlink_metadata`: a dangling link counts as there, and is never written through.
         if let Some(existing) = [&config_file, &secret_file, &sample_file]
             .into_iter()
-            .find(|path| path.exists())
+            .find(|path| path.symlink_metadata().is_ok())
         {
             anyhow::bail!(
                 "{} exists; nothing was written (use --force to replace the files)",
@@ -57,9 +58,9 @@ pub(super) fn run(args: &InitArgs) -> anyhow::Result<ExitCode> {
     let mut secret = [0u8; SECRET_BYTES];
     getrandom::fill(&mut secret).context("the system's random source failed")?;
     let secret = zeroize::Zeroizing::new(format!("{}\n", hex::encode(secret)));
-    write_private(&secret_file, secret.as_bytes())?;
-    write_private(&config_file, config.as_bytes())?;
-    write_private(&sample_file, SAMPLE_ALERT)?;
+    write_private(&secret_file, secret.as_bytes(), args.force)?;
+    write_private(&config_file, config.as_bytes(), args.force)?;
+    write_private(&sample_file, SAMPLE_ALERT, args.force)?;
 
     let config_file = config_file.display();
     let mut out = std::io::stdout().lock();
@@ -88,22 +89,32 @@ fn toml_string(path: &Path) -> String {
     toml::Value::String(path.display().to_string()).to_string()
 }
 
-/// Writes `bytes` to a file only its owner can read, replacing what was there.
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let write = || -> std::io::Result<()> {
+/// Writes `bytes` to a new file only its owner can read. Never through a link: a new file is
+/// created exclusively (`O_EXCL` does not follow links); with `replace`, the bytes go to an
+/// exclusive temporary file beside it that is then renamed over the old name, so a link
+/// there is replaced, not followed.
+fn write_private(path: &Path, bytes: &[u8], replace: bool) -> anyhow::Result<()> {
+    let create = |at: &Path| -> std::io::Result<()> {
         let mut file = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(PRIVATE_FILE)
-            .open(path)?;
-        // `mode` applies only to a new file; a replaced one is tightened too.
-        std::fs::set_permissions(
-            path,
-            std::os::unix::fs::PermissionsExt::from_mode(PRIVATE_FILE),
-        )?;
+            .open(at)?;
         file.write_all(bytes)?;
         file.sync_all()
     };
-    write().with_context(|| format!("cannot write {}", path.display()))
+    if !replace {
+        return create(path).with_context(|| format!("cannot write {}", path.display()));
+    }
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = path.with_file_name(format!(".{name}.{:08x}.tmp", fastrand::u32(..)));
+    create(&temporary)
+        .and_then(|()| std::fs::rename(&temporary, path))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&temporary);
+        })
+        .with_context(|| format!("cannot write {}", path.display()))
 }

@@ -18,7 +18,7 @@ mod verify;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 pub use audit::AuditCommand;
 pub use config_check::ConfigCommand;
@@ -92,7 +92,7 @@ pub enum Command {
 /// A command-line mistake as one line: clap's own first line and tip, then where to look.
 /// `None` for `--help` and `--version`, which are answers, not errors.
 #[must_use]
-pub fn usage_error_line(error: &clap::Error) -> Option<String> {
+pub fn usage_error_line(error: &clap::Error, args: &[String]) -> Option<String> {
     use clap::error::ErrorKind;
     if matches!(
         error.kind(),
@@ -119,12 +119,34 @@ pub fn usage_error_line(error: &clap::Error) -> Option<String> {
             line.push_str(rest);
         }
     }
-    // `perfhook verify-signature --body <FILE> [OPTIONS]` -> `perfhook verify-signature`.
-    let command: Vec<&str> = usage
-        .unwrap_or("perfhook")
-        .split_whitespace()
-        .take_while(|word| !word.starts_with(['-', '<', '[']))
-        .collect();
+    // `perfhook verify-signature --body <FILE> [OPTIONS]` -> `perfhook verify-signature`; without
+    // a usage line (a bad value), the subcommand words as typed.
+    let command: Vec<&str> = match usage {
+        Some(usage) => usage
+            .split_whitespace()
+            .take_while(|word| !word.starts_with(['-', '<', '[']))
+            .collect(),
+        None => std::iter::once("perfhook")
+            .chain(
+                args.iter()
+                    .skip(1)
+                    .map(String::as_str)
+                    .take_while(|word| !word.starts_with('-'))
+                    .take(2)
+                    .filter(|word| {
+                        Cli::command()
+                            .get_subcommands()
+                            .flat_map(|sub| {
+                                std::iter::once(sub.get_name().to_owned()).chain(
+                                    sub.get_subcommands()
+                                        .map(|inner| inner.get_name().to_owned()),
+                                )
+                            })
+                            .any(|name| name == *word)
+                    }),
+            )
+            .collect(),
+    };
     line.push_str(&format!("; see `{} --help`", command.join(" ")));
     Some(line)
 }

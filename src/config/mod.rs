@@ -437,6 +437,21 @@ impl Settings {
             .map_err(|error| shape_error(&error, Some(file)))
     }
 
+    /// The operator API's address, when served; a non-loopback one needs HTTPS, since every
+    /// request carries an API key.
+    fn admin_address(&self, tls: bool) -> Result<Option<SocketAddr>, ConfigError> {
+        if !self.admin.enabled {
+            return Ok(None);
+        }
+        if !self.admin.listen.ip().is_loopback() && !tls {
+            return Err(invalid(
+                "admin.listen",
+                "a non-loopback address needs [server.tls]: API keys would cross the network in clear (keep it on 127.0.0.1, or set [server.tls])",
+            ));
+        }
+        Ok(Some(self.admin.listen))
+    }
+
     /// Checks every value and reads every secret: the typed configuration, or the first
     /// problem by key. The server never starts half-configured.
     ///
@@ -530,6 +545,7 @@ impl Settings {
                 hsts: settings.hsts_value(),
             }),
         };
+        let admin = self.admin_address(tls.is_some())?;
         Ok(AppConfig {
             listen: self.server.listen,
             tls,
@@ -559,7 +575,7 @@ impl Settings {
             outbox: self.outbox.clone(),
             endpoints,
             notifiers,
-            admin: self.admin.enabled.then_some(self.admin.listen),
+            admin,
         })
     }
 

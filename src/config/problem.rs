@@ -81,9 +81,7 @@ pub fn describe(kind: &Kind) -> String {
                 type_of(actual)
             )
         }
-        Kind::InvalidValue(actual, expected) => {
-            format!("must be {expected}; this {} is not", type_of(actual))
-        }
+        Kind::InvalidValue(_, expected) => format!("must be {}", in_toml_words(expected)),
         Kind::InvalidLength(length, expected) => {
             format!("must be {expected}, not {length} items")
         }
@@ -139,10 +137,18 @@ fn unknown_key(found: &str, expected: &[&str]) -> String {
 
 /// serde's names for the shapes it wanted, in the words of TOML.
 fn in_toml_words(expected: &str) -> String {
-    expected
-        .replace("a sequence", "an array")
-        .replace("a map", "a table")
-        .replace("struct ", "table ")
+    match expected {
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => {
+            format!("a whole number from 0 (it must fit a {expected})")
+        }
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => {
+            format!("a whole number (it must fit an {expected})")
+        }
+        _ => expected
+            .replace("a sequence", "an array")
+            .replace("a map", "a table")
+            .replace("struct ", "table "),
+    }
 }
 
 fn type_of(actual: &Actual) -> &'static str {

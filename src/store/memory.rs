@@ -461,7 +461,7 @@ impl Store for MemoryStore {
             .filter(|r| endpoint.is_none_or(|e| r.endpoint == e))
             .cloned()
             .collect();
-        found.sort_by(|a, b| (b.received_at_ms, &b.id).cmp(&(a.received_at_ms, &a.id)));
+        found.sort_by_key(|r| std::cmp::Reverse(super::refused_order(r)));
         found.truncate(limit);
         Ok(found)
     }

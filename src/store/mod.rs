@@ -230,12 +230,21 @@ pub fn refused_id(endpoint: &str, received_at_ms: u64, sequence: u64) -> String 
     format!("{endpoint}.{received_at_ms}.{sequence}")
 }
 
-/// The parts of a refused delivery's id, or `None` for a string that is not one.
+/// The parts of a refused delivery's id, or `None` for a string that is not one (only the
+/// canonical spelling is: no sign, no leading zeros).
 #[must_use]
 pub fn parse_refused_id(id: &str) -> Option<(&str, u64, u64)> {
     let (endpoint, rest) = id.split_once('.')?;
     let (ms, sequence) = rest.split_once('.')?;
-    Some((endpoint, ms.parse().ok()?, sequence.parse().ok()?))
+    let parts = (endpoint, ms.parse().ok()?, sequence.parse().ok()?);
+    (refused_id(parts.0, parts.1, parts.2) == id).then_some(parts)
+}
+
+/// Where a refused delivery sorts: by arrival, then endpoint, then sequence, as numbers.
+#[must_use]
+pub fn refused_order(refused: &RefusedDelivery) -> (u64, String, u64) {
+    let sequence = parse_refused_id(&refused.id).map_or(0, |(_, _, sequence)| sequence);
+    (refused.received_at_ms, refused.endpoint.clone(), sequence)
 }
 
 /// An event with the state of each of its notifications.

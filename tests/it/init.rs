@@ -100,3 +100,40 @@ fn init_writes_a_config_that_runs_and_a_private_secret_that_send_signs_with() {
     assert_eq!(forced.code, 0, "{}", forced.stderr);
     assert_ne!(std::fs::read_to_string(&secret_file).expect("new"), secret);
 }
+
+#[test]
+fn init_never_writes_through_a_link() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = dir.path().join("quick");
+    std::fs::create_dir(&target).expect("mkdir");
+    let elsewhere = dir.path().join("elsewhere.txt");
+    std::os::unix::fs::symlink(&elsewhere, target.join("perfhook.secret")).expect("link");
+    let target_arg = target.to_str().expect("path");
+
+    let refused = perfhook(&["init", target_arg], &[], b"");
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("perfhook.secret exists"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !elsewhere.exists(),
+        "nothing written through the dangling link"
+    );
+
+    std::fs::write(&elsewhere, "not yours").expect("write");
+    let forced = perfhook(&["init", "--force", target_arg], &[], b"");
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&elsewhere).expect("read"),
+        "not yours"
+    );
+    let secret = target.join("perfhook.secret");
+    let meta = std::fs::symlink_metadata(&secret).expect("meta");
+    assert!(
+        meta.file_type().is_file(),
+        "the link was replaced by a file"
+    );
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+}

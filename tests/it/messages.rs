@@ -69,6 +69,16 @@ fn config_and_usage_mistakes_are_one_line_naming_the_fix() {
         "wrong_type.toml",
         "[[endpoints]]\nname = \"a\"\npath = \"/a\"\nsecrets = \"whsec_notshown\"\n",
     );
+    let pasted = write(
+        dir.path(),
+        "pasted.toml",
+        "[storage]\nretention_days = -1\n",
+    );
+    let open_admin = write(
+        dir.path(),
+        "open_admin.toml",
+        "[admin]\nlisten = \"0.0.0.0:8081\"\n",
+    );
     let folder = dir.path().to_str().expect("path").to_owned();
     let missing = dir.path().join("absent.toml");
     let missing = missing.to_str().expect("path").to_owned();
@@ -130,6 +140,24 @@ fn config_and_usage_mistakes_are_one_line_naming_the_fix() {
             says: &["unexpected argument '--bogus' found; see `perfhook serve --help`"],
         },
         Case {
+            what: "a negative number of days",
+            args: args(&["config", "check", "--config", &pasted]),
+            env: vec![],
+            says: &["storage.retention_days: must be a whole number from 0"],
+        },
+        Case {
+            what: "an operator API open to the network without TLS",
+            args: args(&["config", "check", "--config", &open_admin]),
+            env: vec![("PERFHOOK_SECRET", "0123456789abcdef0123")],
+            says: &["admin.listen: a non-loopback address needs [server.tls]"],
+        },
+        Case {
+            what: "a bad flag value names the subcommand's help",
+            args: args(&["serve", "--log-format", "text"]),
+            env: vec![],
+            says: &["invalid value 'text' for '--log-format", "see `perfhook serve --help`"],
+        },
+        Case {
             what: "a short secret",
             args: args(&["serve", "--data-dir", &folder]),
             env: vec![("PERFHOOK_SECRET", "abc")],
@@ -146,6 +174,20 @@ fn config_and_usage_mistakes_are_one_line_naming_the_fix() {
             .collect::<Vec<_>>(),
         &[],
         b"",
+    );
+    assert!(!shown.stderr.contains("notshown"), "{}", shown.stderr);
+    let scheme = write(
+        dir.path(),
+        "scheme.toml",
+        "[[endpoints]]\nname = \"a\"\npath = \"/a\"\nscheme = \"sk_live_notshown\"\nsecrets = []\n",
+    );
+    let shown = perfhook(&["config", "check", "--config", &scheme], &[], b"");
+    assert!(
+        shown
+            .stderr
+            .contains("endpoints[0].scheme: unknown scheme (expected perf"),
+        "{}",
+        shown.stderr
     );
     assert!(!shown.stderr.contains("notshown"), "{}", shown.stderr);
 }

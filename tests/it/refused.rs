@@ -63,6 +63,22 @@ fn a_refused_delivery_is_listed_exported_proven_and_accepted_once_after_the_fix(
         (401, Some("invalid_signature"))
     );
     assert!(!server.stderr().contains(NEXT_SECRET));
+    // The same sender, chunked: kept de-chunked, so it can be exported and re-verified too.
+    let chunked_body = alert("evt_chunked");
+    let (name, value) = signature_with(NEXT_SECRET, &chunked_body, now());
+    let mut request = format!(
+        "POST /webhooks/perf HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         {name}: {value}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n",
+        chunked_body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&chunked_body);
+    request.extend_from_slice(b"\r\n0\r\n\r\n");
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    std::io::Write::write_all(&mut stream, &request).expect("send");
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
 
     let admin = server.admin_base();
     let cli = |args: &[&str], key: &str| {
@@ -73,7 +89,12 @@ fn a_refused_delivery_is_listed_exported_proven_and_accepted_once_after_the_fix(
     let listed = cli(&["refused", "list", "--json"], &key);
     assert_eq!(listed.code, 0, "{}", listed.stderr);
     let listed: serde_json::Value = serde_json::from_str(&listed.stdout).expect("json");
-    let refused = &listed["refused"][0];
+    assert_eq!(
+        listed["refused"].as_array().map(Vec::len),
+        Some(2),
+        "{listed}"
+    );
+    let refused = &listed["refused"][1];
     assert_eq!(refused["reason"], "invalid_signature");
     assert_eq!(refused["endpoint"], "perf");
     assert_eq!(refused["source"], "127.0.0.1");
@@ -82,7 +103,7 @@ fn a_refused_delivery_is_listed_exported_proven_and_accepted_once_after_the_fix(
     assert!(table
         .stdout
         .lines()
-        .nth(1)
+        .nth(2)
         .is_some_and(|line| line.starts_with(&id)));
 
     let shown = cli(&["refused", "show", &id], &key);
@@ -122,6 +143,12 @@ fn a_refused_delivery_is_listed_exported_proven_and_accepted_once_after_the_fix(
     assert!(before_fix
         .stdout
         .starts_with(&format!("still refused: {id} (invalid_signature")));
+    assert_eq!(
+        before_fix.stdout.lines().count(),
+        2,
+        "{}",
+        before_fix.stdout
+    );
 
     // The sender's new secret, added as a second one; SIGHUP applies it.
     let secret_file = dir.path().join("next.secret");
@@ -145,11 +172,12 @@ fn a_refused_delivery_is_listed_exported_proven_and_accepted_once_after_the_fix(
 
     let after_fix = cli(&["refused", "reverify"], &key);
     assert_eq!(after_fix.code, 0, "{}", after_fix.stderr);
-    assert_eq!(
-        after_fix.stdout.trim(),
-        format!("accepted: {id} (event evt_moved)")
-    );
-    assert!(wait_until(WAIT, || server.alert_lines("evt_moved") == 1));
+    let lines: Vec<&str> = after_fix.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", after_fix.stdout);
+    assert_eq!(lines[0], format!("accepted: {id} (event evt_moved)"));
+    assert!(lines[1].ends_with("(event evt_chunked)"), "{}", lines[1]);
+    assert!(wait_until(WAIT, || server.alert_lines("evt_moved") == 1
+        && server.alert_lines("evt_chunked") == 1));
     let again = cli(&["refused", "reverify"], &key);
     assert_eq!(again.stdout.trim(), "", "nothing left to re-verify");
     let emptied = cli(&["refused", "list", "--json"], &key);

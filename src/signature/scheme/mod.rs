@@ -207,7 +207,8 @@ impl fmt::Display for Scheme {
 
 /// The error for an unknown scheme name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown scheme {0:?} (expected perf, stripe, standard, github or slack)")]
+// The name is not quoted: in a config file it could be a secret pasted into the wrong key.
+#[error("unknown scheme (expected perf, stripe, standard, github or slack)")]
 pub struct UnknownScheme(pub String);
 
 impl FromStr for Scheme {

@@ -12,11 +12,26 @@ use super::read;
 use crate::store::{parse_refused_id, refused_id, RefusedBounds, RefusedDelivery, StoreError};
 
 /// Per-endpoint counts and the sequence numbers of new entries.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Refused {
     /// Endpoint → (entries, request bytes), filled from the tree on first use.
     totals: Mutex<HashMap<String, (usize, u64)>>,
+    /// Seeded from the clock's nanoseconds, so ids stay unique across restarts.
     sequence: AtomicU64,
+}
+
+impl Default for Refused {
+    fn default() -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| {
+                u64::try_from(elapsed.as_nanos() % u128::from(u64::MAX / 2)).unwrap_or(0)
+            });
+        Self {
+            totals: Mutex::new(HashMap::new()),
+            sequence: AtomicU64::new(seed),
+        }
+    }
 }
 
 fn prefix(endpoint: &str) -> Vec<u8> {
@@ -77,41 +92,43 @@ impl Refused {
         refused.id = refused_id(&refused.endpoint, refused.received_at_ms, sequence);
         let bytes = refused.request.len() as u64;
         let endpoint = refused.endpoint.clone();
-        read(tree.insert(
-            entry_key(&endpoint, refused.received_at_ms, sequence),
-            encode(&refused)?,
-        ))?;
+        // Counting, inserting and trimming under one lock, so the totals match the tree.
         let mut totals = self
             .totals
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let total = match totals.get_mut(&endpoint) {
-            Some(total) => {
-                total.0 += 1;
-                total.1 += bytes;
-                total
+        if !totals.contains_key(&endpoint) {
+            // First use since the store opened: count what is there.
+            let mut counted = (0, 0);
+            for entry in tree.scan_prefix(prefix(&endpoint)) {
+                let (_, value) = read(entry)?;
+                counted.0 += 1;
+                counted.1 += decode(&value).map_or(0, |r| r.request.len() as u64);
             }
-            None => {
-                // First use since the store opened: count what is there (this one included).
-                let mut counted = (0, 0);
-                for entry in tree.scan_prefix(prefix(&endpoint)) {
-                    let (_, value) = read(entry)?;
-                    counted.0 += 1;
-                    counted.1 += decode(&value).map_or(0, |r| r.request.len() as u64);
-                }
-                totals.entry(endpoint.clone()).or_insert(counted)
-            }
+            totals.insert(endpoint.clone(), counted);
+        }
+        let previous = read(tree.insert(
+            entry_key(&endpoint, refused.received_at_ms, sequence),
+            encode(&refused)?,
+        ))?;
+        let Some(total) = totals.get_mut(&endpoint) else {
+            return Ok(refused.id);
         };
+        if previous.is_none() {
+            total.0 += 1;
+            total.1 += bytes;
+        }
         while total.0 > bounds.max_count || (total.1 > bounds.max_bytes && total.0 > 1) {
             let Some(oldest) = tree.scan_prefix(prefix(&endpoint)).next() else {
                 break;
             };
-            let (oldest_key, value) = read(oldest)?;
-            read(tree.remove(&oldest_key))?;
-            total.0 = total.0.saturating_sub(1);
-            total.1 = total
-                .1
-                .saturating_sub(decode(&value).map_or(0, |r| r.request.len() as u64));
+            let (oldest_key, _) = read(oldest)?;
+            if let Some(value) = read(tree.remove(&oldest_key))? {
+                total.0 = total.0.saturating_sub(1);
+                total.1 = total
+                    .1
+                    .saturating_sub(decode(&value).map_or(0, |r| r.request.len() as u64));
+            }
         }
         Ok(refused.id)
     }
@@ -155,12 +172,12 @@ impl Refused {
         let Some((endpoint, ms, sequence)) = parse_refused_id(id) else {
             return Ok(false);
         };
+        let mut totals = self
+            .totals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let removed = read(tree.remove(entry_key(endpoint, ms, sequence)))?;
         if let Some(value) = &removed {
-            let mut totals = self
-                .totals
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(total) = totals.get_mut(endpoint) {
                 total.0 = total.0.saturating_sub(1);
                 total.1 = total
@@ -173,6 +190,10 @@ impl Refused {
 
     /// Removes every one that arrived before `before_ms`.
     pub(super) fn purge(&self, tree: &sled::Tree, before_ms: u64) -> Result<usize, StoreError> {
+        let mut totals = self
+            .totals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut old = Vec::new();
         for entry in tree.scan_prefix([REFUSED]) {
             let (entry_key, value) = read(entry)?;
@@ -185,10 +206,7 @@ impl Refused {
         }
         if !old.is_empty() {
             // Recounted from the tree on next use.
-            self.totals
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clear();
+            totals.clear();
         }
         Ok(old.len())
     }

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """End-to-end load: perfhook against the peer receivers, same signed load, same machine, same run.
 
-Drives the harness in ../shared/bench/peers (copied to target/bench-peers so the shared folder
-stays untouched): wrk pinned to cpu0 signs every request afresh with a unique id; the receiver
+Drives the peer harness (not part of this repository: pass its parent with --shared DIR; it is
+read from DIR/bench/peers and copied to target/bench-peers so the original stays untouched): wrk pinned to cpu0 signs every request afresh with a unique id; the receiver
 under test is pinned to cpu1. For perfhook it also proves that every 2xx was a durable record:
 after each concurrency the receiver is stopped and `perfhook store stats` must count exactly
 the events the receiver reported accepted, and at least the 2xx answers wrk saw.

@@ -25,6 +25,8 @@ use crate::state::AppState;
 use crate::store::sled::SledStore;
 use crate::store::Store;
 use crate::tls::CertificateSlot;
+use utoipa::OpenApi as _;
+use utoipa_actix_web::AppExt as _;
 
 /// How often retention runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
@@ -305,10 +307,15 @@ fn admin_server(
         let headers = hsts.as_ref().map_or_else(DefaultHeaders::new, |value| {
             DefaultHeaders::new().add(("Strict-Transport-Security", value.as_str()))
         });
-        App::new()
-            .wrap(Condition::new(hsts.is_some(), headers))
+        let (app, document) = App::new()
+            .into_utoipa_app()
+            .openapi(admin::ApiDoc::openapi())
+            .configure(admin::configure)
+            .split_for_parts();
+        let document = admin::OpenApiJson(document.to_json().unwrap_or_default());
+        app.wrap(Condition::new(hsts.is_some(), headers))
             .app_data(state.clone())
-            .configure(admin::routes)
+            .app_data(web::Data::new(document))
             .default_service(web::to(admin::not_found))
     })
     .workers(1)

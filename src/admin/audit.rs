@@ -1,11 +1,11 @@
 //! `GET /admin/v1/audit?since=&until=&key=&kind=&action=&outcome=`: the audit log, newest
 //! first, filtered. Scope `audit:read`.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::error::{AdminError, AdminErrorKind};
+use super::error::{AdminError, AdminErrorKind, ErrorBody};
 use super::AdminState;
 use crate::api_key::Scope;
 use crate::audit::{ActionKind, AuditEntry};
@@ -56,6 +56,27 @@ impl AuditFilter {
 }
 
 /// `GET /admin/v1/audit`.
+#[utoipa::path(
+    tag = "audit",
+    params(
+        ("since" = Option<u64>, Query, description = "at or after, Unix seconds"),
+        ("until" = Option<u64>, Query, description = "before, Unix seconds"),
+        ("key" = Option<String>, Query, description = "only this key's actions"),
+        ("kind" = Option<String>, Query, description = "create, read, update, delete or auth"),
+        ("action" = Option<String>, Query, description = "actions starting with this"),
+        ("outcome" = Option<String>, Query, description = "ok, or failed for the rest"),
+        ("limit" = Option<usize>, Query, description = "at most this many (1,000)"),
+    ),
+    responses(
+        (status = 200, description = "entries newest first, each with seq, at, key, source, action, kind, target, outcome, prev and hash"),
+        (status = 400, description = "a malformed query", body = ErrorBody),
+        (status = 401, description = "no key, or one that is malformed, unknown, revoked or expired", body = ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = ErrorBody),
+        (status = 429, description = "over the key's limit (Retry-After)", body = ErrorBody),
+    ),
+    security(("api_key" = ["audit:read"]))
+)]
+#[get("/audit")]
 pub async fn list(
     request: HttpRequest,
     state: web::Data<AdminState>,

@@ -9,6 +9,27 @@ use serde_json::json;
 use super::limits::RateState;
 use crate::api_key::Scope;
 
+/// Every failure's body, as the OpenAPI document describes it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The failure.
+    pub error: ErrorDetail,
+}
+
+/// One failure: a stable type, a sentence, and for a 429 the seconds to wait.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// `authentication_required`, `invalid_api_key`, `insufficient_scope`,
+    /// `rate_limit_exceeded`, `not_found`, `bad_request` or `storage_unavailable`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// What happened, for a person.
+    pub message: String,
+    /// Seconds until a retry is let through (429 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
 /// What went wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdminErrorKind {

@@ -2,11 +2,11 @@
 //! `GET /admin/v1/events/{endpoint}/{id}` (one event, its body verbatim, and each
 //! notifier's delivery state). Scope `events:read`.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::error::{AdminError, AdminErrorKind};
+use super::error::{AdminError, AdminErrorKind, ErrorBody};
 use super::AdminState;
 use crate::api_key::Scope;
 use crate::notify::rfc3339;
@@ -30,6 +30,26 @@ struct ListParams {
 }
 
 /// `GET /admin/v1/events?endpoint=&type=&since=&until=&cursor=&limit=`.
+#[utoipa::path(
+    tag = "events",
+    params(
+        ("endpoint" = Option<String>, Query, description = "only this endpoint"),
+        ("type" = Option<String>, Query, description = "only this event type"),
+        ("since" = Option<u64>, Query, description = "received at or after, Unix seconds"),
+        ("until" = Option<u64>, Query, description = "received before, Unix seconds"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        ("limit" = Option<usize>, Query, description = "1 to 500, default 50"),
+    ),
+    responses(
+        (status = 200, description = "events newest first: {events:[{endpoint,id,type,livemode,received_at}], next_cursor}"),
+        (status = 400, description = "a malformed query", body = ErrorBody),
+        (status = 401, description = "no key, or one that is malformed, unknown, revoked or expired", body = ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = ErrorBody),
+        (status = 429, description = "over the key's limit (Retry-After)", body = ErrorBody),
+    ),
+    security(("api_key" = ["events:read"]))
+)]
+#[get("/events")]
 pub async fn list(
     request: HttpRequest,
     state: web::Data<AdminState>,
@@ -79,6 +99,22 @@ pub async fn list(
 }
 
 /// `GET /admin/v1/events/{endpoint}/{id}`.
+#[utoipa::path(
+    tag = "events",
+    params(
+        ("endpoint" = String, Path, description = "the endpoint's name"),
+        ("id" = String, Path, description = "the event id"),
+    ),
+    responses(
+        (status = 200, description = "the event: body verbatim, received_at, expires_at, notifications per notifier"),
+        (status = 404, description = "no such event for this key", body = ErrorBody),
+        (status = 401, description = "no key, or one that is malformed, unknown, revoked or expired", body = ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = ErrorBody),
+        (status = 429, description = "over the key's limit (Retry-After)", body = ErrorBody),
+    ),
+    security(("api_key" = ["events:read"]))
+)]
+#[get("/events/{endpoint}/{id}")]
 pub async fn show(
     request: HttpRequest,
     state: web::Data<AdminState>,

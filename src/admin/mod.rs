@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::web;
+use actix_web::{get, web};
 
 pub use audit::AuditFilter;
 pub use auth::Caller;
@@ -44,23 +44,67 @@ pub struct AdminState {
     pub retention: Duration,
 }
 
-/// The routes under `/admin/v1/`.
-pub fn routes(config: &mut web::ServiceConfig) {
+/// The routes under `/admin/v1/`. Each handler carries its own OpenAPI description, so the
+/// document served at `/admin/v1/openapi.json` lists exactly the routes registered here.
+pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     config.service(
-        web::scope("/admin/v1")
-            .route("/events", web::get().to(events::list))
-            .route("/events/{endpoint}/{id}", web::get().to(events::show))
-            .route("/keys", web::get().to(keys::list))
-            .route("/audit", web::get().to(audit::list))
-            .route("/refused", web::get().to(refused::list))
-            .route("/refused/reverify", web::post().to(refused::reverify))
-            .route("/refused/{id}", web::get().to(refused::show))
-            .route(
-                "/refused/{id}/request",
-                web::get().to(refused::request_file),
-            )
+        utoipa_actix_web::scope("/admin/v1")
+            .service(events::list)
+            .service(events::show)
+            .service(keys::list)
+            .service(audit::list)
+            .service(refused::list)
+            .service(refused::reverify)
+            .service(refused::show)
+            .service(refused::request_file)
+            .service(openapi_json)
             .default_service(web::to(error::not_found)),
     );
+}
+
+/// The document's fixed parts; the paths come from [`configure`].
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "perfhook operator API",
+        description = "Events, refused deliveries, API keys and the audit log of a perfhook receiver. Every route but this document needs `Authorization: Bearer <key>` with the scope it names; every answer to a known key carries X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset."
+    ),
+    modifiers(&BearerKeys),
+    components(schemas(error::ErrorBody, error::ErrorDetail))
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+/// The `api_key` security scheme: a bearer key.
+struct BearerKeys;
+
+impl utoipa::Modify for BearerKeys {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("phk_live_… or phk_test_…")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI document, rendered once when the listener starts.
+#[derive(Debug, Clone)]
+pub struct OpenApiJson(pub String);
+
+/// `GET /admin/v1/openapi.json`: the document (no key needed: it holds no data).
+#[utoipa::path(tag = "meta", responses((status = 200, description = "this document")))]
+#[get("/openapi.json")]
+pub async fn openapi_json(document: web::Data<OpenApiJson>) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document.0.clone())
 }
 
 /// Any other path on the admin listener.

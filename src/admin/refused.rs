@@ -3,12 +3,12 @@
 //! (`refused:write`): those that now verify go through the normal pipeline (dedupe applies)
 //! and leave the list; the rest are reported with their reason.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::Caller;
-use super::error::{AdminError, AdminErrorKind};
+use super::error::{AdminError, AdminErrorKind, ErrorBody};
 use super::AdminState;
 use crate::api_key::Scope;
 use crate::audit::ActionKind;
@@ -99,6 +99,22 @@ async fn one(state: &AdminState, caller: &Caller, id: &str) -> Result<RefusedDel
 }
 
 /// `GET /admin/v1/refused?endpoint=&limit=`.
+#[utoipa::path(
+    tag = "refused",
+    params(
+        ("endpoint" = Option<String>, Query, description = "only this endpoint"),
+        ("limit" = Option<usize>, Query, description = "at most this many (default 50)"),
+    ),
+    responses(
+        (status = 200, description = "refused deliveries newest first: {refused:[{id,endpoint,received_at,source,reason,message,bytes}]}"),
+        (status = 400, description = "a malformed query", body = ErrorBody),
+        (status = 401, description = "no key, or one that is malformed, unknown, revoked or expired", body = ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = ErrorBody),
+        (status = 429, description = "over the key's limit (Retry-After)", body = ErrorBody),
+    ),
+    security(("api_key" = ["refused:read"]))
+)]
+#[get("/refused")]
 pub async fn list(
     request: HttpRequest,
     state: web::Data<AdminState>,
@@ -113,6 +129,19 @@ pub async fn list(
 
 /// `GET /admin/v1/refused/{id}`: the summary, the headers and the body (as text, with
 /// bytes that are not UTF-8 replaced; the request file has them exactly).
+#[utoipa::path(
+    tag = "refused",
+    params(("id" = String, Path, description = "the refused delivery's id")),
+    responses(
+        (status = 200, description = "the summary with request_line, headers and body"),
+        (status = 404, description = "no such refused delivery for this key", body = ErrorBody),
+        (status = 401, description = "no key, or one that is malformed, unknown, revoked or expired", body = ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = ErrorBody),
+        (status = 429, description = "over the key's limit (Retry-After)", body = ErrorBody),
+    ),
+    security(("api_key" = ["refused:read"]))
+)]
+#[get("/refused/{id}")]
 pub async fn show(
     request: HttpRequest,
     state: web::Data<AdminState>,
@@ -141,6 +170,19 @@ pub async fn show(
 }
 
 /// `GET /admin/v1/refused/{id}/request`: the request exactly as received.
+#[utoipa::path(
+    tag = "refused",
+    params(("id" = String, Path, description = "the refused delivery's id")),
+    responses(
+        (status = 200, description = "the request as received (message/http), for verify-signature --request", content_type = "message/http"),
+        (status = 404, description = "no such refused delivery for this key", body = ErrorBody),
+        (status = 401, description = "no key, or one that is malformed, unknown, revoked or expired", body = ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = ErrorBody),
+        (status = 429, description = "over the key's limit (Retry-After)", body = ErrorBody),
+    ),
+    security(("api_key" = ["refused:read"]))
+)]
+#[get("/refused/{id}/request")]
 pub async fn request_file(
     request: HttpRequest,
     state: web::Data<AdminState>,
@@ -170,6 +212,19 @@ pub async fn request_file(
 
 /// `POST /admin/v1/refused/reverify?endpoint=`: every refused delivery the caller may see,
 /// verified again with the endpoint's current secrets and scheme at the time it arrived.
+#[utoipa::path(
+    tag = "refused",
+    params(("endpoint" = Option<String>, Query, description = "only this endpoint")),
+    responses(
+        (status = 200, description = "{accepted:[{id,event}], duplicate:[{id,event}], still_refused:[{id,reason,message}]}"),
+        (status = 400, description = "a malformed query", body = ErrorBody),
+        (status = 401, description = "no key, or one that is malformed, unknown, revoked or expired", body = ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = ErrorBody),
+        (status = 429, description = "over the key's limit (Retry-After)", body = ErrorBody),
+    ),
+    security(("api_key" = ["refused:write"]))
+)]
+#[post("/refused/reverify")]
 pub async fn reverify(
     request: HttpRequest,
     state: web::Data<AdminState>,

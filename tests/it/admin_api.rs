@@ -327,3 +327,63 @@ fn a_test_key_sees_only_test_mode_endpoints() {
     );
     assert_eq!(status, 200);
 }
+
+#[test]
+fn the_openapi_document_lists_exactly_the_routes_that_answer() {
+    let app = spawn_app("", "");
+    let (status, _, document) = app.admin_get("/admin/v1/openapi.json", None);
+    assert_eq!(status, 200, "the document needs no key");
+    assert_eq!(document["openapi"].as_str().map(|v| &v[..2]), Some("3."));
+    let paths = document["paths"].as_object().expect("paths");
+    let mut operations: Vec<(String, String)> = paths
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .expect("path item")
+                .keys()
+                .map(move |method| (method.to_uppercase(), path.clone()))
+        })
+        .collect();
+    operations.sort();
+    let expected = [
+        ("GET", "/admin/v1/audit"),
+        ("GET", "/admin/v1/events"),
+        ("GET", "/admin/v1/events/{endpoint}/{id}"),
+        ("GET", "/admin/v1/keys"),
+        ("GET", "/admin/v1/openapi.json"),
+        ("GET", "/admin/v1/refused"),
+        ("GET", "/admin/v1/refused/{id}"),
+        ("GET", "/admin/v1/refused/{id}/request"),
+        ("POST", "/admin/v1/refused/reverify"),
+    ];
+    assert_eq!(
+        operations,
+        expected.map(|(m, p)| (m.to_owned(), p.to_owned())),
+        "the document lists the routes"
+    );
+    // Every documented route answers (401 without a key, not 404) and names its scope.
+    for (method, path) in &operations {
+        if path.ends_with("openapi.json") {
+            continue;
+        }
+        let concrete = path.replace("{endpoint}", "perf").replace("{id}", "x");
+        let (status, _, body) = app.admin_call(method, &concrete, None);
+        assert_eq!(
+            (status, body["error"]["type"].as_str()),
+            (401, Some("authentication_required")),
+            "{method} {path}"
+        );
+        let operation = &paths[path.as_str()][method.to_lowercase().as_str()];
+        let scopes = &operation["security"][0]["api_key"];
+        assert!(
+            scopes.as_array().is_some_and(|s| s.len() == 1),
+            "{method} {path} names its scope: {operation}"
+        );
+    }
+    assert_eq!(
+        document["components"]["securitySchemes"]["api_key"]["scheme"],
+        "bearer"
+    );
+    let (status, _, _) = app.admin_get("/admin/v1/nothing", None);
+    assert_eq!(status, 404);
+}

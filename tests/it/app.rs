@@ -212,11 +212,31 @@ impl TestApp {
         path: &str,
         authorization: Option<&str>,
     ) -> (u16, Vec<(String, String)>, serde_json::Value) {
-        let mut request = self.agent.get(&format!("http://{}{path}", self.admin));
-        if let Some(value) = authorization {
-            request = request.header("Authorization", value);
-        }
-        let mut response = request.call().expect("GET");
+        self.admin_call("GET", path, authorization)
+    }
+
+    /// [`TestApp::admin_get`] with any method (a POST sends no body).
+    pub fn admin_call(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
+    ) -> (u16, Vec<(String, String)>, serde_json::Value) {
+        let url = format!("http://{}{path}", self.admin);
+        let response = if method == "POST" {
+            let mut request = self.agent.post(&url);
+            if let Some(value) = authorization {
+                request = request.header("Authorization", value);
+            }
+            request.send_empty()
+        } else {
+            let mut request = self.agent.get(&url);
+            if let Some(value) = authorization {
+                request = request.header("Authorization", value);
+            }
+            request.call()
+        };
+        let mut response = response.expect(method);
         let headers = response
             .headers()
             .iter()

@@ -34,6 +34,7 @@ pub mod file_modes;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod key_lifecycle;
 pub mod metrics;
 pub mod notify;
 pub mod outbox;

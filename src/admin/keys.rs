@@ -1,11 +1,17 @@
-//! `GET /admin/v1/keys`: every API key without its hash, with its state. Scope `keys:admin`.
+//! API keys through a running receiver (scope `keys:admin`): list them without their hashes,
+//! create one (shown once), revoke, rotate. The same steps as the command line's, audited.
 
-use actix_web::{get, web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde_json::json;
 
+use std::time::Duration;
+
+use super::auth::Caller;
 use super::error::{AdminError, AdminErrorKind, ErrorBody};
 use super::AdminState;
-use crate::api_key::{self, Scope};
+use crate::api_key::{self, KeySpec, Scope};
+use crate::event::Mode;
+use crate::key_lifecycle::{self, Actor, LifecycleError};
 
 /// `GET /admin/v1/keys`.
 #[utoipa::path(
@@ -32,4 +38,183 @@ pub async fn list(
         .map_err(|_| caller.fail(AdminErrorKind::Storage))?;
     let keys: Vec<serde_json::Value> = keys.iter().map(|key| api_key::summary(key, now)).collect();
     Ok(caller.json(&json!({ "keys": keys })))
+}
+
+/// What `POST /admin/v1/keys` takes.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    /// What the key is for.
+    pub name: String,
+    /// Scope names: events:read, events:write, refused:read, refused:write, keys:admin,
+    /// audit:read.
+    pub scopes: Vec<String>,
+    /// Seconds until it expires (default: never).
+    pub expires_in_secs: Option<u64>,
+    /// A test key (sees test-mode endpoints only).
+    #[serde(default)]
+    pub test: bool,
+    /// Requests a minute (default 60).
+    pub rate_limit_per_minute: Option<u32>,
+}
+
+fn lifecycle_error(caller: &Caller, error: LifecycleError) -> AdminError {
+    caller.fail(match error {
+        LifecycleError::Invalid(problem) => AdminErrorKind::BadRequest(problem),
+        LifecycleError::NotFound(id) => AdminErrorKind::NotFound(format!("no key with id {id:?}")),
+        error @ LifecycleError::NotActive { .. } => AdminErrorKind::BadRequest(error.to_string()),
+        LifecycleError::Store(_) => AdminErrorKind::Storage,
+    })
+}
+
+fn actor(caller: &Caller, request: &HttpRequest) -> Actor {
+    Actor {
+        key: Some(caller.key.id.clone()),
+        source: super::auth::source(request).to_string(),
+    }
+}
+
+/// The new key once, with its listing.
+fn created(caller: &Caller, made: &api_key::NewKey, now: u64) -> HttpResponse {
+    let mut body = api_key::summary(&made.record, now);
+    if let Some(fields) = body.as_object_mut() {
+        fields.insert("key".to_owned(), made.key.as_str().into());
+    }
+    caller
+        .respond(HttpResponse::Created())
+        .insert_header(("Cache-Control", "no-store"))
+        .json(body)
+}
+
+/// `POST /admin/v1/keys`: a new key, shown once in the answer.
+#[utoipa::path(
+    tag = "keys",
+    request_body = CreateKey,
+    responses(
+        (status = 201, description = "the new key (shown only now, in `key`) and its listing"),
+        (status = 400, description = "a bad name, scope or limit", body = ErrorBody),
+        (status = 401, description = "no key, or one that is malformed, unknown, revoked or expired", body = ErrorBody),
+        (status = 403, description = "the key lacks the scope, or a test key asked for a live key", body = ErrorBody),
+        (status = 429, description = "over the key's limit (Retry-After)", body = ErrorBody),
+    ),
+    security(("api_key" = ["keys:admin"]))
+)]
+#[post("/keys")]
+pub async fn create(
+    request: HttpRequest,
+    state: web::Data<AdminState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AdminError> {
+    let caller = state.authorize(&request, Scope::KeysAdmin).await?;
+    let wanted: CreateKey = serde_json::from_slice(&body).map_err(|error| {
+        caller.fail(AdminErrorKind::BadRequest(format!(
+            "the body must be a JSON object with name and scopes: {}",
+            error
+                .to_string()
+                .split(" at line")
+                .next()
+                .unwrap_or_default()
+        )))
+    })?;
+    if !wanted.test && caller.key.mode == Mode::Test {
+        return Err(caller.fail(AdminErrorKind::InsufficientScope(Scope::KeysAdmin)));
+    }
+    let scopes = wanted
+        .scopes
+        .iter()
+        .map(|name| {
+            <Scope as clap::ValueEnum>::from_str(name, false).map_err(|_| {
+                caller.fail(AdminErrorKind::BadRequest(format!(
+                    "unknown scope {name:?}"
+                )))
+            })
+        })
+        .collect::<Result<Vec<Scope>, AdminError>>()?;
+    let now = state.clock.now();
+    let spec = KeySpec {
+        name: wanted.name,
+        scopes,
+        mode: if wanted.test { Mode::Test } else { Mode::Live },
+        expires_in: wanted.expires_in_secs.map(Duration::from_secs),
+        rate_limit_per_minute: wanted
+            .rate_limit_per_minute
+            .unwrap_or(api_key::DEFAULT_RATE_LIMIT_PER_MINUTE),
+    };
+    let made = key_lifecycle::create(state.store.as_ref(), &spec, now, &actor(&caller, &request))
+        .await
+        .map_err(|error| lifecycle_error(&caller, error))?;
+    Ok(created(&caller, &made, now))
+}
+
+/// `POST /admin/v1/keys/{id}/revoke`.
+#[utoipa::path(
+    tag = "keys",
+    params(("id" = String, Path, description = "the key's id")),
+    responses(
+        (status = 200, description = "the key's listing, revoked"),
+        (status = 404, description = "no such key", body = ErrorBody),
+        (status = 401, description = "no key, or one that is malformed, unknown, revoked or expired", body = ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = ErrorBody),
+        (status = 429, description = "over the key's limit (Retry-After)", body = ErrorBody),
+    ),
+    security(("api_key" = ["keys:admin"]))
+)]
+#[post("/keys/{id}/revoke")]
+pub async fn revoke(
+    request: HttpRequest,
+    state: web::Data<AdminState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let caller = state.authorize(&request, Scope::KeysAdmin).await?;
+    let now = state.clock.now();
+    let key = key_lifecycle::revoke(state.store.as_ref(), &id, now, &actor(&caller, &request))
+        .await
+        .map_err(|error| lifecycle_error(&caller, error))?;
+    Ok(caller.json(&api_key::summary(&key, now)))
+}
+
+/// `POST /admin/v1/keys/{id}/rotate?overlap_secs=`: a replacement, shown once; the old key
+/// works for the overlap (default 24 h).
+#[utoipa::path(
+    tag = "keys",
+    params(
+        ("id" = String, Path, description = "the key's id"),
+        ("overlap_secs" = Option<u64>, Query, description = "how long the old key keeps working (default 86400)"),
+    ),
+    responses(
+        (status = 201, description = "the new key (shown only now, in `key`) and its listing"),
+        (status = 400, description = "the key is revoked or expired", body = ErrorBody),
+        (status = 404, description = "no such key", body = ErrorBody),
+        (status = 401, description = "no key, or one that is malformed, unknown, revoked or expired", body = ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = ErrorBody),
+        (status = 429, description = "over the key's limit (Retry-After)", body = ErrorBody),
+    ),
+    security(("api_key" = ["keys:admin"]))
+)]
+#[post("/keys/{id}/rotate")]
+pub async fn rotate(
+    request: HttpRequest,
+    state: web::Data<AdminState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Params {
+        overlap_secs: Option<u64>,
+    }
+    let caller = state.authorize(&request, Scope::KeysAdmin).await?;
+    let params = web::Query::<Params>::from_query(request.query_string())
+        .map_err(|error| caller.fail(AdminErrorKind::BadRequest(format!("query: {error}"))))?;
+    let overlap = Duration::from_secs(params.overlap_secs.unwrap_or(24 * 3600));
+    let now = state.clock.now();
+    let (made, _) = key_lifecycle::rotate(
+        state.store.as_ref(),
+        &id,
+        overlap,
+        now,
+        &actor(&caller, &request),
+    )
+    .await
+    .map_err(|error| lifecycle_error(&caller, error))?;
+    Ok(created(&caller, &made, now))
 }

@@ -52,6 +52,9 @@ pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .service(events::list)
             .service(events::show)
             .service(keys::list)
+            .service(keys::create)
+            .service(keys::revoke)
+            .service(keys::rotate)
             .service(audit::list)
             .service(refused::list)
             .service(refused::reverify)
@@ -70,7 +73,7 @@ pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
         description = "Events, refused deliveries, API keys and the audit log of a perfhook receiver. Every route but this document needs `Authorization: Bearer <key>` with the scope it names; every answer to a known key carries X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset."
     ),
     modifiers(&BearerKeys),
-    components(schemas(error::ErrorBody, error::ErrorDetail))
+    components(schemas(error::ErrorBody, error::ErrorDetail, keys::CreateKey))
 )]
 #[derive(Debug)]
 pub struct ApiDoc;

@@ -107,6 +107,20 @@ impl AdminClient {
         answer(request.call(), &url)
     }
 
+    /// `POST /admin/v1/{path}` with a JSON body.
+    ///
+    /// # Errors
+    /// When the API cannot be reached.
+    pub fn post_json(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<Answer> {
+        let url = format!("{}/admin/v1/{path}", self.base);
+        let request = self
+            .agent
+            .post(&url)
+            .header("Authorization", format!("Bearer {}", self.key.as_str()))
+            .header("Content-Type", "application/json");
+        answer(request.send(body.to_string().as_bytes()), &url)
+    }
+
     /// `POST /admin/v1/{path}` without a body.
     ///
     /// # Errors

@@ -10,13 +10,14 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
+use super::admin_client::{refusal_line, AdminArgs, AdminClient, ADMIN_KEY_ENV};
 use crate::api_key::{self, KeySpec, Scope, DEFAULT_RATE_LIMIT_PER_MINUTE};
-use crate::audit::{ActionKind, NewAuditEntry};
 use crate::clock::unix_now;
 use crate::event::Mode;
+use crate::key_lifecycle::{self, Actor};
 use crate::notify::rfc3339;
-use crate::store::sled::SledStore;
-use crate::store::{ApiKeyRecord, Store};
+use crate::store::sled::{is_locked, SledStore};
+use crate::store::Store;
 
 /// `keys` subcommands.
 #[derive(Debug, Clone, Subcommand)]
@@ -42,6 +43,19 @@ pub struct KeyStore {
     pub data_dir: Option<PathBuf>,
 }
 
+/// Working through a running receiver's operator API instead of the data directory: chosen
+/// by `--admin-url` or `--admin-key-file`, or when the receiver holds the data directory and
+/// `PERFHOOK_ADMIN_KEY` is set. The key needs `keys:admin`.
+#[derive(Debug, Clone, Args)]
+pub struct KeysApi {
+    /// The operator API (default: from --config's [admin] listen).
+    #[arg(long, value_name = "URL")]
+    pub admin_url: Option<String>,
+    /// A file holding a `keys:admin` key (default: the PERFHOOK_ADMIN_KEY variable).
+    #[arg(long, value_name = "FILE")]
+    pub admin_key_file: Option<PathBuf>,
+}
+
 /// Arguments of `keys create`.
 #[derive(Debug, Clone, Args)]
 pub struct CreateArgs {
@@ -61,6 +75,8 @@ pub struct CreateArgs {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_RATE_LIMIT_PER_MINUTE)]
     pub rate_limit: u32,
     #[command(flatten)]
+    pub api: KeysApi,
+    #[command(flatten)]
     pub store: KeyStore,
 }
 
@@ -71,6 +87,8 @@ pub struct ListArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub api: KeysApi,
+    #[command(flatten)]
     pub store: KeyStore,
 }
 
@@ -80,6 +98,8 @@ pub struct IdArgs {
     /// The key's id (`phk_live_` and 8 characters, as `keys list` shows it).
     #[arg(value_name = "ID")]
     pub id: String,
+    #[command(flatten)]
+    pub api: KeysApi,
     #[command(flatten)]
     pub store: KeyStore,
 }
@@ -95,29 +115,44 @@ pub struct RotateArgs {
 }
 
 pub(super) fn run(command: &KeysCommand) -> anyhow::Result<ExitCode> {
-    let location = match command {
-        KeysCommand::Create(args) => &args.store,
-        KeysCommand::List(args) => &args.store,
-        KeysCommand::Revoke(args) => &args.store,
-        KeysCommand::Rotate(args) => &args.key.store,
+    let (location, api) = match command {
+        KeysCommand::Create(args) => (&args.store, &args.api),
+        KeysCommand::List(args) => (&args.store, &args.api),
+        KeysCommand::Revoke(args) => (&args.store, &args.api),
+        KeysCommand::Rotate(args) => (&args.key.store, &args.key.api),
     };
+    if api.admin_url.is_some() || api.admin_key_file.is_some() {
+        return through_api(command, location, api);
+    }
     let path = super::store_stats::resolve_data_dir(
         location.config.as_deref(),
         location.data_dir.as_ref(),
     )?;
+    // A first key is made before the receiver ever ran: the data directory may not exist.
+    if matches!(command, KeysCommand::Create(_)) {
+        crate::file_modes::make_private_dir(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+    } else if !path.is_dir() {
+        anyhow::bail!("{} is not a data directory", path.display());
+    }
+    let store = match SledStore::open(&path, crate::store::sled::SledOptions::default()) {
+        Ok(store) => store,
+        // The receiver holds the directory: its operator API can do this instead.
+        Err(error) if is_locked(&error) && std::env::var_os(ADMIN_KEY_ENV).is_some() => {
+            return through_api(command, location, api);
+        }
+        Err(error) if is_locked(&error) => anyhow::bail!(
+            "cannot open the store in {}: the receiver is running; set {ADMIN_KEY_ENV} to a keys:admin key to work through its operator API, or stop it",
+            path.display()
+        ),
+        Err(error) => {
+            return Err(error).with_context(|| format!("cannot open the store in {}", path.display()))
+        }
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    // A first key is made before the receiver ever ran: the data directory may not exist.
-    let store = if matches!(command, KeysCommand::Create(_)) {
-        crate::file_modes::make_private_dir(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        SledStore::open(&path, crate::store::sled::SledOptions::default())
-            .with_context(|| format!("cannot open the store in {}", path.display()))?
-    } else {
-        super::store_stats::open(&path)?
-    };
     let outcome = runtime.block_on(async {
         match command {
             KeysCommand::Create(args) => create(&store, args).await,
@@ -132,42 +167,87 @@ pub(super) fn run(command: &KeysCommand) -> anyhow::Result<ExitCode> {
     outcome
 }
 
-/// Records a key action taken on the data directory (no key acts; the source is `cli`).
-async fn audit(
-    store: &SledStore,
-    action: &str,
-    kind: ActionKind,
-    target: &str,
-) -> anyhow::Result<()> {
-    store
-        .append_audit(NewAuditEntry {
-            at: unix_now(),
-            key: None,
-            source: "cli".to_owned(),
-            action: action.to_owned(),
-            kind,
-            target: Some(target.to_owned()),
-            outcome: "ok".to_owned(),
-        })
-        .await
-        .context("cannot append to the audit log")?;
-    Ok(())
+/// The same commands through the operator API.
+fn through_api(
+    command: &KeysCommand,
+    location: &KeyStore,
+    api: &KeysApi,
+) -> anyhow::Result<ExitCode> {
+    let client = AdminClient::new(&AdminArgs {
+        admin_url: api.admin_url.clone(),
+        admin_key_file: api.admin_key_file.clone(),
+        config: location.config.clone(),
+    })?;
+    let answer = match command {
+        KeysCommand::Create(args) => client.post_json(
+            "keys",
+            &serde_json::json!({
+                "name": args.name,
+                "scopes": args.scopes.iter().map(|scope| scope.name()).collect::<Vec<_>>(),
+                "expires_in_secs": args.expires_in.map(|d| d.as_secs()),
+                "test": args.test,
+                "rate_limit_per_minute": args.rate_limit,
+            }),
+        )?,
+        KeysCommand::List(_) => client.get("keys")?,
+        KeysCommand::Revoke(args) => client.post(&format!("keys/{}/revoke", args.id))?,
+        KeysCommand::Rotate(args) => client.post(&format!(
+            "keys/{}/rotate?overlap_secs={}",
+            args.key.id,
+            args.overlap.as_secs()
+        ))?,
+    };
+    if !(200..300).contains(&answer.status) {
+        eprintln!("perfhook: error: {}", refusal_line(&answer));
+        return Ok(ExitCode::from(1));
+    }
+    let body = &answer.json()?;
+    match command {
+        KeysCommand::Create(_) | KeysCommand::Rotate(_) => {
+            println!("{}", body["key"].as_str().unwrap_or_default());
+            eprintln!(
+                "created {} {:?} ({}); the key above is shown only now: keep it in a secret store",
+                body["id"].as_str().unwrap_or_default(),
+                body["name"].as_str().unwrap_or_default(),
+                body["scopes"]
+                    .as_array()
+                    .map(|scopes| scopes
+                        .iter()
+                        .filter_map(serde_json::Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .unwrap_or_default()
+            );
+        }
+        KeysCommand::List(args) => {
+            let keys = body["keys"].as_array().cloned().unwrap_or_default();
+            print_keys(&keys, args.json)?;
+        }
+        KeysCommand::Revoke(_) => println!("revoked {}", body["id"].as_str().unwrap_or_default()),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn create(store: &SledStore, args: &CreateArgs) -> anyhow::Result<ExitCode> {
-    let made = api_key::generate(
-        &KeySpec {
-            name: args.name.clone(),
-            scopes: args.scopes.clone(),
-            mode: if args.test { Mode::Test } else { Mode::Live },
-            expires_in: args.expires_in,
-            rate_limit_per_minute: args.rate_limit,
-        },
-        unix_now(),
-    )?;
-    store.put_api_key(&made.record).await?;
-    audit(store, "key.create", ActionKind::Create, &made.record.id).await?;
-    writeln!(std::io::stdout().lock(), "{}", made.key.as_str())?;
+    let made = key_lifecycle::create(store, &spec(args), unix_now(), &Actor::cli()).await?;
+    print_created(&made);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `keys create`'s flags ask for.
+fn spec(args: &CreateArgs) -> KeySpec {
+    KeySpec {
+        name: args.name.clone(),
+        scopes: args.scopes.clone(),
+        mode: if args.test { Mode::Test } else { Mode::Live },
+        expires_in: args.expires_in,
+        rate_limit_per_minute: args.rate_limit,
+    }
+}
+
+/// The key alone on stdout (for scripts), what it is on stderr.
+fn print_created(made: &api_key::NewKey) {
+    println!("{}", made.key.as_str());
     eprintln!(
         "created {} {:?} ({}){}; the key above is shown only now: keep it in a secret store",
         made.record.id,
@@ -177,33 +257,55 @@ async fn create(store: &SledStore, args: &CreateArgs) -> anyhow::Result<ExitCode
             .expires_at
             .map_or(String::new(), |at| format!(", expires {}", rfc3339(at)))
     );
-    Ok(ExitCode::SUCCESS)
 }
 
 async fn list(store: &SledStore, args: &ListArgs) -> anyhow::Result<ExitCode> {
     let now = unix_now();
-    let keys = store.api_keys().await?;
+    let keys: Vec<serde_json::Value> = store
+        .api_keys()
+        .await?
+        .iter()
+        .map(|key| api_key::summary(key, now))
+        .collect();
+    print_keys(&keys, args.json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Key listings (as [`api_key::summary`] writes them) as a table, or a JSON array.
+fn print_keys(keys: &[serde_json::Value], json: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    if args.json {
-        let listed: Vec<serde_json::Value> =
-            keys.iter().map(|key| api_key::summary(key, now)).collect();
-        writeln!(out, "{}", serde_json::Value::Array(listed))?;
-        return Ok(ExitCode::SUCCESS);
+    if json {
+        writeln!(out, "{}", serde_json::Value::Array(keys.to_vec()))?;
+        return Ok(());
     }
+    let text = |key: &serde_json::Value, field: &str| {
+        key.get(field)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
     let rows: Vec<[String; 7]> = keys
         .iter()
         .map(|key| {
-            let mut state = api_key::state(key, now).name().to_owned();
-            if api_key::due_for_rotation(key, now) {
+            let mut state = text(key, "state");
+            if key.get("due_for_rotation") == Some(&serde_json::Value::Bool(true)) {
                 state.push_str(", older than 90 days: rotate");
             }
+            let date = |field: &str| day(key.get(field).and_then(serde_json::Value::as_u64));
+            let scopes: Vec<String> = key
+                .get("scopes")
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|scope| scope.as_str().map(str::to_owned))
+                .collect();
             [
-                key.id.clone(),
-                key.name.escape_debug().to_string(),
-                key.scopes.join(","),
-                day(Some(key.created_at)),
-                day(key.expires_at),
-                day(key.last_used_at),
+                text(key, "id"),
+                text(key, "name").escape_debug().to_string(),
+                scopes.join(","),
+                date("created_at"),
+                date("expires_at"),
+                date("last_used_at"),
                 state,
             ]
         })
@@ -232,7 +334,7 @@ async fn list(store: &SledStore, args: &ListArgs) -> anyhow::Result<ExitCode> {
             .collect();
         writeln!(out, "{}", cells.join("  ").trim_end())?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// A date for the table, `-` for none.
@@ -243,70 +345,21 @@ fn day(at: Option<u64>) -> String {
     )
 }
 
-async fn existing(store: &SledStore, id: &str) -> anyhow::Result<ApiKeyRecord> {
-    store
-        .api_key(id)
-        .await?
-        .with_context(|| format!("no key with id {id:?}; `perfhook keys list` shows them"))
-}
-
 async fn revoke(store: &SledStore, id: &str) -> anyhow::Result<ExitCode> {
-    let mut key = existing(store, id).await?;
-    if key.revoked_at.is_none() {
-        key.revoked_at = Some(unix_now());
-        store.put_api_key(&key).await?;
-        audit(store, "key.revoke", ActionKind::Delete, &key.id).await?;
-    }
+    let key = key_lifecycle::revoke(store, id, unix_now(), &Actor::cli()).await?;
     println!("revoked {}", key.id);
     Ok(ExitCode::SUCCESS)
 }
 
 async fn rotate(store: &SledStore, args: &RotateArgs) -> anyhow::Result<ExitCode> {
-    let now = unix_now();
-    let mut old = existing(store, &args.key.id).await?;
-    if api_key::state(&old, now) != api_key::KeyState::Active {
-        anyhow::bail!(
-            "{} is {}; create a new key instead",
-            old.id,
-            api_key::state(&old, now).name()
-        );
-    }
-    let scopes = old
-        .scopes
-        .iter()
-        .map(|name| {
-            <Scope as clap::ValueEnum>::from_str(name, false)
-                .map_err(|_| anyhow::anyhow!("{}: unknown scope {name:?} in the store", old.id))
-        })
-        .collect::<anyhow::Result<Vec<Scope>>>()?;
-    let made = api_key::generate(
-        &KeySpec {
-            name: old.name.clone(),
-            scopes,
-            mode: old.mode,
-            // The replacement lives as long as the original was meant to.
-            expires_in: old
-                .expires_at
-                .map(|at| Duration::from_secs(at.saturating_sub(old.created_at))),
-            rate_limit_per_minute: old.rate_limit_per_minute,
-        },
-        now,
-    )?;
-    store.put_api_key(&made.record).await?;
-    let overlap_ends = now.saturating_add(args.overlap.as_secs());
-    old.expires_at = Some(
-        old.expires_at
-            .map_or(overlap_ends, |at| at.min(overlap_ends)),
-    );
-    old.replaced_by = Some(made.record.id.clone());
-    store.put_api_key(&old).await?;
-    audit(store, "key.rotate", ActionKind::Update, &old.id).await?;
-    writeln!(std::io::stdout().lock(), "{}", made.key.as_str())?;
+    let (made, old) =
+        key_lifecycle::rotate(store, &args.key.id, args.overlap, unix_now(), &Actor::cli()).await?;
+    println!("{}", made.key.as_str());
     eprintln!(
         "created {} to replace {}, which stops working at {}; the key above is shown only now",
         made.record.id,
         old.id,
-        rfc3339(old.expires_at.unwrap_or(overlap_ends))
+        old.expires_at.map_or_else(|| "-".to_owned(), rfc3339)
     );
     Ok(ExitCode::SUCCESS)
 }

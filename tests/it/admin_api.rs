@@ -354,6 +354,9 @@ fn the_openapi_document_lists_exactly_the_routes_that_answer() {
         ("GET", "/admin/v1/refused"),
         ("GET", "/admin/v1/refused/{id}"),
         ("GET", "/admin/v1/refused/{id}/request"),
+        ("POST", "/admin/v1/keys"),
+        ("POST", "/admin/v1/keys/{id}/revoke"),
+        ("POST", "/admin/v1/keys/{id}/rotate"),
         ("POST", "/admin/v1/refused/reverify"),
     ];
     assert_eq!(

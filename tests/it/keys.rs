@@ -153,3 +153,110 @@ fn keys_are_shown_once_stored_hashed_and_listed_revoked_and_rotated() {
         );
     }
 }
+
+#[test]
+fn with_the_receiver_running_keys_are_managed_through_its_operator_api() {
+    use crate::server_helpers::{config, Server};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("path");
+    let offline = |args: &[&str]| {
+        let mut all = vec!["keys"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--data-dir", data]);
+        perfhook(&all, &[], b"")
+    };
+    let admin = offline(&[
+        "create",
+        "--name",
+        "ops",
+        "--scope",
+        "keys:admin",
+        "--scope",
+        "audit:read",
+    ]);
+    assert_eq!(admin.code, 0, "{}", admin.stderr);
+    let admin = admin.stdout.trim().to_owned();
+    let reader = offline(&["create", "--name", "reader", "--scope", "events:read"]);
+    let reader = reader.stdout.trim().to_owned();
+
+    let server = Server::start(dir.path(), &config(dir.path(), "", ""));
+    let url = server.admin_base();
+    let online = |args: &[&str], key: Option<&str>| {
+        let mut all = vec!["keys"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--data-dir", data, "--admin-url", &url]);
+        let env: Vec<(&str, &str)> = key.map(|k| ("PERFHOOK_ADMIN_KEY", k)).into_iter().collect();
+        perfhook(&all, &env, b"")
+    };
+
+    // Locked directory, no key: one line saying what to do.
+    let no_key = offline(&["list"]);
+    assert_eq!(no_key.code, 2);
+    assert!(
+        no_key
+            .stderr
+            .contains("the receiver is running; set PERFHOOK_ADMIN_KEY"),
+        "{}",
+        no_key.stderr
+    );
+    let made = online(
+        &["create", "--name", "ci", "--scope", "events:read"],
+        Some(&admin),
+    );
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let new_key = made.stdout.trim().to_owned();
+    assert!(
+        new_key.starts_with("phk_live_") && new_key.len() == 52,
+        "{new_key}"
+    );
+    let rotated = online(&["rotate", &new_key[..17]], Some(&admin));
+    assert_eq!(rotated.code, 0, "{}", rotated.stderr);
+    let revoked = online(&["revoke", &new_key[..17]], Some(&admin));
+    assert_eq!(revoked.stdout.trim(), format!("revoked {}", &new_key[..17]));
+    let table = online(&["list"], Some(&admin));
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    assert_eq!(table.stdout.lines().count(), 1 + 4, "{}", table.stdout);
+    assert!(!table.stdout.contains(&new_key[17..]));
+
+    let denied = online(
+        &["create", "--name", "x", "--scope", "events:read"],
+        Some(&reader),
+    );
+    assert_eq!(denied.code, 1);
+    assert_eq!(
+        denied.stderr.trim(),
+        "perfhook: error: 403 insufficient_scope: this API key lacks the keys:admin scope"
+    );
+
+    // Every action through the API is audited with the acting key and its address.
+    let client = crate::server_helpers::client();
+    let mut answer = client
+        .get(&format!("{url}/admin/v1/audit?action=key."))
+        .header("Authorization", &format!("Bearer {admin}"))
+        .call()
+        .expect("audit");
+    let log: serde_json::Value =
+        serde_json::from_str(&answer.body_mut().read_to_string().expect("body")).expect("json");
+    let entries = log["entries"].as_array().expect("entries");
+    let through_api: Vec<(&str, &str)> = entries
+        .iter()
+        .filter(|entry| entry["source"] == "127.0.0.1" && entry["kind"] != "auth")
+        .map(|entry| {
+            (
+                entry["action"].as_str().unwrap_or_default(),
+                entry["key"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let acting = &admin[..17];
+    assert_eq!(
+        through_api,
+        [
+            ("key.revoke", acting),
+            ("key.rotate", acting),
+            ("key.create", acting)
+        ],
+        "{log}"
+    );
+}

@@ -169,6 +169,16 @@ fn audit_position(key: &[u8]) -> u64 {
         .map_or(0, u64::from_be_bytes)
 }
 
+/// What a locked data directory reports.
+const LOCKED: &str =
+    "another perfhook process is using it; stop that process, or give this one its own --data-dir";
+
+/// Whether opening failed because another process holds the data directory.
+#[must_use]
+pub fn is_locked(error: &StoreError) -> bool {
+    error.to_string().contains(LOCKED)
+}
+
 /// sled's errors in one line, without Rust debug text.
 fn describe_sled(error: &sled::Error) -> String {
     match error {
@@ -177,7 +187,7 @@ fn describe_sled(error: &sled::Error) -> String {
             if io.kind() == std::io::ErrorKind::WouldBlock
                 || io.to_string().contains("could not acquire lock") =>
         {
-            "another perfhook process is using it; stop that process, or give this one its own --data-dir".to_owned()
+            LOCKED.to_owned()
         }
         sled::Error::Io(io) => format!("I/O error: {io}"),
         sled::Error::Corruption { .. } => "sled found corrupt data".to_owned(),

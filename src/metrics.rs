@@ -75,10 +75,31 @@ struct NotifyLabels {
     result: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AdminLabels {
+    key: String,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuthFailureLabels {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusedKeptLabels {
+    endpoint: String,
+    result: &'static str,
+}
+
 /// Every metric perfhook exports.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    admin_requests: Family<AdminLabels, Counter>,
+    admin_auth_failures: Family<AuthFailureLabels, Counter>,
+    refused_kept: Family<RefusedKeptLabels, Counter>,
+    keys_due_for_rotation: Gauge,
     requests: Family<RequestLabels, Counter>,
     verify_failures: Family<ReasonLabels, Counter>,
     notifications: Family<NotifyLabels, Counter>,
@@ -99,6 +120,30 @@ impl Default for Metrics {
         let stored_events = Gauge::default();
         let latency: Family<LatencyLabels, Histogram, fn() -> Histogram> =
             Family::new_with_constructor(latency_histogram);
+        let admin_requests = Family::default();
+        let admin_auth_failures = Family::default();
+        let refused_kept = Family::default();
+        let keys_due_for_rotation = Gauge::default();
+        registry.register(
+            "admin_requests",
+            "Operator API requests by key id and outcome (ok, insufficient_scope, rate_limited)",
+            admin_requests.clone(),
+        );
+        registry.register(
+            "admin_auth_failures",
+            "Operator API requests without a valid key, by reason",
+            admin_auth_failures.clone(),
+        );
+        registry.register(
+            "refused_deliveries",
+            "Refused deliveries by endpoint: kept for the operator API, or dropped over the write limit",
+            refused_kept.clone(),
+        );
+        registry.register(
+            "api_keys_due_for_rotation",
+            "Active API keys older than 90 days",
+            keys_due_for_rotation.clone(),
+        );
         registry.register(
             "requests",
             "Webhook requests by endpoint and outcome",
@@ -136,6 +181,10 @@ impl Default for Metrics {
         );
         Self {
             registry,
+            admin_requests,
+            admin_auth_failures,
+            refused_kept,
+            keys_due_for_rotation,
             requests,
             verify_failures,
             notifications,
@@ -188,6 +237,40 @@ impl Metrics {
                 result,
             })
             .inc();
+    }
+
+    /// Counts an operator API request by a known key: `ok`, `insufficient_scope` or
+    /// `rate_limited`.
+    pub fn admin_request(&self, key: &str, outcome: &'static str) {
+        self.admin_requests
+            .get_or_create(&AdminLabels {
+                key: key.to_owned(),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// Counts an operator API request without a valid key.
+    pub fn admin_auth_failure(&self, reason: &'static str) {
+        self.admin_auth_failures
+            .get_or_create(&AuthFailureLabels { reason })
+            .inc();
+    }
+
+    /// Counts a refused delivery `kept` or `dropped`.
+    pub fn refused_delivery(&self, endpoint: &str, result: &'static str) {
+        self.refused_kept
+            .get_or_create(&RefusedKeptLabels {
+                endpoint: endpoint.to_owned(),
+                result,
+            })
+            .inc();
+    }
+
+    /// Sets how many active keys are older than 90 days.
+    pub fn keys_due_for_rotation(&self, due: usize) {
+        self.keys_due_for_rotation
+            .set(i64::try_from(due).unwrap_or(i64::MAX));
     }
 
     /// The text exposition, with the store gauges set from `counts`.

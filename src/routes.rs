@@ -209,7 +209,11 @@ async fn keep_refused(
     body: &[u8],
     error: &ApiError,
 ) {
-    if !endpoint.keep_refused || state.refused_limiter.check().is_err() {
+    if !endpoint.keep_refused {
+        return;
+    }
+    if state.refused_limiter.check().is_err() {
+        state.metrics.refused_delivery(&endpoint.name, "dropped");
         return;
     }
     let target = request
@@ -236,12 +240,16 @@ async fn keep_refused(
         message: error.to_string(),
         request: raw,
     };
-    if let Err(failure) = state
+    match state
         .store
         .keep_refused(refused, RefusedBounds::default())
         .await
     {
-        tracing::warn!(endpoint = %endpoint.name, error = %failure, "cannot keep a refused delivery");
+        Ok(_) => state.metrics.refused_delivery(&endpoint.name, "kept"),
+        Err(failure) => {
+            state.metrics.refused_delivery(&endpoint.name, "dropped");
+            tracing::warn!(endpoint = %endpoint.name, error = %failure, "cannot keep a refused delivery");
+        }
     }
 }
 
@@ -299,6 +307,15 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    // A handful of keys: read on each scrape, so the gauge is never stale.
+    if let Ok(keys) = state.store.api_keys().await {
+        let now = state.clock.now();
+        let due = keys
+            .iter()
+            .filter(|key| crate::api_key::due_for_rotation(key, now))
+            .count();
+        state.metrics.keys_due_for_rotation(due);
+    }
     match state.metrics.render(state.store.counts()) {
         Ok(text) => HttpResponse::Ok()
             .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")

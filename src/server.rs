@@ -99,7 +99,7 @@ impl Application {
         let state = web::Data::new(AppState {
             store: Arc::clone(&store),
             clock: Arc::clone(&clock),
-            metrics,
+            metrics: Arc::clone(&metrics),
             wakers: outbox.wakers(),
             outbox: outbox.health(),
             body_limit: config.body_limit_bytes,
@@ -193,6 +193,7 @@ impl Application {
                         .collect(),
                     wakers: outbox.wakers(),
                     retention: config.retention,
+                    metrics: Arc::clone(&metrics),
                 },
                 certificate.as_ref(),
                 config.tls.as_ref().map(|tls| tls.hsts.clone()),

@@ -97,6 +97,7 @@ impl AdminState {
                 return Err(AdminErrorKind::RateLimited(after).into());
             }
             Err(error) => {
+                self.metrics.admin_auth_failure(error.code());
                 tracing::warn!(%source, outcome = error.code(), "admin API: authentication failed");
                 if self.limits.first_failure_this_minute(source) {
                     self.audit(
@@ -130,6 +131,7 @@ impl AdminState {
             .limits
             .admit_key(&key.id, key.rate_limit_per_minute)
             .map_err(|limited| {
+                self.metrics.admin_request(&key.id, "rate_limited");
                 AdminError::new(AdminErrorKind::RateLimited(limited.retry_after))
                     .with_rate(limited.state)
             })?;
@@ -138,8 +140,11 @@ impl AdminState {
             rate,
         };
         if !caller.key.scopes.iter().any(|held| held == scope.name()) {
+            self.metrics
+                .admin_request(&caller.key.id, "insufficient_scope");
             return Err(caller.fail(AdminErrorKind::InsufficientScope(scope)));
         }
+        self.metrics.admin_request(&caller.key.id, "ok");
         Ok(caller)
     }
 

@@ -42,6 +42,8 @@ pub struct AdminState {
     pub wakers: Wakers,
     /// How long an event is kept.
     pub retention: Duration,
+    /// The receiver's metrics, which count admin requests per key too.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The routes under `/admin/v1/`. Each handler carries its own OpenAPI description, so the

@@ -390,3 +390,49 @@ fn the_openapi_document_lists_exactly_the_routes_that_answer() {
     let (status, _, _) = app.admin_get("/admin/v1/nothing", None);
     assert_eq!(status, 404);
 }
+
+#[test]
+fn metrics_count_admin_requests_per_key_and_keys_due_for_rotation() {
+    let app = spawn_app("", "");
+    let reader = key(&app, &[Scope::EventsRead], Mode::Live, 600);
+    // An old key: made 91 days before the app's clock.
+    let old = api_key::generate(
+        &KeySpec {
+            name: "old".into(),
+            scopes: vec![Scope::AuditRead],
+            mode: Mode::Live,
+            expires_in: None,
+            rate_limit_per_minute: 60,
+        },
+        T0 - 91 * 86_400,
+    )
+    .expect("key");
+    app.runtime_block(app.store.put_api_key(&old.record))
+        .expect("put");
+    for _ in 0..2 {
+        app.admin_get("/admin/v1/events", Some(&bearer(&reader)));
+    }
+    app.admin_get("/admin/v1/keys", Some(&bearer(&reader)));
+    app.admin_get("/admin/v1/events", Some("Bearer phk_live_nope"));
+    let body = alert("evt_forged");
+    let forged = crate::server_helpers::signature_with("another-secret-0123456789", &body, T0);
+    let (status, _) =
+        crate::server_helpers::post(&app.agent, &app.url("/webhooks/perf"), &[forged], &body);
+    assert_eq!(status, 401);
+    let (status, text) = app.get("/metrics");
+    assert_eq!(status, 200);
+    let id = &reader[..17];
+    for line in [
+        format!("perfhook_admin_requests_total{{key=\"{id}\",outcome=\"ok\"}} 2"),
+        format!("perfhook_admin_requests_total{{key=\"{id}\",outcome=\"insufficient_scope\"}} 1"),
+        "perfhook_admin_auth_failures_total{reason=\"invalid_api_key\"} 1".to_owned(),
+        "perfhook_api_keys_due_for_rotation 1".to_owned(),
+        "perfhook_refused_deliveries_total{endpoint=\"perf\",result=\"kept\"} 1".to_owned(),
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing from:\n{text}"
+        );
+    }
+    assert!(!text.contains(&reader[17..]), "no key in the metrics");
+}

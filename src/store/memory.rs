@@ -2,7 +2,7 @@
 //! run the whole application in process. Nothing survives a drop; every write is "durable"
 //! the moment it is applied.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -412,6 +412,76 @@ impl Store for MemoryStore {
 
     async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
         Ok(self.state()?.api_keys.values().cloned().collect())
+    }
+
+    async fn requeue(
+        &self,
+        endpoint: &str,
+        id: &str,
+        notifiers: &[String],
+        now_ms: u64,
+    ) -> Result<Option<usize>, StoreError> {
+        let mut state = self.state()?;
+        let key = event_key(endpoint, id);
+        if !state.events.contains_key(&key) {
+            return Ok(None);
+        }
+        let mut queued = 0;
+        let mut named = HashSet::new();
+        for notifier in notifiers {
+            if !named.insert(notifier.clone()) {
+                continue;
+            }
+            let job_key = job_key(&key, notifier);
+            match state.jobs.get(&job_key).map(|job| job.status) {
+                Some(JobStatus::Pending) => continue,
+                Some(JobStatus::Dead) => state.counts.dead = state.counts.dead.saturating_sub(1),
+                Some(JobStatus::Delivered) | None => {}
+            }
+            state.jobs.insert(
+                job_key.clone(),
+                Job {
+                    endpoint: endpoint.to_owned(),
+                    event_id: id.to_owned(),
+                    notifier: notifier.clone(),
+                    status: JobStatus::Pending,
+                    attempts: 0,
+                    last_error: None,
+                    due_ms: now_ms,
+                },
+            );
+            state.enqueue(&job_key, notifier, now_ms);
+            state.counts.outbox += 1;
+            queued += 1;
+        }
+        Ok(Some(queued))
+    }
+
+    async fn delete_event(&self, endpoint: &str, id: &str) -> Result<bool, StoreError> {
+        let mut state = self.state()?;
+        let key = event_key(endpoint, id);
+        let Some((record, expires_at)) = state.events.remove(&key) else {
+            return Ok(false);
+        };
+        state.expiry.remove(&(expires_at, key.clone()));
+        state.remove_event(&key, &record);
+        Ok(true)
+    }
+
+    async fn jobs(
+        &self,
+        status: JobStatus,
+        notifier: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Job>, StoreError> {
+        Ok(self
+            .state()?
+            .jobs
+            .values()
+            .filter(|job| job.status == status && notifier.is_none_or(|n| job.notifier == n))
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     async fn keep_refused(

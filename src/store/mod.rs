@@ -422,6 +422,39 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// A [`StoreError`].
     async fn purge_expired(&self, now: u64, batch: usize) -> Result<usize, StoreError>;
 
+    /// Queues `notifiers`' jobs for a stored event again, due at `now_ms` with no attempts
+    /// (re-notify; retry of a dead job). A job already pending is left as it is. `None` when
+    /// there is no such event; else how many were queued.
+    ///
+    /// # Errors
+    /// A [`StoreError`].
+    async fn requeue(
+        &self,
+        endpoint: &str,
+        id: &str,
+        notifiers: &[String],
+        now_ms: u64,
+    ) -> Result<Option<usize>, StoreError>;
+
+    /// Removes one event with its jobs and dedupe key (a later delivery of the same id is
+    /// new again); whether it was there.
+    ///
+    /// # Errors
+    /// A [`StoreError`].
+    async fn delete_event(&self, endpoint: &str, id: &str) -> Result<bool, StoreError>;
+
+    /// Jobs in `status` (pending or dead), of one notifier or all, at most `limit`, in key
+    /// order.
+    ///
+    /// # Errors
+    /// A [`StoreError`].
+    async fn jobs(
+        &self,
+        status: JobStatus,
+        notifier: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Job>, StoreError>;
+
     /// One event with its notification history.
     ///
     /// # Errors

@@ -530,6 +530,119 @@ async fn refused_deliveries_are_kept_newest_first_within_their_bounds(store: &dy
     assert_eq!(store.counts(), Counts::default(), "refusals are not events");
 }
 
+async fn a_dead_or_delivered_job_can_be_queued_again_and_an_event_deleted(store: &dyn Store) {
+    store
+        .record(new_event("evt_again", &["log", "mail"], T0))
+        .await
+        .expect("record");
+    let now = ms(T0);
+    // log delivered, mail dead.
+    for (notifier, outcome) in [
+        ("log", Outcome::Delivered),
+        (
+            "mail",
+            Outcome::Dead {
+                reason: "SMTP refused an address".into(),
+            },
+        ),
+    ] {
+        let claimed = store.claim(notifier, now, LEASE, 10).await.expect("claim");
+        store
+            .finish(vec![Finished {
+                token: claimed.jobs[0].token.clone(),
+                outcome,
+                at_ms: now,
+            }])
+            .await
+            .expect("finish");
+    }
+    let dead = store.jobs(JobStatus::Dead, None, 10).await.expect("jobs");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (dead[0].notifier.as_str(), dead[0].event_id.as_str()),
+        ("mail", "evt_again")
+    );
+    assert!(store
+        .jobs(JobStatus::Pending, None, 10)
+        .await
+        .expect("jobs")
+        .is_empty());
+    assert_eq!(
+        store.counts(),
+        Counts {
+            events: 1,
+            outbox: 0,
+            dead: 1
+        }
+    );
+
+    let later = now + 60_000;
+    let all = ["log".to_owned(), "mail".to_owned(), "mail".to_owned()];
+    assert_eq!(
+        store.requeue("perf", "evt_again", &all, later).await,
+        Ok(Some(2))
+    );
+    assert_eq!(
+        store.counts(),
+        Counts {
+            events: 1,
+            outbox: 2,
+            dead: 0
+        }
+    );
+    // Already pending: left alone.
+    assert_eq!(
+        store.requeue("perf", "evt_again", &all, later).await,
+        Ok(Some(0))
+    );
+    assert_eq!(
+        store.requeue("perf", "evt_absent", &all, later).await,
+        Ok(None)
+    );
+    let pending = store
+        .jobs(JobStatus::Pending, Some("mail"), 10)
+        .await
+        .expect("jobs");
+    assert_eq!(
+        (pending.len(), pending[0].attempts, pending[0].due_ms),
+        (1, 0, later)
+    );
+    assert!(
+        store
+            .claim("mail", now, LEASE, 10)
+            .await
+            .expect("claim")
+            .jobs
+            .is_empty(),
+        "due later"
+    );
+    assert_eq!(
+        store
+            .claim("mail", later, LEASE, 10)
+            .await
+            .expect("claim")
+            .jobs
+            .len(),
+        1
+    );
+
+    assert_eq!(store.delete_event("perf", "evt_again").await, Ok(true));
+    assert_eq!(store.delete_event("perf", "evt_again").await, Ok(false));
+    assert_eq!(store.event("perf", "evt_again").await.expect("read"), None);
+    assert_eq!(store.counts(), Counts::default());
+    assert!(store
+        .claim("log", later, LEASE, 10)
+        .await
+        .expect("claim")
+        .jobs
+        .is_empty());
+    // Its dedupe key went with it: the same id is new again.
+    assert_eq!(
+        store.record(new_event("evt_again", &[], T0)).await,
+        Ok(Recorded::New)
+    );
+}
+
 async fn a_closed_store_refuses_work(store: &dyn Store) {
     store.close().await.expect("close");
     assert!(store.record(new_event("evt_late", &[], T0)).await.is_err());
@@ -571,6 +684,7 @@ macro_rules! suite {
             jobs_of_a_notifier_no_longer_configured_are_buried_with_a_reason,
             api_keys_are_stored_replaced_and_listed_in_id_order,
             refused_deliveries_are_kept_newest_first_within_their_bounds,
+            a_dead_or_delivered_job_can_be_queued_again_and_an_event_deleted,
             a_closed_store_refuses_work;
             shared: concurrent_records_of_one_id_store_it_exactly_once);
     };

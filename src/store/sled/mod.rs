@@ -53,8 +53,8 @@ use self::layout::{
 use self::writer::{Op, Writer};
 use super::{
     decode_cursor, encode_cursor, event_key, ApiKeyRecord, Claimed, ClaimedJob, Counts,
-    EventDetail, EventPage, EventQuery, EventSummary, Finished, JobToken, NewEvent, Recorded,
-    RefusedBounds, RefusedDelivery, Store, StoreError,
+    EventDetail, EventPage, EventQuery, EventSummary, Finished, Job, JobStatus, JobToken, NewEvent,
+    Recorded, RefusedBounds, RefusedDelivery, Store, StoreError,
 };
 
 /// sled's page cache unless configured otherwise, in MiB (`storage.cache_mb`).
@@ -558,6 +558,55 @@ impl Store for SledStore {
                 serde_json::from_slice(&value).map_err(|e| StoreError::corrupt_json(&e))
             })
             .collect()
+    }
+
+    async fn requeue(
+        &self,
+        endpoint: &str,
+        id: &str,
+        notifiers: &[String],
+        now_ms: u64,
+    ) -> Result<Option<usize>, StoreError> {
+        let (endpoint, id, notifiers) = (endpoint.to_owned(), id.to_owned(), notifiers.to_vec());
+        self.send(|reply| Op::Requeue {
+            endpoint,
+            id,
+            notifiers,
+            now_ms,
+            reply,
+        })
+        .await
+    }
+
+    async fn delete_event(&self, endpoint: &str, id: &str) -> Result<bool, StoreError> {
+        let (endpoint, id) = (endpoint.to_owned(), id.to_owned());
+        self.send(|reply| Op::Delete {
+            endpoint,
+            id,
+            reply,
+        })
+        .await
+    }
+
+    async fn jobs(
+        &self,
+        status: JobStatus,
+        notifier: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Job>, StoreError> {
+        let tree = self.tree().await?;
+        let mut found = Vec::new();
+        for entry in tree.scan_prefix([JOB]) {
+            if found.len() >= limit {
+                break;
+            }
+            let (_, value) = read(entry)?;
+            let job = JobValue::decode(&value)?.job;
+            if job.status == status && notifier.is_none_or(|n| job.notifier == n) {
+                found.push(job);
+            }
+        }
+        Ok(found)
     }
 
     async fn keep_refused(

@@ -57,6 +57,20 @@ pub(super) enum Op {
         at_ms: u64,
         reply: Reply<u64>,
     },
+    /// Queue jobs of a stored event again; answered once applied.
+    Requeue {
+        endpoint: String,
+        id: String,
+        notifiers: Vec<String>,
+        now_ms: u64,
+        reply: Reply<Option<usize>>,
+    },
+    /// Remove one event with its jobs and dedupe key; answered once applied.
+    Delete {
+        endpoint: String,
+        id: String,
+        reply: Reply<bool>,
+    },
     /// Prove a durable write works, reopening first if an earlier one failed.
     Probe(Reply<()>),
     /// Store one value (an API key's record); answered once durable.
@@ -245,6 +259,29 @@ impl Writer {
                     reply,
                 } => {
                     let answer = bury_unconfigured(&mut writes, &mut meta, &configured, at_ms);
+                    applied_replies.push(Box::new(move |failure| {
+                        let _ = reply.send(failure.map_or(answer, |e| Err(e.clone())));
+                    }));
+                }
+                Op::Requeue {
+                    endpoint,
+                    id,
+                    notifiers,
+                    now_ms,
+                    reply,
+                } => {
+                    let answer =
+                        requeue(&mut writes, &mut meta, &endpoint, &id, &notifiers, now_ms);
+                    applied_replies.push(Box::new(move |failure| {
+                        let _ = reply.send(failure.map_or(answer, |e| Err(e.clone())));
+                    }));
+                }
+                Op::Delete {
+                    endpoint,
+                    id,
+                    reply,
+                } => {
+                    let answer = remove_event(&mut writes, &mut meta, &event_key(&endpoint, &id));
                     applied_replies.push(Box::new(move |failure| {
                         let _ = reply.send(failure.map_or(answer, |e| Err(e.clone())));
                     }));
@@ -473,6 +510,12 @@ fn fail(op: Op, error: &StoreError) -> bool {
         Op::Purge { reply, .. } => {
             let _ = reply.send(Err(error.clone()));
         }
+        Op::Requeue { reply, .. } => {
+            let _ = reply.send(Err(error.clone()));
+        }
+        Op::Delete { reply, .. } => {
+            let _ = reply.send(Err(error.clone()));
+        }
         Op::Backup(_, reply) => {
             let _ = reply.send(Err(error.clone()));
         }
@@ -611,41 +654,109 @@ fn purge(
     }
     for expiry_key in &expired {
         let event_key = expiry_key.get(9..).unwrap_or_default().to_vec();
-        let stored_key = key(EVENT, &[&event_key]);
-        let Some(value) = writes.get(&stored_key)? else {
+        if !remove_event(writes, meta, &event_key)? {
             writes.remove(expiry_key.clone());
-            continue;
-        };
-        // Everything is read and decoded before anything is removed, so a read error or an
-        // undecodable job leaves the event whole (the group's other writes still commit).
-        let (event_meta, _) = decode_event_meta(&value)?;
-        let mut jobs = Vec::new();
-        for entry in writes.tree.scan_prefix(key(JOB, &[&event_key, &[0]])) {
-            let (job_key, value) = entry.map_err(|e| sled_error(&e))?;
-            let value = writes.get(&job_key)?.unwrap_or_else(|| value.to_vec());
-            jobs.push((job_key.to_vec(), JobValue::decode(&value)?));
-        }
-        writes.remove(expiry_key.clone());
-        writes.remove(stored_key);
-        writes.remove(key(
-            LISTING,
-            &[&event_meta.received_at.to_be_bytes(), &event_key],
-        ));
-        meta.counts.events = meta.counts.events.saturating_sub(1);
-        for (job_key, stored) in jobs {
-            match stored.job.status {
-                JobStatus::Pending => {
-                    writes.remove(stored.queue_key());
-                    meta.counts.outbox = meta.counts.outbox.saturating_sub(1);
-                }
-                JobStatus::Dead => meta.counts.dead = meta.counts.dead.saturating_sub(1),
-                JobStatus::Delivered => {}
-            }
-            writes.remove(job_key.clone());
-            writes.ended_leases.push(job_key);
         }
     }
     Ok(expired.len())
+}
+
+/// Removes an event with its jobs, queue entries, expiry and listing entries; whether it was
+/// there. Everything is read and decoded before anything is removed, so a read error or an
+/// undecodable job leaves the event whole (the group's other writes still commit).
+fn remove_event(
+    writes: &mut Group<'_>,
+    meta: &mut MetaState,
+    event_key: &[u8],
+) -> Result<bool, StoreError> {
+    let stored_key = key(EVENT, &[event_key]);
+    let Some(value) = writes.get(&stored_key)? else {
+        return Ok(false);
+    };
+    let (event_meta, _) = decode_event_meta(&value)?;
+    let mut jobs = Vec::new();
+    for entry in writes.tree.scan_prefix(key(JOB, &[event_key, &[0]])) {
+        let (job_key, value) = entry.map_err(|e| sled_error(&e))?;
+        // A job this group already changed is read as changed, and one it removed is gone.
+        match writes.get(&job_key)? {
+            Some(value) => jobs.push((job_key.to_vec(), JobValue::decode(&value)?)),
+            None if writes.written.contains_key(job_key.as_ref()) => {}
+            None => jobs.push((job_key.to_vec(), JobValue::decode(&value)?)),
+        }
+    }
+    writes.remove(key(
+        EXPIRY,
+        &[&event_meta.expires_at.to_be_bytes(), event_key],
+    ));
+    writes.remove(stored_key);
+    writes.remove(key(
+        LISTING,
+        &[&event_meta.received_at.to_be_bytes(), event_key],
+    ));
+    meta.counts.events = meta.counts.events.saturating_sub(1);
+    for (job_key, stored) in jobs {
+        match stored.job.status {
+            JobStatus::Pending => {
+                writes.remove(stored.queue_key());
+                meta.counts.outbox = meta.counts.outbox.saturating_sub(1);
+            }
+            JobStatus::Dead => meta.counts.dead = meta.counts.dead.saturating_sub(1),
+            JobStatus::Delivered => {}
+        }
+        writes.remove(job_key.clone());
+        writes.ended_leases.push(job_key);
+    }
+    Ok(true)
+}
+
+/// Queues `notifiers`' jobs of a stored event again, due now with no attempts; a pending job
+/// is left alone. `None` when the event is not stored.
+fn requeue(
+    writes: &mut Group<'_>,
+    meta: &mut MetaState,
+    endpoint: &str,
+    id: &str,
+    notifiers: &[String],
+    now_ms: u64,
+) -> Result<Option<usize>, StoreError> {
+    let event_key = event_key(endpoint, id);
+    if writes.get(&key(EVENT, &[&event_key]))?.is_none() {
+        return Ok(None);
+    }
+    let mut queued = 0;
+    let mut named = std::collections::HashSet::new();
+    for notifier in notifiers {
+        if !named.insert(notifier.as_str()) {
+            continue;
+        }
+        let job_key = job_key(&event_key, notifier);
+        if let Some(value) = writes.get(&job_key)? {
+            match JobValue::decode(&value)?.job.status {
+                JobStatus::Pending => continue,
+                JobStatus::Dead => meta.counts.dead = meta.counts.dead.saturating_sub(1),
+                JobStatus::Delivered => {}
+            }
+        }
+        meta.seq += 1;
+        let stored = JobValue {
+            job: Job {
+                endpoint: endpoint.to_owned(),
+                event_id: id.to_owned(),
+                notifier: notifier.clone(),
+                status: JobStatus::Pending,
+                attempts: 0,
+                last_error: None,
+                due_ms: now_ms,
+            },
+            batch: meta.batch,
+            seq: meta.seq,
+        };
+        writes.insert(stored.queue_key(), job_key.clone());
+        writes.insert(job_key, stored.encode()?);
+        meta.counts.outbox += 1;
+        queued += 1;
+    }
+    Ok(Some(queued))
 }
 
 fn bury_unconfigured(

@@ -1,14 +1,14 @@
-//! `GET /admin/v1/events` (a filtered, paged listing, newest first) and
-//! `GET /admin/v1/events/{endpoint}/{id}` (one event, its body verbatim, and each
-//! notifier's delivery state). Scope `events:read`.
+//! Events: a filtered, paged listing, newest first, and one event with its body verbatim and
+//! each notifier's delivery state (`events:read`); re-notify and delete (`events:write`).
 
-use actix_web::{get, web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::error::{AdminError, AdminErrorKind, ErrorBody};
 use super::AdminState;
 use crate::api_key::Scope;
+use crate::audit::ActionKind;
 use crate::notify::rfc3339;
 use crate::store::EventQuery;
 
@@ -160,4 +160,135 @@ pub async fn show(
         "body": record.body,
         "notifications": notifications,
     })))
+}
+
+/// `POST /admin/v1/events/{endpoint}/{id}/renotify?notifier=`.
+#[utoipa::path(
+    tag = "events",
+    params(
+        ("endpoint" = String, Path, description = "the endpoint's name"),
+        ("id" = String, Path, description = "the event id"),
+        ("notifier" = Option<String>, Query, description = "only this notifier (default: every one the endpoint routes this type to)"),
+    ),
+    responses(
+        (status = 200, description = "{queued: N}: jobs queued again, due now (a job still pending is left alone)"),
+        (status = 400, description = "an unknown notifier", body = ErrorBody),
+        (status = 404, description = "no such event for this key", body = ErrorBody),
+        (status = 401, description = "no key, or one that is malformed, unknown, revoked or expired", body = ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = ErrorBody),
+        (status = 429, description = "over the key's limit (Retry-After)", body = ErrorBody),
+    ),
+    security(("api_key" = ["events:write"]))
+)]
+#[post("/events/{endpoint}/{id}/renotify")]
+pub async fn renotify(
+    request: HttpRequest,
+    state: web::Data<AdminState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AdminError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Params {
+        notifier: Option<String>,
+    }
+    let caller = state.authorize(&request, Scope::EventsWrite).await?;
+    let params = web::Query::<Params>::from_query(request.query_string())
+        .map_err(|error| caller.fail(AdminErrorKind::BadRequest(format!("query: {error}"))))?;
+    let (endpoint, id) = path.into_inner();
+    let missing = || {
+        caller.fail(AdminErrorKind::NotFound(format!(
+            "no event {id:?} at endpoint {endpoint:?}"
+        )))
+    };
+    let slot = match state.endpoints.get(&endpoint) {
+        Some(slot) if caller.sees(&state, &endpoint) => slot.current(),
+        _ => return Err(missing()),
+    };
+    let detail = state
+        .store
+        .event(&endpoint, &id)
+        .await
+        .map_err(|_| caller.fail(AdminErrorKind::Storage))?
+        .ok_or_else(missing)?;
+    let notifiers = match params.into_inner().notifier {
+        Some(name) if state.wakers.knows(&name) => vec![name],
+        Some(name) => {
+            return Err(caller.fail(AdminErrorKind::BadRequest(format!(
+                "no notifier named {name:?} is configured"
+            ))))
+        }
+        None => slot.notifiers_for(&detail.record.kind).to_vec(),
+    };
+    let queued = state
+        .store
+        .requeue(&endpoint, &id, &notifiers, state.clock.now_ms())
+        .await
+        .map_err(|_| caller.fail(AdminErrorKind::Storage))?
+        .ok_or_else(missing)?;
+    state.wakers.wake(&notifiers);
+    state
+        .audit(
+            Some(&caller.key.id),
+            super::auth::source(&request),
+            "event.renotify",
+            ActionKind::Update,
+            Some(&format!("{endpoint}/{id}")),
+            &format!("ok: {queued} queued"),
+        )
+        .await;
+    Ok(caller.json(&json!({ "queued": queued })))
+}
+
+/// `DELETE /admin/v1/events/{endpoint}/{id}`: the event, its notifications and its dedupe
+/// key (the sender's next delivery of this id is new again).
+#[utoipa::path(
+    tag = "events",
+    params(
+        ("endpoint" = String, Path, description = "the endpoint's name"),
+        ("id" = String, Path, description = "the event id"),
+    ),
+    responses(
+        (status = 200, description = "{deleted: true}"),
+        (status = 404, description = "no such event for this key", body = ErrorBody),
+        (status = 401, description = "no key, or one that is malformed, unknown, revoked or expired", body = ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = ErrorBody),
+        (status = 429, description = "over the key's limit (Retry-After)", body = ErrorBody),
+    ),
+    security(("api_key" = ["events:write"]))
+)]
+#[delete("/events/{endpoint}/{id}")]
+pub async fn remove(
+    request: HttpRequest,
+    state: web::Data<AdminState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AdminError> {
+    let caller = state.authorize(&request, Scope::EventsWrite).await?;
+    let (endpoint, id) = path.into_inner();
+    let missing = || {
+        caller.fail(AdminErrorKind::NotFound(format!(
+            "no event {id:?} at endpoint {endpoint:?}"
+        )))
+    };
+    if !caller.sees(&state, &endpoint) {
+        return Err(missing());
+    }
+    let deleted = state
+        .store
+        .delete_event(&endpoint, &id)
+        .await
+        .map_err(|_| caller.fail(AdminErrorKind::Storage))?;
+    if !deleted {
+        return Err(missing());
+    }
+    state
+        .audit(
+            Some(&caller.key.id),
+            super::auth::source(&request),
+            "event.delete",
+            ActionKind::Delete,
+            Some(&format!("{endpoint}/{id}")),
+            "ok",
+        )
+        .await;
+    Ok(caller.json(&json!({ "deleted": true })))
 }

@@ -8,6 +8,7 @@ mod error;
 mod events;
 mod keys;
 mod limits;
+mod outbox;
 mod refused;
 
 use std::collections::HashMap;
@@ -53,6 +54,10 @@ pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
         utoipa_actix_web::scope("/admin/v1")
             .service(events::list)
             .service(events::show)
+            .service(events::renotify)
+            .service(events::remove)
+            .service(outbox::list)
+            .service(outbox::retry)
             .service(keys::list)
             .service(keys::create)
             .service(keys::revoke)

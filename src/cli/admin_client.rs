@@ -121,6 +121,19 @@ impl AdminClient {
         answer(request.send(body.to_string().as_bytes()), &url)
     }
 
+    /// `DELETE /admin/v1/{path}`.
+    ///
+    /// # Errors
+    /// When the API cannot be reached.
+    pub fn delete(&self, path: &str) -> anyhow::Result<Answer> {
+        let url = format!("{}/admin/v1/{path}", self.base);
+        let request = self
+            .agent
+            .delete(&url)
+            .header("Authorization", format!("Bearer {}", self.key.as_str()));
+        answer(request.call(), &url)
+    }
+
     /// `POST /admin/v1/{path}` without a body.
     ///
     /// # Errors

@@ -4,6 +4,7 @@
 mod admin_client;
 mod audit;
 mod config_check;
+mod events;
 mod generate;
 mod init;
 mod input;
@@ -22,6 +23,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 pub use audit::AuditCommand;
 pub use config_check::ConfigCommand;
+pub use events::{EventsCommand, OutboxCommand};
 pub use generate::CompletionsArgs;
 pub use init::InitArgs;
 pub use keys::KeysCommand;
@@ -70,6 +72,12 @@ pub enum Command {
     /// Operator API keys: create, list, revoke, rotate (with the receiver stopped).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Stored events through the operator API: list, show, re-notify, delete.
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// Notification jobs through the operator API: list waiting or dead ones, retry one.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
     /// The operator audit log: list it, or verify its hash chain (receiver stopped).
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -166,6 +174,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(command) => keys::run(&command),
         Command::Refused(command) => refused::run(&command),
         Command::Audit(command) => audit::run(&command),
+        Command::Events(command) => events::run_events(&command),
+        Command::Outbox(command) => events::run_outbox(&command),
         Command::VerifySignature(args) => verify::run(&args),
         Command::Sign(args) => sign::run(&args),
         Command::Completions(args) => generate::completions(&args),

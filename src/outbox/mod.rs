@@ -49,6 +49,12 @@ impl Default for OutboxSettings {
 pub struct Wakers(Arc<HashMap<String, Arc<Notify>>>);
 
 impl Wakers {
+    /// Whether `notifier` is configured (has a worker to wake).
+    #[must_use]
+    pub fn knows(&self, notifier: &str) -> bool {
+        self.0.contains_key(notifier)
+    }
+
     /// Wakes `notifiers`' workers (a wake that finds a worker busy is kept for its next wait).
     pub fn wake(&self, notifiers: &[String]) {
         for name in notifiers {

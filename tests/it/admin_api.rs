@@ -354,22 +354,27 @@ fn the_openapi_document_lists_exactly_the_routes_that_answer() {
         ("GET", "/admin/v1/refused"),
         ("GET", "/admin/v1/refused/{id}"),
         ("GET", "/admin/v1/refused/{id}/request"),
+        ("DELETE", "/admin/v1/events/{endpoint}/{id}"),
+        ("GET", "/admin/v1/outbox"),
+        ("POST", "/admin/v1/events/{endpoint}/{id}/renotify"),
         ("POST", "/admin/v1/keys"),
         ("POST", "/admin/v1/keys/{id}/revoke"),
         ("POST", "/admin/v1/keys/{id}/rotate"),
+        ("POST", "/admin/v1/outbox/{endpoint}/{id}/{notifier}/retry"),
         ("POST", "/admin/v1/refused/reverify"),
     ];
-    assert_eq!(
-        operations,
-        expected.map(|(m, p)| (m.to_owned(), p.to_owned())),
-        "the document lists the routes"
-    );
+    let mut expected = expected.map(|(m, p)| (m.to_owned(), p.to_owned())).to_vec();
+    expected.sort();
+    assert_eq!(operations, expected, "the document lists the routes");
     // Every documented route answers (401 without a key, not 404) and names its scope.
     for (method, path) in &operations {
         if path.ends_with("openapi.json") {
             continue;
         }
-        let concrete = path.replace("{endpoint}", "perf").replace("{id}", "x");
+        let concrete = path
+            .replace("{endpoint}", "perf")
+            .replace("{id}", "x")
+            .replace("{notifier}", "log");
         let (status, _, body) = app.admin_call(method, &concrete, None);
         assert_eq!(
             (status, body["error"]["type"].as_str()),
@@ -435,4 +440,114 @@ fn metrics_count_admin_requests_per_key_and_keys_due_for_rotation() {
         );
     }
     assert!(!text.contains(&reader[17..]), "no key in the metrics");
+}
+
+#[test]
+fn an_event_can_be_notified_again_its_outbox_inspected_and_the_event_deleted() {
+    let app = crate::app::spawn_app_with_failing_mail("\"log\", \"mail\"");
+    let body = alert("evt_again");
+    assert_eq!(app.deliver(&body).0, 200);
+    assert!(app.eventually(|| app.log_lines().len() == 1), "logged once");
+    let reader = key(&app, &[Scope::EventsRead], Mode::Live, 600);
+    let writer = key(
+        &app,
+        &[Scope::EventsWrite, Scope::AuditRead],
+        Mode::Live,
+        600,
+    );
+
+    // The failing mail job waits in the outbox with its error.
+    assert!(app.eventually(|| {
+        let (_, _, outbox) =
+            app.admin_get("/admin/v1/outbox?status=pending", Some(&bearer(&reader)));
+        outbox["jobs"][0]["attempts"]
+            .as_u64()
+            .is_some_and(|a| a >= 1)
+    }));
+    let (_, _, outbox) = app.admin_get("/admin/v1/outbox?notifier=mail", Some(&bearer(&reader)));
+    let job = &outbox["jobs"][0];
+    assert_eq!(
+        (job["event_id"].as_str(), job["notifier"].as_str()),
+        (Some("evt_again"), Some("mail"))
+    );
+    assert!(
+        job["last_error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{job}"
+    );
+    let (status, _, _) = app.admin_get("/admin/v1/outbox?status=lost", Some(&bearer(&reader)));
+    assert_eq!(status, 400);
+
+    // Re-notify: the delivered log job goes again, the pending mail job is left alone.
+    let (status, _, answer) = app.admin_call(
+        "POST",
+        "/admin/v1/events/perf/evt_again/renotify",
+        Some(&bearer(&writer)),
+    );
+    assert_eq!(
+        (status, answer["queued"].as_u64()),
+        (200, Some(1)),
+        "{answer}"
+    );
+    assert!(
+        app.eventually(|| app.log_lines().len() == 2),
+        "logged again"
+    );
+    let (status, _, answer) = app.admin_call(
+        "POST",
+        "/admin/v1/events/perf/evt_again/renotify?notifier=pager",
+        Some(&bearer(&writer)),
+    );
+    assert_eq!(
+        (status, answer["error"]["type"].as_str()),
+        (400, Some("bad_request"))
+    );
+    let (status, _, _) = app.admin_call(
+        "POST",
+        "/admin/v1/events/perf/evt_again/renotify",
+        Some(&bearer(&reader)),
+    );
+    assert_eq!(status, 403, "re-notify needs events:write");
+    let (status, _, answer) = app.admin_call(
+        "POST",
+        "/admin/v1/outbox/perf/evt_again/mail/retry",
+        Some(&bearer(&writer)),
+    );
+    assert_eq!(
+        (status, answer["queued"].as_u64()),
+        (200, Some(0)),
+        "still pending"
+    );
+
+    // Delete: gone with its dedupe key, so the same id is accepted again.
+    let (status, _, _) = app.admin_call(
+        "DELETE",
+        "/admin/v1/events/perf/evt_again",
+        Some(&bearer(&writer)),
+    );
+    assert_eq!(status, 200);
+    let (status, _, _) = app.admin_get("/admin/v1/events/perf/evt_again", Some(&bearer(&reader)));
+    assert_eq!(status, 404);
+    let (status, _, _) = app.admin_call(
+        "DELETE",
+        "/admin/v1/events/perf/evt_again",
+        Some(&bearer(&writer)),
+    );
+    assert_eq!(status, 404);
+    app.clock.advance(Duration::from_secs(1));
+    let (status, answer) = app.deliver(&body);
+    assert_eq!((status, answer["status"].as_str()), (200, Some("accepted")));
+
+    let (_, _, log) = app.admin_get("/admin/v1/audit?kind=update", Some(&bearer(&writer)));
+    let actions: Vec<&str> = log["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|entry| entry["action"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(actions, ["outbox.retry", "event.renotify"], "{log}");
+    let (_, _, log) = app.admin_get(
+        "/admin/v1/audit?action=event.delete",
+        Some(&bearer(&writer)),
+    );
+    assert_eq!(log["entries"][0]["target"], "perf/evt_again");
 }

@@ -223,7 +223,13 @@ impl TestApp {
         authorization: Option<&str>,
     ) -> (u16, Vec<(String, String)>, serde_json::Value) {
         let url = format!("http://{}{path}", self.admin);
-        let response = if method == "POST" {
+        let response = if method == "DELETE" {
+            let mut request = self.agent.delete(&url);
+            if let Some(value) = authorization {
+                request = request.header("Authorization", value);
+            }
+            request.call()
+        } else if method == "POST" {
             let mut request = self.agent.post(&url);
             if let Some(value) = authorization {
                 request = request.header("Authorization", value);

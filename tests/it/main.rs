@@ -22,6 +22,7 @@ mod keys;
 mod mail_text;
 mod messages;
 mod notify_test;
+mod operator_cli;
 mod packaging;
 mod properties;
 mod receiver;

@@ -1,0 +1,145 @@
+//! The outbox: `GET /admin/v1/outbox?status=pending|dead` lists notification jobs
+//! (`events:read`); `POST /admin/v1/outbox/{endpoint}/{id}/{notifier}/retry` queues a dead
+//! or delivered one again, due now (`events:write`).
+
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::{AdminError, AdminErrorKind, ErrorBody};
+use super::AdminState;
+use crate::api_key::Scope;
+use crate::audit::ActionKind;
+use crate::notify::rfc3339;
+use crate::store::JobStatus;
+
+/// Jobs an answer holds at most.
+const MAX_JOBS: usize = 1_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    status: Option<String>,
+    notifier: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /admin/v1/outbox?status=pending|dead&notifier=&limit=`.
+#[utoipa::path(
+    tag = "outbox",
+    params(
+        ("status" = Option<String>, Query, description = "pending (default) or dead"),
+        ("notifier" = Option<String>, Query, description = "only this notifier"),
+        ("limit" = Option<usize>, Query, description = "at most this many (default 100, at most 1,000)"),
+    ),
+    responses(
+        (status = 200, description = "{jobs:[{endpoint,event_id,notifier,status,attempts,last_error,due_at}]}"),
+        (status = 400, description = "a malformed query", body = ErrorBody),
+        (status = 401, description = "no key, or one that is malformed, unknown, revoked or expired", body = ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = ErrorBody),
+        (status = 429, description = "over the key's limit (Retry-After)", body = ErrorBody),
+    ),
+    security(("api_key" = ["events:read"]))
+)]
+#[get("/outbox")]
+pub async fn list(
+    request: HttpRequest,
+    state: web::Data<AdminState>,
+) -> Result<HttpResponse, AdminError> {
+    let caller = state.authorize(&request, Scope::EventsRead).await?;
+    let params = web::Query::<ListParams>::from_query(request.query_string())
+        .map_err(|error| caller.fail(AdminErrorKind::BadRequest(format!("query: {error}"))))?
+        .into_inner();
+    let status = match params.status.as_deref() {
+        None | Some("pending") => JobStatus::Pending,
+        Some("dead") => JobStatus::Dead,
+        Some(_) => {
+            return Err(caller.fail(AdminErrorKind::BadRequest(
+                "status must be pending or dead".to_owned(),
+            )))
+        }
+    };
+    let limit = params.limit.unwrap_or(100).clamp(1, MAX_JOBS);
+    let jobs = state
+        .store
+        .jobs(status, params.notifier.as_deref(), MAX_JOBS)
+        .await
+        .map_err(|_| caller.fail(AdminErrorKind::Storage))?;
+    let jobs: Vec<serde_json::Value> = jobs
+        .iter()
+        .filter(|job| caller.sees(&state, &job.endpoint))
+        .take(limit)
+        .map(|job| {
+            json!({
+                "endpoint": job.endpoint,
+                "event_id": job.event_id,
+                "notifier": job.notifier,
+                "status": job.status,
+                "attempts": job.attempts,
+                "last_error": job.last_error,
+                "due_at": rfc3339(job.due_ms / 1000),
+            })
+        })
+        .collect();
+    Ok(caller.json(&json!({ "jobs": jobs })))
+}
+
+/// `POST /admin/v1/outbox/{endpoint}/{id}/{notifier}/retry`.
+#[utoipa::path(
+    tag = "outbox",
+    params(
+        ("endpoint" = String, Path, description = "the endpoint's name"),
+        ("id" = String, Path, description = "the event id"),
+        ("notifier" = String, Path, description = "the notifier's name"),
+    ),
+    responses(
+        (status = 200, description = "{queued: 0 or 1} (0: the job is already pending)"),
+        (status = 400, description = "an unknown notifier", body = ErrorBody),
+        (status = 404, description = "no such event for this key", body = ErrorBody),
+        (status = 401, description = "no key, or one that is malformed, unknown, revoked or expired", body = ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = ErrorBody),
+        (status = 429, description = "over the key's limit (Retry-After)", body = ErrorBody),
+    ),
+    security(("api_key" = ["events:write"]))
+)]
+#[post("/outbox/{endpoint}/{id}/{notifier}/retry")]
+pub async fn retry(
+    request: HttpRequest,
+    state: web::Data<AdminState>,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, AdminError> {
+    let caller = state.authorize(&request, Scope::EventsWrite).await?;
+    let (endpoint, id, notifier) = path.into_inner();
+    let missing = || {
+        caller.fail(AdminErrorKind::NotFound(format!(
+            "no event {id:?} at endpoint {endpoint:?}"
+        )))
+    };
+    if !caller.sees(&state, &endpoint) {
+        return Err(missing());
+    }
+    if !state.wakers.knows(&notifier) {
+        return Err(caller.fail(AdminErrorKind::BadRequest(format!(
+            "no notifier named {notifier:?} is configured"
+        ))));
+    }
+    let notifiers = [notifier];
+    let queued = state
+        .store
+        .requeue(&endpoint, &id, &notifiers, state.clock.now_ms())
+        .await
+        .map_err(|_| caller.fail(AdminErrorKind::Storage))?
+        .ok_or_else(missing)?;
+    state.wakers.wake(&notifiers);
+    state
+        .audit(
+            Some(&caller.key.id),
+            super::auth::source(&request),
+            "outbox.retry",
+            ActionKind::Update,
+            Some(&format!("{endpoint}/{id}/{}", notifiers[0])),
+            &format!("ok: {queued} queued"),
+        )
+        .await;
+    Ok(caller.json(&json!({ "queued": queued })))
+}

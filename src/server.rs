@@ -54,6 +54,7 @@ pub struct Application {
     outbox: Outbox,
     notifier_names: Vec<String>,
     reloader: Reloader,
+    audit_retention: Duration,
 }
 
 impl std::fmt::Debug for Application {
@@ -209,6 +210,7 @@ impl Application {
             outbox,
             notifier_names,
             reloader,
+            audit_retention: config.audit_retention,
         })
     }
 
@@ -269,6 +271,7 @@ impl Application {
             Arc::clone(&self.store),
             Arc::clone(&self.clock),
             RETENTION_EVERY,
+            self.audit_retention,
             stopped,
         ));
         // The admin listener stops with the receiver (it does not watch signals itself).

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use actix_web::{get, web};
 
-pub use audit::AuditFilter;
+pub use audit::{verification, AuditFilter};
 pub use auth::Caller;
 pub use error::{AdminError, AdminErrorKind};
 pub use limits::{RateLimits, RateState};
@@ -63,6 +63,7 @@ pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .service(keys::revoke)
             .service(keys::rotate)
             .service(audit::list)
+            .service(audit::verify)
             .service(refused::list)
             .service(refused::reverify)
             .service(refused::show)

@@ -1,5 +1,6 @@
-//! `perfhook audit list|verify`: the operator audit log on a stopped receiver's data
-//! directory. `verify` walks the hash chain and names every edited, missing or moved entry.
+//! `perfhook audit list|verify`: the operator audit log, on a stopped receiver's data
+//! directory or through a running one's operator API. `verify` walks the hash chain from its
+//! anchor and names every edited, missing or moved entry.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -7,10 +8,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use super::keys::KeyStore;
-use crate::admin::AuditFilter;
-use crate::audit::{self, ActionKind, AuditEntry};
+use super::admin_client::{refusal_line, AdminArgs, AdminClient, ADMIN_KEY_ENV};
+use super::keys::{KeyStore, KeysApi};
+use crate::admin::{verification, AuditFilter};
+use crate::audit::ActionKind;
 use crate::notify::rfc3339;
+use crate::store::sled::{is_locked, SledOptions, SledStore};
 use crate::store::Store;
 
 /// `audit` subcommands.
@@ -19,7 +22,16 @@ pub enum AuditCommand {
     /// Entries, newest first, filtered.
     List(ListArgs),
     /// Check the hash chain: exit 0 intact (the head hash printed), 1 tampered.
-    Verify(KeyStore),
+    Verify(VerifyArgs),
+}
+
+/// Arguments of `audit verify`.
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub store: KeyStore,
+    #[command(flatten)]
+    pub api: KeysApi,
 }
 
 /// Arguments of `audit list`.
@@ -48,44 +60,51 @@ pub struct ListArgs {
     pub json: bool,
     #[command(flatten)]
     pub store: KeyStore,
+    #[command(flatten)]
+    pub api: KeysApi,
 }
 
 pub(super) fn run(command: &AuditCommand) -> anyhow::Result<ExitCode> {
-    let location = match command {
-        AuditCommand::List(args) => &args.store,
-        AuditCommand::Verify(store) => store,
+    let (location, api) = match command {
+        AuditCommand::List(args) => (&args.store, &args.api),
+        AuditCommand::Verify(args) => (&args.store, &args.api),
     };
+    if api.admin_url.is_some() || api.admin_key_file.is_some() {
+        return through_api(command, location, api);
+    }
     let path = super::store_stats::resolve_data_dir(
         location.config.as_deref(),
         location.data_dir.as_ref(),
     )?;
-    let store = super::store_stats::open(&path)?;
+    if !path.is_dir() {
+        anyhow::bail!("{} is not a data directory", path.display());
+    }
+    let store = match SledStore::open(&path, SledOptions::default()) {
+        Ok(store) => store,
+        Err(error) if is_locked(&error) && std::env::var_os(ADMIN_KEY_ENV).is_some() => {
+            return through_api(command, location, api);
+        }
+        Err(error) if is_locked(&error) => anyhow::bail!(
+            "cannot open the store in {}: the receiver is running; set {ADMIN_KEY_ENV} to an audit:read key to work through its operator API, or stop it",
+            path.display()
+        ),
+        Err(error) => {
+            return Err(error).with_context(|| format!("cannot open the store in {}", path.display()))
+        }
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let log = runtime.block_on(store.audit_log());
+    let read = runtime.block_on(async {
+        Ok::<_, crate::store::StoreError>((store.audit_log().await?, store.audit_anchor().await?))
+    });
     runtime
         .block_on(store.close())
         .context("cannot close the store")?;
-    let log = log.context("cannot read the audit log")?;
-    let mut out = std::io::stdout().lock();
+    let (log, anchor) = read.context("cannot read the audit log")?;
     match command {
-        AuditCommand::Verify(_) => {
-            let problems = audit::verify(&log, (0, audit::GENESIS));
-            if problems.is_empty() {
-                let head = log
-                    .last()
-                    .and_then(|stored| stored.entry.as_ref().ok())
-                    .map_or(audit::GENESIS, |entry| entry.hash.as_str());
-                writeln!(out, "intact: {} entries; head {head}", log.len())?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            for problem in &problems {
-                writeln!(out, "tampered: {problem}")?;
-            }
-            Ok(ExitCode::from(1))
-        }
+        AuditCommand::Verify(_) => print_verification(&verification(&log, &anchor)),
         AuditCommand::List(args) => {
             let filter = AuditFilter {
                 since: args.since,
@@ -96,30 +115,137 @@ pub(super) fn run(command: &AuditCommand) -> anyhow::Result<ExitCode> {
                 outcome: args.outcome.clone(),
                 limit: None,
             };
-            let entries: Vec<&AuditEntry> = log
+            let entries: Vec<serde_json::Value> = log
                 .iter()
                 .rev()
                 .filter_map(|stored| stored.entry.as_ref().ok())
                 .filter(|entry| filter.admits(entry))
+                .filter_map(|entry| serde_json::to_value(entry).ok())
                 .collect();
-            if args.json {
-                writeln!(out, "{}", serde_json::to_string(&entries)?)?;
-                return Ok(ExitCode::SUCCESS);
+            print_entries(&entries, args.json)
+        }
+    }
+}
+
+/// `intact: N entries; head H` (exit 0) or one `tampered: …` line per problem (exit 1).
+fn print_verification(result: &serde_json::Value) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    let problems = result
+        .get("problems")
+        .and_then(serde_json::Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if problems.is_empty() {
+        writeln!(
+            out,
+            "intact: {} entries; head {}",
+            result
+                .get("entries")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0),
+            result
+                .get("head")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for problem in problems {
+        writeln!(out, "tampered: {}", problem.as_str().unwrap_or_default())?;
+    }
+    Ok(ExitCode::from(1))
+}
+
+fn print_entries(entries: &[serde_json::Value], json: bool) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::Value::Array(entries.to_vec()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let text = |entry: &serde_json::Value, field: &str| {
+        entry
+            .get(field)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("-")
+            .to_owned()
+    };
+    for entry in entries {
+        writeln!(
+            out,
+            "{} {} {} {} {} {} {}",
+            entry
+                .get("seq")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0),
+            rfc3339(
+                entry
+                    .get("at")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0)
+            ),
+            text(entry, "key"),
+            text(entry, "source"),
+            text(entry, "action"),
+            text(entry, "target"),
+            text(entry, "outcome"),
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The same through the operator API (an `audit:read` key).
+fn through_api(
+    command: &AuditCommand,
+    location: &KeyStore,
+    api: &KeysApi,
+) -> anyhow::Result<ExitCode> {
+    let client = AdminClient::new(&AdminArgs {
+        admin_url: api.admin_url.clone(),
+        admin_key_file: api.admin_key_file.clone(),
+        config: location.config.clone(),
+    })?;
+    let answer = match command {
+        AuditCommand::Verify(_) => client.get("audit/verify")?,
+        AuditCommand::List(args) => {
+            let mut query = Vec::new();
+            if let Some(since) = args.since {
+                query.push(format!("since={since}"));
             }
-            for entry in entries {
-                writeln!(
-                    out,
-                    "{} {} {} {} {} {} {}",
-                    entry.seq,
-                    rfc3339(entry.at),
-                    entry.key.as_deref().unwrap_or("-"),
-                    entry.source,
-                    entry.action,
-                    entry.target.as_deref().unwrap_or("-"),
-                    entry.outcome
-                )?;
+            if let Some(until) = args.until {
+                query.push(format!("until={until}"));
             }
-            Ok(ExitCode::SUCCESS)
+            if let Some(key) = &args.key {
+                query.push(format!("key={key}"));
+            }
+            if let Some(kind) = args.kind {
+                query.push(format!(
+                    "kind={}",
+                    serde_json::to_value(kind)?.as_str().unwrap_or_default()
+                ));
+            }
+            if let Some(action) = &args.action {
+                query.push(format!("action={action}"));
+            }
+            if let Some(outcome) = &args.outcome {
+                query.push(format!("outcome={outcome}"));
+            }
+            client.get(&format!("audit?{}", query.join("&")))?
+        }
+    };
+    if !(200..300).contains(&answer.status) {
+        eprintln!("perfhook: error: {}", refusal_line(&answer));
+        return Ok(ExitCode::from(1));
+    }
+    let body = answer.json()?;
+    match command {
+        AuditCommand::Verify(_) => print_verification(&body),
+        AuditCommand::List(args) => {
+            let entries = body
+                .get("entries")
+                .and_then(serde_json::Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            print_entries(&entries, args.json)
         }
     }
 }

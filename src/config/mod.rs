@@ -56,6 +56,8 @@ pub struct AdminSettings {
     pub enabled: bool,
     /// Where; loopback by default, since the API reads every stored event.
     pub listen: SocketAddr,
+    /// Days an audit entry is kept.
+    pub audit_retention_days: u64,
 }
 
 impl Default for AdminSettings {
@@ -63,6 +65,7 @@ impl Default for AdminSettings {
         Self {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            audit_retention_days: 400,
         }
     }
 }
@@ -576,6 +579,9 @@ impl Settings {
             endpoints,
             notifiers,
             admin,
+            audit_retention: Duration::from_secs(
+                self.admin.audit_retention_days.saturating_mul(86_400),
+            ),
         })
     }
 
@@ -746,6 +752,8 @@ pub struct AppConfig {
     pub notifiers: BTreeMap<String, NotifierSettings>,
     /// The operator API's address, when it is served.
     pub admin: Option<SocketAddr>,
+    /// How long audit entries are kept.
+    pub audit_retention: Duration,
 }
 
 /// One endpoint, ready to serve.

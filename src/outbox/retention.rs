@@ -1,5 +1,6 @@
 //! Retention: removes expired events (and so their dedupe keys) in small batches, so no
-//! purge holds the store for long, and refused deliveries older than a week.
+//! purge holds the store for long; refused deliveries older than a week; audit entries older
+//! than their retention (the chain then starts from an anchor).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,7 @@ pub async fn run_retention(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     every: Duration,
+    audit_retention: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -48,6 +50,14 @@ pub async fn run_retention(
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "retention: purged old refused deliveries"),
             Err(error) => tracing::error!(%error, "retention: refused-delivery purge failed"),
+        }
+        match store
+            .purge_audit(clock.now().saturating_sub(audit_retention.as_secs()))
+            .await
+        {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "retention: purged old audit entries"),
+            Err(error) => tracing::error!(%error, "retention: audit purge failed"),
         }
         tokio::select! {
             () = tokio::time::sleep(every) => {}

@@ -31,6 +31,8 @@ struct State {
     refused: BTreeMap<(String, u64, u64), RefusedDelivery>,
     refused_sequence: u64,
     audit: Vec<crate::audit::AuditEntry>,
+    /// The last purged entry's (sequence, hash).
+    audit_anchor: Option<(u64, String)>,
     /// Event key → the event and its expiry.
     events: BTreeMap<Vec<u8>, (EventRecord, u64)>,
     /// Job key (event key, NUL, notifier) → the job.
@@ -570,13 +572,39 @@ impl Store for MemoryStore {
         entry: crate::audit::NewAuditEntry,
     ) -> Result<crate::audit::AuditEntry, StoreError> {
         let mut state = self.state()?;
-        let (seq, hash) = state.audit.last().map_or_else(
-            || (0, crate::audit::GENESIS.to_owned()),
-            |last| (last.seq, last.hash.clone()),
-        );
+        let (seq, hash) = match state.audit.last() {
+            Some(last) => (last.seq, last.hash.clone()),
+            // Nothing kept: the chain goes on from the anchor.
+            None => state
+                .audit_anchor
+                .clone()
+                .unwrap_or_else(|| (0, crate::audit::GENESIS.to_owned())),
+        };
         let entry = crate::audit::AuditEntry::chain(entry, seq, &hash);
         state.audit.push(entry.clone());
         Ok(entry)
+    }
+
+    async fn purge_audit(&self, before: u64) -> Result<usize, StoreError> {
+        let mut state = self.state()?;
+        let old = state
+            .audit
+            .iter()
+            .take_while(|entry| entry.at < before)
+            .count();
+        if let Some(last) = old.checked_sub(1).and_then(|i| state.audit.get(i)) {
+            state.audit_anchor = Some((last.seq, last.hash.clone()));
+        }
+        state.audit.drain(..old);
+        Ok(old)
+    }
+
+    async fn audit_anchor(&self) -> Result<(u64, String), StoreError> {
+        Ok(self
+            .state()?
+            .audit_anchor
+            .clone()
+            .unwrap_or_else(|| (0, crate::audit::GENESIS.to_owned())))
     }
 
     async fn audit_log(&self) -> Result<Vec<crate::audit::StoredEntry>, StoreError> {

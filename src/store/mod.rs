@@ -540,6 +540,21 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// A [`StoreError`].
     async fn audit_log(&self) -> Result<Vec<crate::audit::StoredEntry>, StoreError>;
 
+    /// Removes audit entries recorded before `before` (Unix seconds), oldest first, keeping
+    /// the last removed entry's (sequence, hash) as the anchor the rest chains from. Returns
+    /// how many.
+    ///
+    /// # Errors
+    /// A [`StoreError`].
+    async fn purge_audit(&self, before: u64) -> Result<usize, StoreError>;
+
+    /// The (sequence, hash) the oldest kept audit entry follows: `(0, GENESIS)` until
+    /// retention has removed any.
+    ///
+    /// # Errors
+    /// A [`StoreError`].
+    async fn audit_anchor(&self) -> Result<(u64, String), StoreError>;
+
     /// What the store holds, in O(1).
     fn counts(&self) -> Counts;
 

@@ -347,6 +347,7 @@ fn the_openapi_document_lists_exactly_the_routes_that_answer() {
     operations.sort();
     let expected = [
         ("GET", "/admin/v1/audit"),
+        ("GET", "/admin/v1/audit/verify"),
         ("GET", "/admin/v1/events"),
         ("GET", "/admin/v1/events/{endpoint}/{id}"),
         ("GET", "/admin/v1/keys"),

@@ -229,6 +229,28 @@ fn with_the_receiver_running_keys_are_managed_through_its_operator_api() {
         "perfhook: error: 403 insufficient_scope: this API key lacks the keys:admin scope"
     );
 
+    // The audit log through the API: intact, and listed.
+    let audit = |args: &[&str]| {
+        let mut all = vec!["audit"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--admin-url", &url]);
+        perfhook(&all, &[("PERFHOOK_ADMIN_KEY", &admin)], b"")
+    };
+    let verified = audit(&["verify"]);
+    assert_eq!(verified.code, 0, "{} {}", verified.stdout, verified.stderr);
+    assert!(
+        verified.stdout.starts_with("intact: "),
+        "{}",
+        verified.stdout
+    );
+    let creations = audit(&["list", "--kind", "create"]);
+    assert_eq!(
+        creations.stdout.lines().count(),
+        3,
+        "two offline, one online: {}",
+        creations.stdout
+    );
+
     // Every action through the API is audited with the acting key and its address.
     let client = crate::server_helpers::client();
     let mut answer = client

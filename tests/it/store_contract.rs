@@ -643,6 +643,43 @@ async fn a_dead_or_delivered_job_can_be_queued_again_and_an_event_deleted(store:
     );
 }
 
+async fn audit_retention_removes_the_oldest_and_the_chain_goes_on_from_its_anchor(
+    store: &dyn Store,
+) {
+    use perfhook::audit::{verify, ActionKind, NewAuditEntry, GENESIS};
+    let entry = |at: u64| NewAuditEntry {
+        at,
+        key: None,
+        source: "cli".into(),
+        action: "key.create".into(),
+        kind: ActionKind::Create,
+        target: Some(format!("k{at}")),
+        outcome: "ok".into(),
+    };
+    assert_eq!(store.audit_anchor().await, Ok((0, GENESIS.to_owned())));
+    let mut made = Vec::new();
+    for at in [10, 20, 30] {
+        made.push(store.append_audit(entry(at)).await.expect("append"));
+    }
+    assert_eq!(store.purge_audit(25).await, Ok(2));
+    let anchor = store.audit_anchor().await.expect("anchor");
+    assert_eq!(anchor, (2, made[1].hash.clone()));
+    let log = store.audit_log().await.expect("log");
+    assert_eq!(log.len(), 1);
+    assert!(verify(&log, (anchor.0, &anchor.1)).is_empty());
+    assert_eq!(verify(&log, (0, GENESIS)), ["entries 1 to 2 are missing"]);
+    // Everything purged: the next entry still follows the last one.
+    assert_eq!(store.purge_audit(100).await, Ok(1));
+    let next = store.append_audit(entry(110)).await.expect("append");
+    assert_eq!((next.seq, next.prev.as_str()), (4, made[2].hash.as_str()));
+    let anchor = store.audit_anchor().await.expect("anchor");
+    assert!(verify(
+        &store.audit_log().await.expect("log"),
+        (anchor.0, &anchor.1)
+    )
+    .is_empty());
+}
+
 async fn a_closed_store_refuses_work(store: &dyn Store) {
     store.close().await.expect("close");
     assert!(store.record(new_event("evt_late", &[], T0)).await.is_err());
@@ -685,6 +722,7 @@ macro_rules! suite {
             api_keys_are_stored_replaced_and_listed_in_id_order,
             refused_deliveries_are_kept_newest_first_within_their_bounds,
             a_dead_or_delivered_job_can_be_queued_again_and_an_event_deleted,
+            audit_retention_removes_the_oldest_and_the_chain_goes_on_from_its_anchor,
             a_closed_store_refuses_work;
             shared: concurrent_records_of_one_id_store_it_exactly_once);
     };

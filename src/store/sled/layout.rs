@@ -33,6 +33,8 @@ pub(super) const REFUSED: u8 = b'r';
 pub(super) const AUDIT: u8 = b'a';
 pub(super) const META_STATE: &[u8] = b"mstate";
 pub(super) const META_PROBE: &[u8] = b"mprobe";
+/// The (sequence, hash) of the last audit entry retention removed.
+pub(super) const META_AUDIT_ANCHOR: &[u8] = b"maudit_anchor";
 
 /// `prefix` then `parts`, concatenated.
 pub(super) fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {

@@ -48,7 +48,7 @@ use tokio::sync::oneshot;
 
 use self::layout::{
     decode_event, decode_event_meta, key, queue_due, queue_prefix, split_event_key, JobValue,
-    API_KEY, AUDIT, EVENT, JOB, LISTING,
+    API_KEY, AUDIT, EVENT, JOB, LISTING, META_AUDIT_ANCHOR,
 };
 use self::writer::{Op, Writer};
 use super::{
@@ -654,7 +654,8 @@ impl Store for SledStore {
                             .map_or_else(|_| "unreadable".to_owned(), |last| last.hash);
                         (position, hash)
                     }
-                    None => (0, crate::audit::GENESIS.to_owned()),
+                    // Everything purged: the chain goes on from the anchor.
+                    None => self.audit_anchor().await?,
                 }
             }
         };
@@ -665,6 +666,18 @@ impl Store for SledStore {
         self.send(|reply| Op::Put { key, value, reply }).await?;
         *head = Some((entry.seq, entry.hash.clone()));
         Ok(entry)
+    }
+
+    async fn purge_audit(&self, before: u64) -> Result<usize, StoreError> {
+        self.send(|reply| Op::PurgeAudit { before, reply }).await
+    }
+
+    async fn audit_anchor(&self) -> Result<(u64, String), StoreError> {
+        let tree = self.tree().await?;
+        match read(tree.get(META_AUDIT_ANCHOR))? {
+            Some(value) => serde_json::from_slice(&value).map_err(|e| StoreError::corrupt_json(&e)),
+            None => Ok((0, crate::audit::GENESIS.to_owned())),
+        }
     }
 
     async fn audit_log(&self) -> Result<Vec<crate::audit::StoredEntry>, StoreError> {

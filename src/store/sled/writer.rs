@@ -15,8 +15,8 @@ use tokio::sync::oneshot;
 
 use super::backup::Copied;
 use super::layout::{
-    decode_event_meta, encode_event, job_key, key, JobValue, MetaState, EVENT, EXPIRY, JOB,
-    LISTING, META_PROBE, META_STATE, QUEUE,
+    decode_event_meta, encode_event, job_key, key, JobValue, MetaState, AUDIT, EVENT, EXPIRY, JOB,
+    LISTING, META_AUDIT_ANCHOR, META_PROBE, META_STATE, QUEUE,
 };
 use super::{sled_error, Handle, Shared, SledOptions};
 use crate::store::{
@@ -71,6 +71,8 @@ pub(super) enum Op {
         id: String,
         reply: Reply<bool>,
     },
+    /// Remove audit entries recorded before a time, keeping an anchor; answered once applied.
+    PurgeAudit { before: u64, reply: Reply<usize> },
     /// Prove a durable write works, reopening first if an earlier one failed.
     Probe(Reply<()>),
     /// Store one value (an API key's record); answered once durable.
@@ -282,6 +284,12 @@ impl Writer {
                     reply,
                 } => {
                     let answer = remove_event(&mut writes, &mut meta, &event_key(&endpoint, &id));
+                    applied_replies.push(Box::new(move |failure| {
+                        let _ = reply.send(failure.map_or(answer, |e| Err(e.clone())));
+                    }));
+                }
+                Op::PurgeAudit { before, reply } => {
+                    let answer = purge_audit(&mut writes, before);
                     applied_replies.push(Box::new(move |failure| {
                         let _ = reply.send(failure.map_or(answer, |e| Err(e.clone())));
                     }));
@@ -511,6 +519,9 @@ fn fail(op: Op, error: &StoreError) -> bool {
             let _ = reply.send(Err(error.clone()));
         }
         Op::Requeue { reply, .. } => {
+            let _ = reply.send(Err(error.clone()));
+        }
+        Op::PurgeAudit { reply, .. } => {
             let _ = reply.send(Err(error.clone()));
         }
         Op::Delete { reply, .. } => {
@@ -757,6 +768,37 @@ fn requeue(
         queued += 1;
     }
     Ok(Some(queued))
+}
+
+/// At most this many audit entries go in one purge (the rest in the next round).
+const AUDIT_PURGE_BATCH: usize = 1_000;
+
+/// Removes the oldest audit entries recorded before `before`, keeping the last one's
+/// (sequence, hash) as the anchor. An entry that cannot be read stops the purge there, so
+/// `audit verify` still reports it.
+fn purge_audit(writes: &mut Group<'_>, before: u64) -> Result<usize, StoreError> {
+    let mut removed = Vec::new();
+    let mut anchor = None;
+    for entry in writes.tree.scan_prefix([AUDIT]).take(AUDIT_PURGE_BATCH) {
+        let (entry_key, value) = entry.map_err(|e| sled_error(&e))?;
+        let Ok(entry) = serde_json::from_slice::<crate::audit::AuditEntry>(&value) else {
+            break;
+        };
+        if entry.at >= before {
+            break;
+        }
+        anchor = Some((entry.seq, entry.hash));
+        removed.push(entry_key.to_vec());
+    }
+    if let Some(anchor) = anchor {
+        let value = serde_json::to_vec(&anchor)
+            .map_err(|e| StoreError::unavailable(format!("cannot encode the audit anchor: {e}")))?;
+        writes.insert(META_AUDIT_ANCHOR.to_vec(), value);
+    }
+    for entry_key in &removed {
+        writes.remove(entry_key.clone());
+    }
+    Ok(removed.len())
 }
 
 fn bury_unconfigured(

@@ -292,3 +292,141 @@ pub async fn remove(
         .await;
     Ok(caller.json(&json!({ "deleted": true })))
 }
+
+/// Events read per page while looking for an organisation's or project's.
+const SCAN_PAGE: usize = 500;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteMatching {
+    organization: Option<String>,
+    project: Option<String>,
+    endpoint: Option<String>,
+}
+
+/// Whether the body's `data.<field>` has this id or name.
+fn names(body: &serde_json::Value, field: &str, wanted: &str) -> bool {
+    ["id", "name"].iter().any(|part| {
+        body.pointer(&format!("/data/{field}/{part}"))
+            .and_then(serde_json::Value::as_str)
+            == Some(wanted)
+    })
+}
+
+/// `DELETE /admin/v1/events?organization=&project=&endpoint=`: every event of an
+/// organisation or project (by id or name), with its notifications and dedupe key.
+#[utoipa::path(
+    tag = "events",
+    params(
+        ("organization" = Option<String>, Query, description = "the organisation's id or name (data.organization)"),
+        ("project" = Option<String>, Query, description = "the project's id or name (data.project)"),
+        ("endpoint" = Option<String>, Query, description = "only this endpoint"),
+    ),
+    responses(
+        (status = 200, description = "{deleted: N}"),
+        (status = 400, description = "neither organization nor project given", body = ErrorBody),
+        (status = 401, description = "no key, or one that is malformed, unknown, revoked or expired", body = ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = ErrorBody),
+        (status = 429, description = "over the key's limit (Retry-After)", body = ErrorBody),
+    ),
+    security(("api_key" = ["events:write"]))
+)]
+#[delete("/events")]
+pub async fn remove_matching(
+    request: HttpRequest,
+    state: web::Data<AdminState>,
+) -> Result<HttpResponse, AdminError> {
+    let caller = state.authorize(&request, Scope::EventsWrite).await?;
+    let wanted = web::Query::<DeleteMatching>::from_query(request.query_string())
+        .map_err(|error| caller.fail(AdminErrorKind::BadRequest(format!("query: {error}"))))?
+        .into_inner();
+    if wanted.organization.is_none() && wanted.project.is_none() {
+        return Err(caller.fail(AdminErrorKind::BadRequest(
+            "give organization or project (or both)".to_owned(),
+        )));
+    }
+    let storage = |_| caller.fail(AdminErrorKind::Storage);
+    // Collected first, deleted after: deleting while paging would move the cursor's ground.
+    let mut matching = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = state
+            .store
+            .list(&EventQuery {
+                endpoint: wanted.endpoint.clone(),
+                kind: None,
+                since: None,
+                until: None,
+                cursor: cursor.take(),
+                limit: SCAN_PAGE,
+            })
+            .await
+            .map_err(storage)?;
+        for summary in page
+            .events
+            .iter()
+            .filter(|e| caller.sees(&state, &e.endpoint))
+        {
+            let Some(detail) = state
+                .store
+                .event(&summary.endpoint, &summary.id)
+                .await
+                .map_err(storage)?
+            else {
+                continue;
+            };
+            let Ok(body) = serde_json::from_str::<serde_json::Value>(&detail.record.body) else {
+                continue;
+            };
+            let organization = wanted
+                .organization
+                .as_deref()
+                .is_none_or(|wanted| names(&body, "organization", wanted));
+            let project = wanted
+                .project
+                .as_deref()
+                .is_none_or(|wanted| names(&body, "project", wanted));
+            if organization && project {
+                matching.push((summary.endpoint.clone(), summary.id.clone()));
+            }
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let mut deleted = 0;
+    for (endpoint, id) in &matching {
+        if state
+            .store
+            .delete_event(endpoint, id)
+            .await
+            .map_err(storage)?
+        {
+            deleted += 1;
+        }
+    }
+    let target = [
+        wanted
+            .organization
+            .as_ref()
+            .map(|o| format!("organization={o}")),
+        wanted.project.as_ref().map(|p| format!("project={p}")),
+        wanted.endpoint.as_ref().map(|e| format!("endpoint={e}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" ");
+    state
+        .audit(
+            Some(&caller.key.id),
+            super::auth::source(&request),
+            "event.delete_matching",
+            ActionKind::Delete,
+            Some(&target),
+            &format!("ok: {deleted} deleted"),
+        )
+        .await;
+    Ok(caller.json(&json!({ "deleted": deleted })))
+}

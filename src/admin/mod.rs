@@ -56,6 +56,7 @@ pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .service(events::show)
             .service(events::renotify)
             .service(events::remove)
+            .service(events::remove_matching)
             .service(outbox::list)
             .service(outbox::retry)
             .service(keys::list)

@@ -18,6 +18,24 @@ pub enum EventsCommand {
     Renotify(RenotifyArgs),
     /// Delete it with its notifications and dedupe key (events:write).
     Delete(EventArgs),
+    /// Delete every event of an organisation or project, by id or name (events:write).
+    Purge(PurgeArgs),
+}
+
+/// Arguments of `events purge`.
+#[derive(Debug, Clone, Args)]
+pub struct PurgeArgs {
+    /// The organisation's id or name.
+    #[arg(long, required_unless_present = "project")]
+    pub organization: Option<String>,
+    /// The project's id or name.
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Only this endpoint.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    #[command(flatten)]
+    pub admin: AdminArgs,
 }
 
 /// `outbox` subcommands.
@@ -193,6 +211,26 @@ pub(super) fn run_events(command: &EventsCommand) -> anyhow::Result<ExitCode> {
                         .unwrap_or(0),
                     event.endpoint,
                     event.id
+                );
+            })
+        }
+        EventsCommand::Purge(args) => {
+            let query: Vec<String> = [
+                ("organization", &args.organization),
+                ("project", &args.project),
+                ("endpoint", &args.endpoint),
+            ]
+            .into_iter()
+            .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name}={}", encode(v))))
+            .collect();
+            let answer =
+                AdminClient::new(&args.admin)?.delete(&format!("events?{}", query.join("&")))?;
+            print(&answer, |body| {
+                println!(
+                    "deleted {} event(s)",
+                    body.get("deleted")
+                        .and_then(serde_json::Value::as_u64)
+                        .unwrap_or(0)
                 );
             })
         }

@@ -355,6 +355,7 @@ fn the_openapi_document_lists_exactly_the_routes_that_answer() {
         ("GET", "/admin/v1/refused"),
         ("GET", "/admin/v1/refused/{id}"),
         ("GET", "/admin/v1/refused/{id}/request"),
+        ("DELETE", "/admin/v1/events"),
         ("DELETE", "/admin/v1/events/{endpoint}/{id}"),
         ("GET", "/admin/v1/outbox"),
         ("POST", "/admin/v1/events/{endpoint}/{id}/renotify"),
@@ -551,4 +552,58 @@ fn an_event_can_be_notified_again_its_outbox_inspected_and_the_event_deleted() {
         Some(&bearer(&writer)),
     );
     assert_eq!(log["entries"][0]["target"], "perf/evt_again");
+}
+
+#[test]
+fn every_event_of_a_project_or_organisation_can_be_deleted() {
+    let app = spawn_app("", "");
+    let event = |id: &str, organization: &str, project: &str| {
+        format!(
+            r#"{{"id":"{id}","type":"usage.threshold_reached","livemode":true,"data":{{"organization":{{"id":"org_{organization}","name":"{organization}"}},"project":{{"id":"proj_{project}","name":"{project}"}}}}}}"#
+        )
+        .into_bytes()
+    };
+    for (id, organization, project) in [
+        ("evt_a", "acme", "bot"),
+        ("evt_b", "acme", "bot"),
+        ("evt_c", "acme", "search"),
+        ("evt_d", "globex", "bot"),
+    ] {
+        assert_eq!(app.deliver(&event(id, organization, project)).0, 200);
+    }
+    let writer = key(
+        &app,
+        &[Scope::EventsWrite, Scope::EventsRead],
+        Mode::Live,
+        600,
+    );
+    let (status, _, answer) = app.admin_call("DELETE", "/admin/v1/events", Some(&bearer(&writer)));
+    assert_eq!(
+        (status, answer["error"]["type"].as_str()),
+        (400, Some("bad_request"))
+    );
+    let (status, _, answer) = app.admin_call(
+        "DELETE",
+        "/admin/v1/events?organization=acme&project=proj_bot",
+        Some(&bearer(&writer)),
+    );
+    assert_eq!(
+        (status, answer["deleted"].as_u64()),
+        (200, Some(2)),
+        "{answer}"
+    );
+    let (_, _, answer) = app.admin_call(
+        "DELETE",
+        "/admin/v1/events?organization=org_globex",
+        Some(&bearer(&writer)),
+    );
+    assert_eq!(answer["deleted"].as_u64(), Some(1));
+    let (_, _, listing) = app.admin_get("/admin/v1/events", Some(&bearer(&writer)));
+    let left: Vec<&str> = listing["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["id"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(left, ["evt_c"]);
 }

@@ -75,6 +75,8 @@ fn events_are_listed_shown_notified_again_and_deleted_from_the_command_line() {
     let retried = cli(&["outbox", "retry", "perf", "evt_cli", "log"]);
     assert_eq!(retried.stdout.trim(), "queued log for perf/evt_cli");
 
+    let none = cli(&["events", "purge", "--project", "no-such-project"]);
+    assert_eq!(none.stdout.trim(), "deleted 0 event(s)", "{}", none.stderr);
     let deleted = cli(&["events", "delete", "perf", "evt_cli"]);
     assert_eq!(deleted.stdout.trim(), "deleted perf/evt_cli");
     let gone = cli(&["events", "show", "perf", "evt_cli"]);

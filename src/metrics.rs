@@ -126,7 +126,7 @@ impl Default for Metrics {
         let keys_due_for_rotation = Gauge::default();
         registry.register(
             "admin_requests",
-            "Operator API requests by key id and outcome (ok, insufficient_scope, rate_limited)",
+            "Operator API requests by key id and outcome (ok, insufficient_scope, rate_limited, auth_failed: the id of a stored key with a wrong secret, or revoked or expired)",
             admin_requests.clone(),
         );
         registry.register(
@@ -239,8 +239,8 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts an operator API request by a known key: `ok`, `insufficient_scope` or
-    /// `rate_limited`.
+    /// Counts an operator API request by a known key: `ok`, `insufficient_scope`,
+    /// `rate_limited` or `auth_failed`.
     pub fn admin_request(&self, key: &str, outcome: &'static str) {
         self.admin_requests
             .get_or_create(&AdminLabels {

@@ -173,6 +173,9 @@ impl AdminState {
         if valid {
             Ok(record)
         } else {
+            // A stored key's id with the wrong secret, or a revoked or expired key: counted
+            // against that key (an unknown id is not, so no label comes from a caller).
+            self.metrics.admin_request(&record.id, "auth_failed");
             Err(invalid())
         }
     }

@@ -421,6 +421,8 @@ fn metrics_count_admin_requests_per_key_and_keys_due_for_rotation() {
     }
     app.admin_get("/admin/v1/keys", Some(&bearer(&reader)));
     app.admin_get("/admin/v1/events", Some("Bearer phk_live_nope"));
+    let wrong_secret = format!("{}{}", &reader[..17], "y".repeat(reader.len() - 17));
+    app.admin_get("/admin/v1/events", Some(&bearer(&wrong_secret)));
     let body = alert("evt_forged");
     let forged = crate::server_helpers::signature_with("another-secret-0123456789", &body, T0);
     let (status, _) =
@@ -432,7 +434,8 @@ fn metrics_count_admin_requests_per_key_and_keys_due_for_rotation() {
     for line in [
         format!("perfhook_admin_requests_total{{key=\"{id}\",outcome=\"ok\"}} 2"),
         format!("perfhook_admin_requests_total{{key=\"{id}\",outcome=\"insufficient_scope\"}} 1"),
-        "perfhook_admin_auth_failures_total{reason=\"invalid_api_key\"} 1".to_owned(),
+        format!("perfhook_admin_requests_total{{key=\"{id}\",outcome=\"auth_failed\"}} 1"),
+        "perfhook_admin_auth_failures_total{reason=\"invalid_api_key\"} 2".to_owned(),
         "perfhook_api_keys_due_for_rotation 1".to_owned(),
         "perfhook_refused_deliveries_total{endpoint=\"perf\",result=\"kept\"} 1".to_owned(),
     ] {

@@ -144,6 +144,14 @@ pub async fn rotate(
             state: state.name(),
         });
     }
+    // Once: a second rotation would shorten the replacement's lifetime to the overlap and
+    // let an expiring key renew itself for ever.
+    if let Some(replacement) = &old.replaced_by {
+        return Err(LifecycleError::Invalid(format!(
+            "{} was already rotated; rotate its replacement {replacement} instead",
+            old.id
+        )));
+    }
     let scopes = old
         .scopes
         .iter()
@@ -175,6 +183,7 @@ pub async fn rotate(
     );
     old.replaced_by = Some(made.record.id.clone());
     store.put_api_key(&old).await?;
-    audit(store, actor, now, "key.rotate", ActionKind::Update, &old.id).await?;
+    let target = format!("{} -> {}", old.id, made.record.id);
+    audit(store, actor, now, "key.rotate", ActionKind::Update, &target).await?;
     Ok((made, old))
 }

@@ -19,7 +19,7 @@ pub struct ErrorBody {
 /// One failure: a stable type, a sentence, and for a 429 the seconds to wait.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
-    /// `authentication_required`, `invalid_api_key`, `insufficient_scope`,
+    /// `authentication_required`, `invalid_api_key`, `insufficient_scope`, `not_allowed`,
     /// `rate_limit_exceeded`, `not_found`, `bad_request` or `storage_unavailable`.
     #[serde(rename = "type")]
     pub kind: String,
@@ -41,6 +41,9 @@ pub enum AdminErrorKind {
     InsufficientScope(Scope),
     /// Too many requests; retry after this many seconds.
     RateLimited(u64),
+    /// The key may not do this whatever its scopes (a test key making a live key, a key
+    /// granting more than it holds).
+    NotAllowed(String),
     /// Nothing here (or nothing this key may see).
     NotFound(String),
     /// A malformed query.
@@ -80,6 +83,7 @@ impl AdminError {
             AdminErrorKind::InvalidApiKey => "invalid_api_key",
             AdminErrorKind::InsufficientScope(_) => "insufficient_scope",
             AdminErrorKind::RateLimited(_) => "rate_limit_exceeded",
+            AdminErrorKind::NotAllowed(_) => "not_allowed",
             AdminErrorKind::NotFound(_) => "not_found",
             AdminErrorKind::BadRequest(_) => "bad_request",
             AdminErrorKind::Storage => "storage_unavailable",
@@ -108,7 +112,9 @@ impl std::fmt::Display for AdminError {
             AdminErrorKind::RateLimited(after) => {
                 write!(f, "too many requests; retry in {after} s")
             }
-            AdminErrorKind::NotFound(what) | AdminErrorKind::BadRequest(what) => f.write_str(what),
+            AdminErrorKind::NotFound(what)
+            | AdminErrorKind::BadRequest(what)
+            | AdminErrorKind::NotAllowed(what) => f.write_str(what),
             AdminErrorKind::Storage => f.write_str("the store cannot answer now; retry later"),
         }
     }
@@ -120,7 +126,9 @@ impl ResponseError for AdminError {
             AdminErrorKind::AuthenticationRequired | AdminErrorKind::InvalidApiKey => {
                 StatusCode::UNAUTHORIZED
             }
-            AdminErrorKind::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            AdminErrorKind::InsufficientScope(_) | AdminErrorKind::NotAllowed(_) => {
+                StatusCode::FORBIDDEN
+            }
             AdminErrorKind::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             AdminErrorKind::NotFound(_) => StatusCode::NOT_FOUND,
             AdminErrorKind::BadRequest(_) => StatusCode::BAD_REQUEST,

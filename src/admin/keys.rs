@@ -36,7 +36,11 @@ pub async fn list(
         .api_keys()
         .await
         .map_err(|_| caller.fail(AdminErrorKind::Storage))?;
-    let keys: Vec<serde_json::Value> = keys.iter().map(|key| api_key::summary(key, now)).collect();
+    let keys: Vec<serde_json::Value> = keys
+        .iter()
+        .filter(|key| caller.key.mode == Mode::Live || key.mode == Mode::Test)
+        .map(|key| api_key::summary(key, now))
+        .collect();
     Ok(caller.json(&json!({ "keys": keys })))
 }
 
@@ -72,6 +76,44 @@ fn actor(caller: &Caller, request: &HttpRequest) -> Actor {
         key: Some(caller.key.id.clone()),
         source: super::auth::source(request).to_string(),
     }
+}
+
+/// A key never grants more than it holds: every scope asked for must be the caller's own.
+fn within_callers_scopes<'a>(
+    caller: &Caller,
+    scopes: impl IntoIterator<Item = &'a str>,
+) -> Result<(), AdminError> {
+    let beyond: Vec<&str> = scopes
+        .into_iter()
+        .filter(|scope| !caller.key.scopes.iter().any(|held| held == scope))
+        .collect();
+    if beyond.is_empty() {
+        Ok(())
+    } else {
+        Err(caller.fail(AdminErrorKind::NotAllowed(format!(
+            "a key can grant only scopes it holds; this one lacks {}",
+            beyond.join(", ")
+        ))))
+    }
+}
+
+/// The key `id`, if this caller may act on it: a test key sees test keys only.
+async fn target(
+    state: &AdminState,
+    caller: &Caller,
+    id: &str,
+) -> Result<crate::store::ApiKeyRecord, AdminError> {
+    let missing = || caller.fail(AdminErrorKind::NotFound(format!("no key with id {id:?}")));
+    let key = state
+        .store
+        .api_key(id)
+        .await
+        .map_err(|_| caller.fail(AdminErrorKind::Storage))?
+        .ok_or_else(missing)?;
+    if caller.key.mode == Mode::Test && key.mode != Mode::Test {
+        return Err(missing());
+    }
+    Ok(key)
 }
 
 /// The new key once, with its listing.
@@ -117,7 +159,9 @@ pub async fn create(
         )))
     })?;
     if !wanted.test && caller.key.mode == Mode::Test {
-        return Err(caller.fail(AdminErrorKind::InsufficientScope(Scope::KeysAdmin)));
+        return Err(caller.fail(AdminErrorKind::NotAllowed(
+            "a test key makes only test keys (\"test\": true)".to_owned(),
+        )));
     }
     let scopes = wanted
         .scopes
@@ -130,6 +174,7 @@ pub async fn create(
             })
         })
         .collect::<Result<Vec<Scope>, AdminError>>()?;
+    within_callers_scopes(&caller, wanted.scopes.iter().map(String::as_str))?;
     let now = state.clock.now();
     let spec = KeySpec {
         name: wanted.name,
@@ -166,6 +211,7 @@ pub async fn revoke(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     let caller = state.authorize(&request, Scope::KeysAdmin).await?;
+    target(&state, &caller, &id).await?;
     let now = state.clock.now();
     let key = key_lifecycle::revoke(state.store.as_ref(), &id, now, &actor(&caller, &request))
         .await
@@ -206,6 +252,8 @@ pub async fn rotate(
     let params = web::Query::<Params>::from_query(request.query_string())
         .map_err(|error| caller.fail(AdminErrorKind::BadRequest(format!("query: {error}"))))?;
     let overlap = Duration::from_secs(params.overlap_secs.unwrap_or(24 * 3600));
+    let old = target(&state, &caller, &id).await?;
+    within_callers_scopes(&caller, old.scopes.iter().map(String::as_str))?;
     let now = state.clock.now();
     let (made, _) = key_lifecycle::rotate(
         state.store.as_ref(),

@@ -165,7 +165,22 @@ fn answer(
     Ok(Answer { status, body })
 }
 
-/// A refusal by the API as one line: `403 insufficient_scope: this API key lacks …`.
+/// Percent-encodes a path segment or query value (everything but unreserved characters).
+#[must_use]
+pub fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A refusal by the API as one line: `403 insufficient_scope: this API key lacks …`. The
+/// commands print it and exit 2, the code of every error that is not a verdict (so
+/// `audit verify`'s 1 always means tampered).
 #[must_use]
 pub fn refusal_line(answer: &Answer) -> String {
     let parsed = answer.json().ok();

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use super::admin_client::{refusal_line, AdminArgs, AdminClient, ADMIN_KEY_ENV};
+use super::admin_client::{encode, refusal_line, AdminArgs, AdminClient, ADMIN_KEY_ENV};
 use super::keys::{KeyStore, KeysApi};
 use crate::admin::{verification, AuditFilter};
 use crate::audit::ActionKind;
@@ -81,11 +81,16 @@ pub(super) fn run(command: &AuditCommand) -> anyhow::Result<ExitCode> {
     }
     let store = match SledStore::open(&path, SledOptions::default()) {
         Ok(store) => store,
-        Err(error) if is_locked(&error) && std::env::var_os(ADMIN_KEY_ENV).is_some() => {
+        // Only with --config: it names the running receiver's [admin] listen.
+        Err(error)
+            if is_locked(&error)
+                && location.config.is_some()
+                && std::env::var_os(ADMIN_KEY_ENV).is_some() =>
+        {
             return through_api(command, location, api);
         }
         Err(error) if is_locked(&error) => anyhow::bail!(
-            "cannot open the store in {}: the receiver is running; set {ADMIN_KEY_ENV} to an audit:read key to work through its operator API, or stop it",
+            "cannot open the store in {}: the receiver is running; give --config (or --admin-url) and set {ADMIN_KEY_ENV} to an audit:read key to work through its operator API, or stop it",
             path.display()
         ),
         Err(error) => {
@@ -215,7 +220,7 @@ fn through_api(
                 query.push(format!("until={until}"));
             }
             if let Some(key) = &args.key {
-                query.push(format!("key={key}"));
+                query.push(format!("key={}", encode(key)));
             }
             if let Some(kind) = args.kind {
                 query.push(format!(
@@ -224,17 +229,17 @@ fn through_api(
                 ));
             }
             if let Some(action) = &args.action {
-                query.push(format!("action={action}"));
+                query.push(format!("action={}", encode(action)));
             }
             if let Some(outcome) = &args.outcome {
-                query.push(format!("outcome={outcome}"));
+                query.push(format!("outcome={}", encode(outcome)));
             }
             client.get(&format!("audit?{}", query.join("&")))?
         }
     };
     if !(200..300).contains(&answer.status) {
         eprintln!("perfhook: error: {}", refusal_line(&answer));
-        return Ok(ExitCode::from(1));
+        return Ok(ExitCode::from(2));
     }
     let body = answer.json()?;
     match command {

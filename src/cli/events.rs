@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use super::admin_client::{refusal_line, AdminArgs, AdminClient, Answer};
+use super::admin_client::{encode, refusal_line, AdminArgs, AdminClient, Answer};
 
 /// `events` subcommands.
 #[derive(Debug, Clone, Subcommand)]
@@ -115,23 +115,11 @@ pub struct RetryArgs {
     pub notifier: String,
 }
 
-/// Percent-encodes a path segment or query value.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// Prints the answer's JSON, or the API's refusal on stderr with exit 1.
+/// Prints the answer's JSON, or the API's refusal on stderr with exit 2.
 fn print(answer: &Answer, show: impl FnOnce(&serde_json::Value)) -> anyhow::Result<ExitCode> {
     if !(200..300).contains(&answer.status) {
         eprintln!("perfhook: error: {}", refusal_line(answer));
-        return Ok(ExitCode::from(1));
+        return Ok(ExitCode::from(2));
     }
     show(&answer.json()?);
     Ok(ExitCode::SUCCESS)

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use super::admin_client::{refusal_line, AdminArgs, AdminClient, ADMIN_KEY_ENV};
+use super::admin_client::{encode, refusal_line, AdminArgs, AdminClient, ADMIN_KEY_ENV};
 use crate::api_key::{self, KeySpec, Scope, DEFAULT_RATE_LIMIT_PER_MINUTE};
 use crate::clock::unix_now;
 use crate::event::Mode;
@@ -44,8 +44,8 @@ pub struct KeyStore {
 }
 
 /// Working through a running receiver's operator API instead of the data directory: chosen
-/// by `--admin-url` or `--admin-key-file`, or when the receiver holds the data directory and
-/// `PERFHOOK_ADMIN_KEY` is set. The key needs `keys:admin`.
+/// by `--admin-url` or `--admin-key-file`, or when the receiver holds the data directory,
+/// `--config` names it and `PERFHOOK_ADMIN_KEY` is set. The key needs `keys:admin`.
 #[derive(Debug, Clone, Args)]
 pub struct KeysApi {
     /// The operator API (default: from --config's [admin] listen).
@@ -138,11 +138,16 @@ pub(super) fn run(command: &KeysCommand) -> anyhow::Result<ExitCode> {
     let store = match SledStore::open(&path, crate::store::sled::SledOptions::default()) {
         Ok(store) => store,
         // The receiver holds the directory: its operator API can do this instead.
-        Err(error) if is_locked(&error) && std::env::var_os(ADMIN_KEY_ENV).is_some() => {
+        // Only with --config: it names the running receiver's [admin] listen.
+        Err(error)
+            if is_locked(&error)
+                && location.config.is_some()
+                && std::env::var_os(ADMIN_KEY_ENV).is_some() =>
+        {
             return through_api(command, location, api);
         }
         Err(error) if is_locked(&error) => anyhow::bail!(
-            "cannot open the store in {}: the receiver is running; set {ADMIN_KEY_ENV} to a keys:admin key to work through its operator API, or stop it",
+            "cannot open the store in {}: the receiver is running; give --config (or --admin-url) and set {ADMIN_KEY_ENV} to a keys:admin key to work through its operator API, or stop it",
             path.display()
         ),
         Err(error) => {
@@ -190,16 +195,16 @@ fn through_api(
             }),
         )?,
         KeysCommand::List(_) => client.get("keys")?,
-        KeysCommand::Revoke(args) => client.post(&format!("keys/{}/revoke", args.id))?,
+        KeysCommand::Revoke(args) => client.post(&format!("keys/{}/revoke", encode(&args.id)))?,
         KeysCommand::Rotate(args) => client.post(&format!(
             "keys/{}/rotate?overlap_secs={}",
-            args.key.id,
+            encode(&args.key.id),
             args.overlap.as_secs()
         ))?,
     };
     if !(200..300).contains(&answer.status) {
         eprintln!("perfhook: error: {}", refusal_line(&answer));
-        return Ok(ExitCode::from(1));
+        return Ok(ExitCode::from(2));
     }
     let body = &answer.json()?;
     match command {

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use super::admin_client::{refusal_line, AdminArgs, AdminClient, Answer};
+use super::admin_client::{encode, refusal_line, AdminArgs, AdminClient, Answer};
 use crate::file_modes::PRIVATE_FILE;
 
 /// `refused` subcommands.
@@ -86,13 +86,13 @@ pub(super) fn run(command: &RefusedCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The answer, or the API's refusal on stderr and exit 1.
+/// The answer, or the API's refusal on stderr and exit 2.
 fn accepted(answer: Answer) -> Result<Answer, ExitCode> {
     if (200..300).contains(&answer.status) {
         Ok(answer)
     } else {
         eprintln!("perfhook: error: {}", refusal_line(&answer));
-        Err(ExitCode::from(1))
+        Err(ExitCode::from(2))
     }
 }
 
@@ -120,18 +120,6 @@ fn items<'a>(
         .and_then(serde_json::Value::as_array)
         .into_iter()
         .flatten()
-}
-
-/// Percent-encodes everything but unreserved characters.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn list(args: &ListArgs) -> anyhow::Result<ExitCode> {

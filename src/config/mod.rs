@@ -443,6 +443,12 @@ impl Settings {
     /// The operator API's address, when served; a non-loopback one needs HTTPS, since every
     /// request carries an API key.
     fn admin_address(&self, tls: bool) -> Result<Option<SocketAddr>, ConfigError> {
+        if self.admin.audit_retention_days == 0 {
+            return Err(invalid(
+                "admin.audit_retention_days",
+                "must be at least 1 (the audit log would be emptied every minute)",
+            ));
+        }
         if !self.admin.enabled {
             return Ok(None);
         }

@@ -610,3 +610,103 @@ fn every_event_of_a_project_or_organisation_can_be_deleted() {
         .collect();
     assert_eq!(left, ["evt_c"]);
 }
+
+#[test]
+fn a_key_never_grants_more_than_it_holds_and_a_test_key_never_touches_live_keys() {
+    let app = spawn_app("", "");
+    let live_admin = key(
+        &app,
+        &[Scope::KeysAdmin, Scope::EventsRead],
+        Mode::Live,
+        600,
+    );
+    let test_admin = key(
+        &app,
+        &[Scope::KeysAdmin, Scope::EventsRead],
+        Mode::Test,
+        600,
+    );
+    let post = |path: &str, key: &str, body: serde_json::Value| {
+        let url = format!("http://{}{path}", app.admin);
+        let mut response = app
+            .agent
+            .post(&url)
+            .header("Authorization", &bearer(key))
+            .header("Content-Type", "application/json")
+            .send(body.to_string().as_bytes())
+            .expect("POST");
+        let text = response.body_mut().read_to_string().expect("body");
+        (
+            response.status().as_u16(),
+            serde_json::from_str::<serde_json::Value>(&text).expect("json"),
+        )
+    };
+    // More than the caller holds: refused, naming what it lacks.
+    let (status, answer) = post(
+        "/admin/v1/keys",
+        &live_admin,
+        serde_json::json!({"name": "wide", "scopes": ["events:read", "audit:read"]}),
+    );
+    assert_eq!(
+        (status, answer["error"]["type"].as_str()),
+        (403, Some("not_allowed"))
+    );
+    assert!(answer["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.ends_with("lacks audit:read")));
+    let (status, made) = post(
+        "/admin/v1/keys",
+        &live_admin,
+        serde_json::json!({"name": "narrow", "scopes": ["events:read"]}),
+    );
+    assert_eq!(status, 201, "{made}");
+    let live_id = made["id"].as_str().expect("id").to_owned();
+
+    // A test key: test keys only, and live keys are invisible to it.
+    let (status, answer) = post(
+        "/admin/v1/keys",
+        &test_admin,
+        serde_json::json!({"name": "live", "scopes": ["events:read"]}),
+    );
+    assert_eq!(
+        (status, answer["error"]["type"].as_str()),
+        (403, Some("not_allowed"))
+    );
+    for path in [
+        format!("/admin/v1/keys/{live_id}/rotate"),
+        format!("/admin/v1/keys/{live_id}/revoke"),
+    ] {
+        let (status, _, answer) = app.admin_call("POST", &path, Some(&bearer(&test_admin)));
+        assert_eq!(
+            (status, answer["error"]["type"].as_str()),
+            (404, Some("not_found")),
+            "{path}"
+        );
+    }
+    let (_, _, listed) = app.admin_get("/admin/v1/keys", Some(&bearer(&test_admin)));
+    assert!(listed["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .all(|k| k["mode"] == "test"));
+
+    // A key is rotated once; its replacement is rotated next.
+    let (status, _, _) = app.admin_call(
+        "POST",
+        &format!("/admin/v1/keys/{live_id}/rotate"),
+        Some(&bearer(&live_admin)),
+    );
+    assert_eq!(status, 201);
+    let (status, _, answer) = app.admin_call(
+        "POST",
+        &format!("/admin/v1/keys/{live_id}/rotate"),
+        Some(&bearer(&live_admin)),
+    );
+    assert_eq!(
+        (status, answer["error"]["type"].as_str()),
+        (400, Some("bad_request"))
+    );
+    assert!(answer["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("already rotated")));
+}

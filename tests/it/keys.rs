@@ -174,6 +174,8 @@ fn with_the_receiver_running_keys_are_managed_through_its_operator_api() {
         "keys:admin",
         "--scope",
         "audit:read",
+        "--scope",
+        "events:read",
     ]);
     assert_eq!(admin.code, 0, "{}", admin.stderr);
     let admin = admin.stdout.trim().to_owned();
@@ -194,9 +196,9 @@ fn with_the_receiver_running_keys_are_managed_through_its_operator_api() {
     let no_key = offline(&["list"]);
     assert_eq!(no_key.code, 2);
     assert!(
-        no_key
-            .stderr
-            .contains("the receiver is running; set PERFHOOK_ADMIN_KEY"),
+        no_key.stderr.contains(
+            "the receiver is running; give --config (or --admin-url) and set PERFHOOK_ADMIN_KEY"
+        ),
         "{}",
         no_key.stderr
     );
@@ -223,7 +225,7 @@ fn with_the_receiver_running_keys_are_managed_through_its_operator_api() {
         &["create", "--name", "x", "--scope", "events:read"],
         Some(&reader),
     );
-    assert_eq!(denied.code, 1);
+    assert_eq!(denied.code, 2);
     assert_eq!(
         denied.stderr.trim(),
         "perfhook: error: 403 insufficient_scope: this API key lacks the keys:admin scope"

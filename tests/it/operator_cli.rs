@@ -80,7 +80,7 @@ fn events_are_listed_shown_notified_again_and_deleted_from_the_command_line() {
     let deleted = cli(&["events", "delete", "perf", "evt_cli"]);
     assert_eq!(deleted.stdout.trim(), "deleted perf/evt_cli");
     let gone = cli(&["events", "show", "perf", "evt_cli"]);
-    assert_eq!(gone.code, 1);
+    assert_eq!(gone.code, 2);
     assert!(
         gone.stderr
             .starts_with("perfhook: error: 404 not_found: no event \"evt_cli\""),

@@ -134,7 +134,7 @@ fn a_refused_delivery_is_listed_exported_proven_and_accepted_once_after_the_fix(
 
     // Re-verification needs refused:write.
     let denied = cli(&["refused", "reverify"], &reader_key);
-    assert_eq!(denied.code, 1);
+    assert_eq!(denied.code, 2);
     assert_eq!(
         denied.stderr.trim(),
         "perfhook: error: 403 insufficient_scope: this API key lacks the refused:write scope"

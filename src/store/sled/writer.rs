@@ -57,7 +57,7 @@ pub(super) enum Op {
         at_ms: u64,
         reply: Reply<u64>,
     },
-    /// Queue jobs of a stored event again; answered once applied.
+    /// Queue jobs of a stored event again; answered once durable.
     Requeue {
         endpoint: String,
         id: String,
@@ -65,7 +65,7 @@ pub(super) enum Op {
         now_ms: u64,
         reply: Reply<Option<usize>>,
     },
-    /// Remove one event with its jobs and dedupe key; answered once applied.
+    /// Remove one event with its jobs and dedupe key; answered once durable.
     Delete {
         endpoint: String,
         id: String,
@@ -237,6 +237,9 @@ impl Writer {
         meta.batch += 1;
         let mut answers = Answers::default();
         let mut applied_replies: Vec<AppliedReply> = Vec::new();
+        // Operator changes (re-notify, delete) are answered only once on disk: their 2xx
+        // says it happened.
+        let mut durable_replies: Vec<AppliedReply> = Vec::new();
         for op in group {
             match op {
                 Op::Record(event, reply) => {
@@ -274,7 +277,7 @@ impl Writer {
                 } => {
                     let answer =
                         requeue(&mut writes, &mut meta, &endpoint, &id, &notifiers, now_ms);
-                    applied_replies.push(Box::new(move |failure| {
+                    durable_replies.push(Box::new(move |failure| {
                         let _ = reply.send(failure.map_or(answer, |e| Err(e.clone())));
                     }));
                 }
@@ -284,7 +287,7 @@ impl Writer {
                     reply,
                 } => {
                     let answer = remove_event(&mut writes, &mut meta, &event_key(&endpoint, &id));
-                    applied_replies.push(Box::new(move |failure| {
+                    durable_replies.push(Box::new(move |failure| {
                         let _ = reply.send(failure.map_or(answer, |e| Err(e.clone())));
                     }));
                 }
@@ -367,6 +370,9 @@ impl Writer {
         }
         for reply in answers.probes {
             let _ = reply.send(outcome.clone());
+        }
+        for reply in durable_replies {
+            reply(outcome.as_ref().err());
         }
         for (to, reply) in answers.backups {
             let copied = match (&outcome, self.handle.as_ref()) {

@@ -522,6 +522,16 @@ impl Settings {
                     crate::file_modes::parse_mode(mode)
                         .map_err(|problem| invalid(format!("{key}.mode"), problem))?;
                 }
+                NotifierSettings::Webhook(webhook) => {
+                    // Reads the secret too, so a missing one stops start-up, not the first send.
+                    crate::notify::forward::WebhookNotifier::build(webhook)
+                        .map_err(|problem| invalid(&key, problem))?;
+                }
+                NotifierSettings::Command(command) => {
+                    command
+                        .validate()
+                        .map_err(|problem| invalid(&key, problem))?;
+                }
             }
             notifiers.insert(name.clone(), settings.clone());
         }

@@ -1,7 +1,9 @@
 //! Notifiers: where accepted events go. A small trait with one file per sink, built from
 //! the config; the outbox calls them.
 
+pub mod command;
 pub mod email;
+pub mod forward;
 pub mod log;
 pub mod wording;
 
@@ -30,6 +32,10 @@ pub enum NotifierSettings {
     },
     /// A plain-text email over SMTP.
     Email(email::EmailSettings),
+    /// The event forwarded to a URL, signed with the Standard Webhooks scheme.
+    Webhook(forward::WebhookSettings),
+    /// A program run with the event on stdin.
+    Command(command::CommandSettings),
 }
 
 /// The log notifier's default target.
@@ -136,6 +142,14 @@ pub fn build(settings: &BTreeMap<String, NotifierSettings>) -> Result<Notifiers,
             }
             NotifierSettings::Email(email) => Arc::new(
                 email::EmailNotifier::build(email).map_err(|e| format!("notifiers.{name}: {e}"))?,
+            ),
+            NotifierSettings::Webhook(webhook) => Arc::new(
+                forward::WebhookNotifier::build(webhook)
+                    .map_err(|e| format!("notifiers.{name}: {e}"))?,
+            ),
+            NotifierSettings::Command(command) => Arc::new(
+                command::CommandNotifier::build(command)
+                    .map_err(|e| format!("notifiers.{name}: {e}"))?,
             ),
         };
         notifiers.insert(name.clone(), notifier);

@@ -5,16 +5,20 @@
   stripe-python's generate_signature_header passes `perfhook verify-signature --scheme stripe`.
 - `perfhook sign --scheme standard` output passes standardwebhooks' Webhook.verify;
   Webhook.sign passes `perfhook verify-signature --scheme standard`.
+- The webhook notifier's forward (`perfhook notify test` to a local HTTP server) passes
+  standardwebhooks' Webhook.verify.
 - Each direction also checks a tampered body is rejected, so a check that cannot fail fails.
 
 usage: reference_libs.py PATH_TO_PERFHOOK   (needs: pip install stripe standardwebhooks)
 Prints `N passed, N failed` and exits non-zero on any failure.
 """
 import datetime
+import http.server
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import stripe
@@ -102,6 +106,48 @@ with tempfile.TemporaryDirectory() as tmp:
     check("standardwebhooks signature verifies with perfhook (%s)" % run.stdout.strip(), run.returncode == 0)
     run = verify("standard", "STD_SECRET", tampered_path, header)
     check("perfhook rejects a tampered body signed by standardwebhooks", run.returncode == 1)
+
+    # perfhook's webhook notifier -> standardwebhooks, over HTTP
+    forwarded = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length", "0"))
+            forwarded.append((dict(self.headers.items()), self.rfile.read(length)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    secret_path = os.path.join(tmp, "forward.secret")
+    open(secret_path, "w").write(STD_SECRET)
+    config_path = os.path.join(tmp, "perfhook.toml")
+    open(config_path, "w").write(
+        '[admin]\nenabled = false\n'
+        '[[endpoints]]\nname = "perf"\npath = "/webhooks/perf"\nnotifiers = ["forward"]\n'
+        'secrets = [{ name = "primary", env = "STRIPE_SECRET" }]\n'
+        '[notifiers.forward]\nkind = "webhook"\nurl = "http://127.0.0.1:%d/hook"\nsecret_file = "%s"\n'
+        % (server.server_address[1], secret_path)
+    )
+    run = perfhook("notify", "test", "--config", config_path, "--notifier", "forward")
+    check("perfhook notify test forwards (%s)" % (run.stdout.strip() or run.stderr.strip()), run.returncode == 0 and len(forwarded) == 1)
+    if forwarded:
+        headers, body = forwarded[0]
+        lowered = {name.lower(): value for name, value in headers.items()}
+        try:
+            wh.verify(body, lowered)
+            check("the webhook notifier's forward verifies with standardwebhooks", True)
+        except Exception as error:
+            check("the webhook notifier's forward verifies with standardwebhooks (%r)" % error, False)
+        try:
+            wh.verify(body.replace(b"80", b"81"), lowered)
+            check("standardwebhooks rejects a tampered forward", False)
+        except Exception:
+            check("standardwebhooks rejects a tampered forward", True)
+    server.server_close()
 
 passed = sum(results)
 failed = len(results) - passed

@@ -21,6 +21,7 @@ mod init;
 mod keys;
 mod mail_text;
 mod messages;
+mod notifiers;
 mod notify_test;
 mod operator_cli;
 mod packaging;

@@ -532,6 +532,10 @@ impl Settings {
                         .validate()
                         .map_err(|problem| invalid(&key, problem))?;
                 }
+                NotifierSettings::Slack(slack) => {
+                    crate::notify::slack::SlackNotifier::build(slack)
+                        .map_err(|problem| invalid(&key, problem))?;
+                }
             }
             notifiers.insert(name.clone(), settings.clone());
         }

@@ -5,6 +5,7 @@ pub mod command;
 pub mod email;
 pub mod forward;
 pub mod log;
+pub mod slack;
 pub mod wording;
 
 use std::collections::{BTreeMap, HashMap};
@@ -36,6 +37,8 @@ pub enum NotifierSettings {
     Webhook(forward::WebhookSettings),
     /// A program run with the event on stdin.
     Command(command::CommandSettings),
+    /// A Block Kit message to a Slack incoming webhook.
+    Slack(slack::SlackSettings),
 }
 
 /// The log notifier's default target.
@@ -146,6 +149,9 @@ pub fn build(settings: &BTreeMap<String, NotifierSettings>) -> Result<Notifiers,
             NotifierSettings::Webhook(webhook) => Arc::new(
                 forward::WebhookNotifier::build(webhook)
                     .map_err(|e| format!("notifiers.{name}: {e}"))?,
+            ),
+            NotifierSettings::Slack(slack) => Arc::new(
+                slack::SlackNotifier::build(slack).map_err(|e| format!("notifiers.{name}: {e}"))?,
             ),
             NotifierSettings::Command(command) => Arc::new(
                 command::CommandNotifier::build(command)

@@ -196,3 +196,49 @@ fn the_command_notifier_runs_a_program_with_the_event_and_a_clean_environment() 
         "{said}"
     );
 }
+
+#[test]
+fn the_slack_notifier_posts_a_block_kit_message_and_never_shows_its_url() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port, received) = one_shot_server(200);
+    let url_file = dir.path().join("slack.url");
+    let url = format!("http://127.0.0.1:{port}/services/T000/B000/secret-token-xyz");
+    std::fs::write(&url_file, &url).expect("url");
+    let section = format!(
+        "[notifiers.chat]\nkind = \"slack\"\nurl_file = {:?}\n",
+        url_file.display().to_string()
+    );
+    let (code, out) = notify_test(dir.path(), &section, "chat");
+    assert_eq!(code, 0, "{out}");
+    let request = received.recv().expect("a message");
+    let message: serde_json::Value = serde_json::from_slice(&request.body).expect("json");
+    let subject = "perfhook notify test / support-bot: 80% of monthly budget reached (test mode)";
+    assert_eq!(message["text"], subject);
+    assert_eq!(message["blocks"][0]["type"], "header");
+    assert_eq!(message["blocks"][0]["text"]["text"], subject);
+    let fields = message["blocks"][2]["fields"].as_array().expect("fields");
+    assert!(
+        fields
+            .iter()
+            .any(|f| f["text"] == "*Usage*\n80% (400.12 USD of 500.00 USD)"),
+        "{message}"
+    );
+
+    // A refusal names the status, never the URL (it holds Slack's token).
+    let (port, _received) = one_shot_server(404);
+    std::fs::write(
+        &url_file,
+        format!("http://127.0.0.1:{port}/services/T000/B000/secret-token-xyz"),
+    )
+    .expect("url");
+    let (code, out) = notify_test(dir.path(), &section, "chat");
+    assert_eq!(code, 1);
+    assert_eq!(
+        out.trim(),
+        "chat: failed: Slack answered 404; check the webhook URL"
+    );
+    std::fs::write(&url_file, "http://127.0.0.1:9/services/secret-token-xyz").expect("url");
+    let (_, out) = notify_test(dir.path(), &section, "chat");
+    assert!(out.starts_with("chat: failed: cannot reach Slack"), "{out}");
+    assert!(!out.contains("secret-token"), "{out}");
+}

@@ -31,6 +31,12 @@ pub const DEFAULT_FILTER: &str = "info,actix_server=warn";
 pub fn init(format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    // ureq prints whole URLs (a Slack webhook's token) and request bytes at trace, whatever
+    // RUST_LOG says: its lines stop at info.
+    let filter = ["ureq=info", "ureq_proto=info"]
+        .into_iter()
+        .filter_map(|directive| directive.parse().ok())
+        .fold(filter, EnvFilter::add_directive);
     // Colour only for a person at a terminal; a file or a pipe gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -15,6 +15,8 @@ use super::{BoxFuture, Notification, Notifier, NotifyError};
 
 /// Bytes of stdout or stderr kept for the job's history.
 const OUTPUT_KEPT: usize = 2048;
+/// How long the outputs are read after the program has exited.
+const OUTPUT_GRACE: Duration = Duration::from_millis(200);
 
 /// `kind = "command"` settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,11 +45,34 @@ impl CommandSettings {
         if self.program.as_os_str().is_empty() {
             return Err("program must be given".into());
         }
-        if self.timeout_ms == 0 {
-            return Err("timeout_ms must be at least 1".into());
+        if self.timeout_ms == 0 || self.timeout_ms > super::MAX_SEND_TIMEOUT_MS {
+            return Err(format!(
+                "timeout_ms must be 1 to {}",
+                super::MAX_SEND_TIMEOUT_MS
+            ));
+        }
+        if !program_exists(&self.program) {
+            return Err(format!(
+                "program {} is not an executable file (or is not on PATH)",
+                self.program.display()
+            ));
         }
         Ok(())
     }
+}
+
+/// Whether `program` names an executable file, directly or through PATH.
+fn program_exists(program: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+    };
+    if program.components().count() > 1 {
+        return executable(program);
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| executable(&dir.join(program))))
 }
 
 /// Runs a program per event.
@@ -137,6 +162,8 @@ impl Notifier for CommandNotifier {
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
+                // Its own process group, so a timeout stops everything it started.
+                .process_group(0)
                 .kill_on_drop(true);
             // PATH and the locale, and nothing else of the receiver's environment.
             for name in ["PATH", "LANG", "LC_ALL"] {
@@ -144,40 +171,52 @@ impl Notifier for CommandNotifier {
                     command.env(name, value);
                 }
             }
-            let mut child = command.spawn().map_err(|error| {
-                NotifyError::permanent(format!(
-                    "configuration error: cannot run {program}: {error}"
-                ))
-            })?;
-            let body = notification.record.body.clone().into_bytes();
-            let mut stdin = child.stdin.take();
-            let mut stdout = child.stdout.take();
-            let mut stderr = child.stderr.take();
-            let run = async {
-                if let Some(stdin) = stdin.as_mut() {
-                    // A program that does not read its input is not a failure.
-                    let _ = stdin.write_all(&body).await;
+            let mut child = command.spawn().map_err(|error| match error.kind() {
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
+                    NotifyError::permanent(format!(
+                        "configuration error: cannot run {program}: {error}"
+                    ))
                 }
-                drop(stdin.take());
-                let mut out = Vec::new();
-                let mut err = Vec::new();
-                let (status, _, _) = tokio::join!(
-                    child.wait(),
-                    async {
-                        if let Some(stdout) = stdout.as_mut() {
-                            let _ = stdout.read_to_end(&mut out).await;
-                        }
-                    },
-                    async {
-                        if let Some(stderr) = stderr.as_mut() {
-                            let _ = stderr.read_to_end(&mut err).await;
-                        }
+                // Out of processes, files or memory: worth another try.
+                _ => NotifyError::retry(format!("cannot start {program}: {error}")),
+            })?;
+            let group = child
+                .id()
+                .and_then(|id| i32::try_from(id).ok())
+                .and_then(rustix::process::Pid::from_raw);
+            let body = notification.record.body.clone().into_bytes();
+            let stdin = child.stdin.take();
+            let stdout = child.stdout.take();
+            let stderr = child.stderr.take();
+            let deadline = Duration::from_millis(self.settings.timeout_ms);
+            let run = async {
+                // Input and output together: a program that writes before it reads (or
+                // never reads) must not block on a full pipe.
+                let feed = async move {
+                    if let Some(mut stdin) = stdin {
+                        // A program that does not read its input is not a failure.
+                        let _ = stdin.write_all(&body).await;
                     }
-                );
+                };
+                let readers =
+                    tokio::spawn(
+                        async move { tokio::join!(last_bytes(stdout), last_bytes(stderr)) },
+                    );
+                let (status, ()) = tokio::join!(child.wait(), feed);
+                // The outputs end with the program, unless something it started in the
+                // background still holds them: its verdict does not wait for that.
+                let (out, err) = match tokio::time::timeout(OUTPUT_GRACE, readers).await {
+                    Ok(Ok(both)) => both,
+                    _ => (Vec::new(), Vec::new()),
+                };
                 (status, out, err)
             };
-            let deadline = Duration::from_millis(self.settings.timeout_ms);
-            match tokio::time::timeout(deadline, run).await {
+            let outcome = tokio::time::timeout(deadline, run).await;
+            if let Some(group) = group {
+                // What it left running (a background job of a script) goes with it.
+                let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+            }
+            match outcome {
                 Err(_) => Err(NotifyError::retry(format!(
                     "{program} did not finish within {} ms and was killed",
                     self.settings.timeout_ms
@@ -200,4 +239,26 @@ impl Notifier for CommandNotifier {
             }
         })
     }
+}
+
+/// The last [`OUTPUT_KEPT`] bytes of an output, read to its end (memory stays bounded
+/// however much the program writes).
+async fn last_bytes<R: tokio::io::AsyncRead + Unpin>(reader: Option<R>) -> Vec<u8> {
+    let Some(mut reader) = reader else {
+        return Vec::new();
+    };
+    let mut kept: Vec<u8> = Vec::with_capacity(OUTPUT_KEPT * 2);
+    let mut chunk = [0u8; 8192];
+    loop {
+        match reader.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(read) => {
+                kept.extend_from_slice(chunk.get(..read).unwrap_or_default());
+                if kept.len() > OUTPUT_KEPT * 2 {
+                    kept.drain(..kept.len() - OUTPUT_KEPT);
+                }
+            }
+        }
+    }
+    kept
 }

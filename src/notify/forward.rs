@@ -44,9 +44,15 @@ impl WebhookSettings {
         if self.secret_env.is_some() == self.secret_file.is_some() {
             return Err("give exactly one of secret_env and secret_file".into());
         }
-        if self.timeout_ms == 0 {
-            return Err("timeout_ms must be at least 1".into());
+        if self.timeout_ms == 0 || self.timeout_ms > super::MAX_SEND_TIMEOUT_MS {
+            return Err(format!(
+                "timeout_ms must be 1 to {}",
+                super::MAX_SEND_TIMEOUT_MS
+            ));
         }
+        self.url
+            .parse::<ureq::http::Uri>()
+            .map_err(|_| "url is not a valid URL".to_owned())?;
         Ok(())
     }
 }
@@ -73,8 +79,13 @@ impl WebhookNotifier {
         };
         let key = SecretKey::new("forward", &secret, Scheme::Standard.default_key_reading())
             .map_err(|error| format!("the signing secret: {error}"))?;
+        key.check_length()
+            .map_err(|error| format!("the signing secret: {error}"))?;
+        // No redirects: a POST redirected with 301-303 turns into a GET, whose 200 would
+        // count as delivered, and the signature would go to another place.
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .max_redirects(0)
             .timeout_global(Some(Duration::from_millis(settings.timeout_ms)))
             .build()
             .into();
@@ -143,6 +154,9 @@ fn post(
         200..=299 => Ok(()),
         // The receiver may take it later: rate limits, timeouts and its own failures.
         408 | 425 | 429 | 500..=599 => Err(NotifyError::retry(format!("{url} answered {status}"))),
+        300..=399 => Err(NotifyError::permanent(format!(
+            "{url} answered {status} (a redirect, not followed); configure the final URL"
+        ))),
         // It will never take this one: a bad URL or a signature it refuses.
         _ => Err(NotifyError::permanent(format!("{url} answered {status}"))),
     }

@@ -41,6 +41,10 @@ pub enum NotifierSettings {
     Slack(slack::SlackSettings),
 }
 
+/// The longest `timeout_ms` a network or command notifier takes: a few claimed jobs at this
+/// deadline each must end well inside the outbox's lease.
+pub const MAX_SEND_TIMEOUT_MS: u64 = 60_000;
+
 /// The log notifier's default target.
 #[must_use]
 pub fn default_log_target() -> String {

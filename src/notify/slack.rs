@@ -56,20 +56,23 @@ impl SlackNotifier {
             (None, Some(path)) => crate::secret_source::from_file(path)?,
             _ => return Err("give exactly one of url_env and url_file".into()),
         };
-        let url = Zeroizing::new(
-            String::from_utf8(bytes.to_vec())
-                .map_err(|_| "the webhook URL is not UTF-8 text".to_owned())?
-                .trim()
-                .to_owned(),
-        );
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err("the webhook URL must start with https:// (or http://)".into());
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| "the webhook URL is not UTF-8 text".to_owned())?;
+        let url = Zeroizing::new(text.trim().to_owned());
+        if !(url.starts_with("https://") || url.starts_with("http://"))
+            || url.parse::<ureq::http::Uri>().is_err()
+        {
+            return Err("the webhook URL must be an https:// (or http://) URL".into());
         }
-        if settings.timeout_ms == 0 {
-            return Err("timeout_ms must be at least 1".into());
+        if settings.timeout_ms == 0 || settings.timeout_ms > super::MAX_SEND_TIMEOUT_MS {
+            return Err(format!(
+                "timeout_ms must be 1 to {}",
+                super::MAX_SEND_TIMEOUT_MS
+            ));
         }
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .max_redirects(0)
             .timeout_global(Some(Duration::from_millis(settings.timeout_ms)))
             .build()
             .into();
@@ -85,15 +88,17 @@ impl SlackNotifier {
             .fields
             .iter()
             .take(10) // Slack's limit for a section's fields.
-            .map(|(label, value)| json!({"type": "mrkdwn", "text": format!("*{}*\n{}", escape(label), escape(value))}))
+            .map(|(label, value)| {
+                json!({"type": "mrkdwn", "text": truncate(&format!("*{}*\n{}", escape(label), escape(value)), 2000)})
+            })
             .collect();
         let mut blocks = vec![
             json!({"type": "header", "text": {"type": "plain_text", "text": truncate(&wording.subject, 150)}}),
-            json!({"type": "section", "text": {"type": "mrkdwn", "text": escape(&wording.summary)}}),
+            json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&escape(&wording.summary), 3000)}}),
             json!({"type": "section", "fields": fields}),
         ];
         if let Some(advice) = &wording.advice {
-            blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": escape(advice)}]}));
+            blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(&escape(advice), 2000)}]}));
         }
         json!({"text": wording.subject, "blocks": blocks})
     }

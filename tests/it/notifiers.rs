@@ -188,12 +188,117 @@ fn the_command_notifier_runs_a_program_with_the_event_and_a_clean_environment() 
         "{said}"
     );
 
-    let section = "[notifiers.run]\nkind = \"command\"\nprogram = \"/nonexistent/notify\"\n";
-    let (code, said) = notify_test(dir.path(), section, "run");
+    // A program that does not exist is refused by the configuration, before any event.
+    let file = dir.path().join("perfhook.toml");
+    std::fs::write(
+        &file,
+        config(
+            dir.path(),
+            "",
+            "[notifiers.run]\nkind = \"command\"\nprogram = \"/nonexistent/notify\"\n",
+        ),
+    )
+    .expect("config");
+    let checked = perfhook(
+        &["config", "check", "--config", file.to_str().expect("path")],
+        &[(SECRET_ENV, SECRET)],
+        b"",
+    );
+    assert_eq!(checked.code, 2);
+    assert!(
+        checked
+            .stderr
+            .contains("program /nonexistent/notify is not an executable file"),
+        "{}",
+        checked.stderr
+    );
+}
+
+#[test]
+fn a_command_is_judged_by_its_own_exit_and_a_timeout_stops_all_it_started() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Exit 0 while a background job still holds the outputs: delivered, at once.
+    let leaves = script(
+        dir.path(),
+        "leaves.sh",
+        "cat >/dev/null\nsleep 30 &\nexit 0",
+    );
+    let section =
+        format!("[notifiers.run]\nkind = \"command\"\nprogram = {leaves:?}\ntimeout_ms = 5000\n");
+    let started = std::time::Instant::now();
+    let (code, said) = notify_test(dir.path(), &section, "run");
+    assert_eq!(code, 0, "{said}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "not held by the background job"
+    );
+    // Writes far more than is kept: read to its end with bounded memory, and delivered.
+    let chatty = script(
+        dir.path(),
+        "chatty.sh",
+        "head -c 300000 /dev/zero | tr '\\0' x\nexit 0",
+    );
+    let section =
+        format!("[notifiers.run]\nkind = \"command\"\nprogram = {chatty:?}\ntimeout_ms = 5000\n");
+    let (code, said) = notify_test(dir.path(), &section, "run");
+    assert_eq!(code, 0, "{said}");
+    // A timeout kills its whole process group: no orphan survives.
+    let marker = dir.path().join("alive");
+    let stuck = script(
+        dir.path(),
+        "stuck.sh",
+        &format!(
+            "(while true; do touch {:?}; sleep 0.1; done) &\nsleep 300",
+            marker.display().to_string()
+        ),
+    );
+    let section =
+        format!("[notifiers.run]\nkind = \"command\"\nprogram = {stuck:?}\ntimeout_ms = 500\n");
+    let (code, said) = notify_test(dir.path(), &section, "run");
     assert_eq!(code, 1);
     assert!(
-        said.contains("configuration error: cannot run /nonexistent/notify"),
+        said.contains("did not finish within 500 ms and was killed"),
         "{said}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let _ = std::fs::remove_file(&marker);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        !marker.exists(),
+        "the background loop was killed with its group"
+    );
+}
+
+#[test]
+fn a_forward_that_is_redirected_is_not_counted_as_delivered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret_file = dir.path().join("forward.secret");
+    std::fs::write(&secret_file, FORWARD_SECRET).expect("secret");
+    let (port, _received) = one_shot_server(302);
+    let section = format!(
+        "[notifiers.forward]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/hook\"\nsecret_file = {:?}\n",
+        secret_file.display().to_string()
+    );
+    let (code, out) = notify_test(dir.path(), &section, "forward");
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("answered 302 (a redirect, not followed)"),
+        "{out}"
+    );
+    // A secret too short to sign with stops the configuration.
+    std::fs::write(&secret_file, "whsec_YQ==").expect("secret");
+    let file = dir.path().join("perfhook.toml");
+    std::fs::write(&file, config(dir.path(), "", &section)).expect("config");
+    let checked = perfhook(
+        &["config", "check", "--config", file.to_str().expect("path")],
+        &[(SECRET_ENV, SECRET)],
+        b"",
+    );
+    assert_eq!(checked.code, 2);
+    assert!(
+        checked.stderr.contains("at least 16 are required"),
+        "{}",
+        checked.stderr
     );
 }
 

@@ -76,6 +76,11 @@ struct NotifyLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AdminLabels {
     key: String,
     outcome: &'static str,
@@ -96,6 +101,10 @@ struct RefusedKeptLabels {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    last_delivery: Family<EndpointLabels, Gauge>,
+    clock_skew: Family<EndpointLabels, Gauge>,
+    /// When each endpoint last warned about skew (Unix s): at most one line a minute.
+    skew_warned: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     admin_requests: Family<AdminLabels, Counter>,
     admin_auth_failures: Family<AuthFailureLabels, Counter>,
     refused_kept: Family<RefusedKeptLabels, Counter>,
@@ -120,6 +129,18 @@ impl Default for Metrics {
         let stored_events = Gauge::default();
         let latency: Family<LatencyLabels, Histogram, fn() -> Histogram> =
             Family::new_with_constructor(latency_histogram);
+        let last_delivery = Family::default();
+        let clock_skew = Family::default();
+        registry.register(
+            "last_delivery_timestamp_seconds",
+            "When the endpoint last received a delivery that verified (accepted or duplicate), Unix seconds",
+            last_delivery.clone(),
+        );
+        registry.register(
+            "clock_skew_seconds",
+            "The receiver's time minus the signed timestamp of the endpoint's last verified delivery",
+            clock_skew.clone(),
+        );
         let admin_requests = Family::default();
         let admin_auth_failures = Family::default();
         let refused_kept = Family::default();
@@ -181,6 +202,9 @@ impl Default for Metrics {
         );
         Self {
             registry,
+            last_delivery,
+            clock_skew,
+            skew_warned: std::sync::Mutex::default(),
             admin_requests,
             admin_auth_failures,
             refused_kept,
@@ -237,6 +261,44 @@ impl Metrics {
                 result,
             })
             .inc();
+    }
+
+    /// Records a verified delivery at `now`, signed at `signed` (schemes with a timestamp).
+    /// Returns the skew when it is 80% of `tolerance` or more and this endpoint has not
+    /// warned in the last minute, so the caller logs it.
+    pub fn verified_delivery(
+        &self,
+        endpoint: &str,
+        now: u64,
+        signed: Option<u64>,
+        tolerance: Option<u64>,
+    ) -> Option<i64> {
+        let labels = EndpointLabels {
+            endpoint: endpoint.to_owned(),
+        };
+        self.last_delivery
+            .get_or_create(&labels)
+            .set(i64::try_from(now).unwrap_or(i64::MAX));
+        let signed = signed?;
+        let skew = i64::try_from(now)
+            .unwrap_or(i64::MAX)
+            .saturating_sub(i64::try_from(signed).unwrap_or(i64::MAX));
+        self.clock_skew.get_or_create(&labels).set(skew);
+        let tolerance = tolerance?;
+        if skew.unsigned_abs().saturating_mul(10) < tolerance.saturating_mul(8) {
+            return None;
+        }
+        let mut warned = self
+            .skew_warned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match warned.get(endpoint) {
+            Some(at) if now.saturating_sub(*at) < 60 => None,
+            _ => {
+                warned.insert(endpoint.to_owned(), now);
+                Some(skew)
+            }
+        }
     }
 
     /// Counts an operator API request by a known key: `ok`, `insufficient_scope`,

@@ -130,6 +130,18 @@ async fn accept(
             return Err(error);
         }
     };
+    let tolerance = match endpoint.verifier.policy() {
+        crate::signature::TimestampPolicy::Enforce(tolerance) => Some(tolerance.secs()),
+        crate::signature::TimestampPolicy::Ignore => None,
+    };
+    if let Some(skew) =
+        state
+            .metrics
+            .verified_delivery(&endpoint.name, now, verified.timestamp, tolerance)
+    {
+        tracing::warn!(endpoint = %endpoint.name, skew_seconds = skew, tolerance_seconds = tolerance.unwrap_or(0),
+            "the sender's clock is near the edge of the timestamp tolerance; deliveries will be refused past it");
+    }
     let event = parse_event(&body, verified.id.as_deref())?;
     if let Some(event_mode) = event.livemode.map(Mode::from_livemode) {
         if event_mode != endpoint.mode {

@@ -90,6 +90,12 @@ impl Verifier {
         self.scheme
     }
 
+    /// How timestamps are checked.
+    #[must_use]
+    pub fn policy(&self) -> TimestampPolicy {
+        self.policy
+    }
+
     /// The header the signature is read from.
     #[must_use]
     pub fn signature_header(&self) -> &str {

@@ -586,3 +586,39 @@ fn the_allowlist_admits_listed_sources_and_reads_forwarding_headers_only_from_tr
         "{metrics}"
     );
 }
+
+/// The sender's clock and silence, seen from /metrics: when each endpoint last got a
+/// delivery that verified, and how far the signed time was from the receiver's.
+#[test]
+fn metrics_show_the_last_delivery_and_the_senders_clock_skew() {
+    let app = spawn_app("", "");
+    let body = alert("evt_skewed");
+    let late = app.sign(&body, -250);
+    let (status, _) = post(
+        &app.agent,
+        &app.url("/webhooks/perf"),
+        std::slice::from_ref(&late),
+        &body,
+    );
+    assert_eq!(status, 200);
+    let (_, text) = app.get("/metrics");
+    for line in [
+        "perfhook_clock_skew_seconds{endpoint=\"perf\"} 250".to_owned(),
+        format!("perfhook_last_delivery_timestamp_seconds{{endpoint=\"perf\"}} {T0}"),
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+    }
+    // A duplicate is a delivery too; a sender ahead of the receiver shows a negative skew.
+    app.clock.advance(Duration::from_secs(30));
+    let early = app.sign(&body, 40);
+    post(&app.agent, &app.url("/webhooks/perf"), &[early], &body);
+    let (_, text) = app.get("/metrics");
+    assert!(
+        text.contains("perfhook_clock_skew_seconds{endpoint=\"perf\"} -40"),
+        "{text}"
+    );
+    assert!(text.contains(&format!(
+        "perfhook_last_delivery_timestamp_seconds{{endpoint=\"perf\"}} {}",
+        T0 + 30
+    )));
+}

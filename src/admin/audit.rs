@@ -9,6 +9,7 @@ use super::error::{AdminError, AdminErrorKind, ErrorBody};
 use super::AdminState;
 use crate::api_key::Scope;
 use crate::audit::{ActionKind, AuditEntry};
+use crate::event::Mode;
 
 /// Entries an answer holds at most.
 const MAX_ENTRIES: usize = 1_000;
@@ -96,6 +97,14 @@ pub async fn list(
         .rev()
         .filter_map(|stored| stored.entry.as_ref().ok())
         .filter(|entry| filter.admits(entry))
+        // A test key reads only what test keys did.
+        .filter(|entry| {
+            caller.key.mode == Mode::Live
+                || entry
+                    .key
+                    .as_deref()
+                    .is_some_and(|key| key.starts_with(crate::api_key::TEST_PREFIX))
+        })
         .take(limit)
         .collect();
     Ok(caller.json(&json!({ "entries": entries })))

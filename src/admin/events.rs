@@ -212,10 +212,11 @@ pub async fn renotify(
         .map_err(|_| caller.fail(AdminErrorKind::Storage))?
         .ok_or_else(missing)?;
     let notifiers = match params.into_inner().notifier {
-        Some(name) if state.wakers.knows(&name) => vec![name],
+        // Only a notifier this endpoint routes to: no job the config never asked for.
+        Some(name) if state.wakers.knows(&name) && slot.notifiers.contains(&name) => vec![name],
         Some(name) => {
             return Err(caller.fail(AdminErrorKind::BadRequest(format!(
-                "no notifier named {name:?} is configured"
+                "endpoint {endpoint:?} has no notifier named {name:?}"
             ))))
         }
         None => slot.notifiers_for(&detail.record.kind).to_vec(),

@@ -115,12 +115,16 @@ pub async fn retry(
             "no event {id:?} at endpoint {endpoint:?}"
         )))
     };
-    if !caller.sees(&state, &endpoint) {
-        return Err(missing());
-    }
-    if !state.wakers.knows(&notifier) {
+    let routed = match state.endpoints.get(&endpoint) {
+        Some(slot) if caller.sees(&state, &endpoint) => {
+            slot.current().notifiers.contains(&notifier)
+        }
+        _ => return Err(missing()),
+    };
+    // Only a notifier this endpoint routes to: no job the config never asked for.
+    if !routed || !state.wakers.knows(&notifier) {
         return Err(caller.fail(AdminErrorKind::BadRequest(format!(
-            "no notifier named {notifier:?} is configured"
+            "endpoint {endpoint:?} has no notifier named {notifier:?}"
         ))));
     }
     let notifiers = [notifier];

@@ -135,6 +135,22 @@ impl Notifier for WebhookNotifier {
     }
 }
 
+/// A URL for messages: scheme, host and path only.
+fn shown(url: &str) -> String {
+    match url.parse::<ureq::http::Uri>() {
+        Ok(uri) => {
+            format!(
+                "{}://{}{}",
+                uri.scheme_str().unwrap_or("http"),
+                uri.host().unwrap_or_default(),
+                uri.port()
+                    .map_or_else(String::new, |port| format!(":{port}"))
+            ) + uri.path()
+        }
+        Err(_) => "the configured URL".to_owned(),
+    }
+}
+
 /// One POST, and what its answer means for the job.
 fn post(
     agent: &ureq::Agent,
@@ -143,6 +159,8 @@ fn post(
     body: &[u8],
 ) -> Result<(), NotifyError> {
     let mut request = agent.post(url).header("Content-Type", "application/json");
+    // Errors name the URL without credentials or a query, which may hold a token.
+    let url = &shown(url);
     for (name, value) in headers {
         request = request.header(name.as_str(), value.as_str());
     }
@@ -159,5 +177,19 @@ fn post(
         ))),
         // It will never take this one: a bad URL or a signature it refuses.
         _ => Err(NotifyError::permanent(format!("{url} answered {status}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn a_url_in_a_message_carries_no_credentials_or_query() {
+        assert_eq!(
+            shown("https://user:pw@ops.example.com:8443/hooks/perf?token=abc"),
+            "https://ops.example.com:8443/hooks/perf"
+        );
+        assert_eq!(shown("http://127.0.0.1/x"), "http://127.0.0.1/x");
     }
 }

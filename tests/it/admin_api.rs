@@ -506,6 +506,20 @@ fn an_event_can_be_notified_again_its_outbox_inspected_and_the_event_deleted() {
         (status, answer["error"]["type"].as_str()),
         (400, Some("bad_request"))
     );
+    // A configured notifier this endpoint does not route to: no job is made for it.
+    let mut test_event: serde_json::Value = serde_json::from_slice(&alert("evt_t")).expect("json");
+    test_event["livemode"] = false.into();
+    let test_event = serde_json::to_vec(&test_event).expect("bytes");
+    assert_eq!(app.deliver_to("/webhooks/perf-test", &test_event).0, 200);
+    let (status, _, answer) = app.admin_call(
+        "POST",
+        "/admin/v1/events/perf-test/evt_t/renotify?notifier=log",
+        Some(&bearer(&writer)),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("has no notifier named \"log\"")));
     let (status, _, _) = app.admin_call(
         "POST",
         "/admin/v1/events/perf/evt_again/renotify",

@@ -83,9 +83,7 @@ pub async fn list(
     state: web::Data<AdminState>,
 ) -> Result<HttpResponse, AdminError> {
     let caller = state.authorize(&request, Scope::AuditRead).await?;
-    let filter = web::Query::<AuditFilter>::from_query(request.query_string())
-        .map_err(|error| caller.fail(AdminErrorKind::BadRequest(format!("query: {error}"))))?
-        .into_inner();
+    let filter: AuditFilter = caller.query(&request)?;
     let log = state
         .store
         .audit_log()

@@ -26,6 +26,8 @@ pub struct Caller {
     pub key: ApiKeyRecord,
     /// Its limit state, sent with the answer.
     pub rate: RateState,
+    /// Where the request came from.
+    pub source: IpAddr,
 }
 
 impl Caller {
@@ -51,6 +53,19 @@ impl Caller {
         self.key.mode == Mode::Live || slot.current().mode == Mode::Test
     }
 
+    /// The request's query string as `T`; a malformed one is a 400 with the caller's headers.
+    ///
+    /// # Errors
+    /// [`AdminErrorKind::BadRequest`] naming what does not fit.
+    pub fn query<T: serde::de::DeserializeOwned>(
+        &self,
+        request: &HttpRequest,
+    ) -> Result<T, AdminError> {
+        actix_web::web::Query::<T>::from_query(request.query_string())
+            .map(actix_web::web::Query::into_inner)
+            .map_err(|error| self.fail(AdminErrorKind::BadRequest(format!("query: {error}"))))
+    }
+
     /// A failure, answered with the caller's rate-limit headers.
     #[must_use]
     pub fn fail(&self, kind: AdminErrorKind) -> AdminError {
@@ -59,8 +74,7 @@ impl Caller {
 }
 
 /// The source address (the admin listener takes no forwarding headers).
-#[must_use]
-pub fn source(request: &HttpRequest) -> IpAddr {
+fn source(request: &HttpRequest) -> IpAddr {
     request
         .peer_addr()
         .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |peer| peer.ip())
@@ -138,6 +152,7 @@ impl AdminState {
         let caller = Caller {
             key: self.note_use(key, source).await,
             rate,
+            source,
         };
         if !caller.key.scopes.iter().any(|held| held == scope.name()) {
             self.metrics
@@ -178,6 +193,26 @@ impl AdminState {
             self.metrics.admin_request(&record.id, "auth_failed");
             Err(invalid())
         }
+    }
+
+    /// Audits what `caller` did.
+    pub async fn audit_by(
+        &self,
+        caller: &Caller,
+        action: &str,
+        kind: ActionKind,
+        target: &str,
+        outcome: &str,
+    ) {
+        self.audit(
+            Some(&caller.key.id),
+            caller.source,
+            action,
+            kind,
+            Some(target),
+            outcome,
+        )
+        .await;
     }
 
     /// Appends to the audit log; a failure to do so is logged, never hidden.

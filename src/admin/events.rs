@@ -56,9 +56,7 @@ pub async fn list(
     state: web::Data<AdminState>,
 ) -> Result<HttpResponse, AdminError> {
     let caller = state.authorize(&request, Scope::EventsRead).await?;
-    let params = web::Query::<ListParams>::from_query(request.query_string())
-        .map_err(|error| caller.fail(AdminErrorKind::BadRequest(format!("query: {error}"))))?
-        .into_inner();
+    let params: ListParams = caller.query(&request)?;
     if let Some(endpoint) = &params.endpoint {
         if !caller.sees(&state, endpoint) {
             return Err(caller.fail(AdminErrorKind::NotFound(format!(
@@ -193,8 +191,7 @@ pub async fn renotify(
         notifier: Option<String>,
     }
     let caller = state.authorize(&request, Scope::EventsWrite).await?;
-    let params = web::Query::<Params>::from_query(request.query_string())
-        .map_err(|error| caller.fail(AdminErrorKind::BadRequest(format!("query: {error}"))))?;
+    let params: Params = caller.query(&request)?;
     let (endpoint, id) = path.into_inner();
     let missing = || {
         caller.fail(AdminErrorKind::NotFound(format!(
@@ -211,7 +208,7 @@ pub async fn renotify(
         .await
         .map_err(|_| caller.fail(AdminErrorKind::Storage))?
         .ok_or_else(missing)?;
-    let notifiers = match params.into_inner().notifier {
+    let notifiers = match params.notifier {
         // Only a notifier this endpoint routes to: no job the config never asked for.
         Some(name) if state.wakers.knows(&name) && slot.notifiers.contains(&name) => vec![name],
         Some(name) => {
@@ -229,12 +226,11 @@ pub async fn renotify(
         .ok_or_else(missing)?;
     state.wakers.wake(&notifiers);
     state
-        .audit(
-            Some(&caller.key.id),
-            super::auth::source(&request),
+        .audit_by(
+            &caller,
             "event.renotify",
             ActionKind::Update,
-            Some(&format!("{endpoint}/{id}")),
+            &format!("{endpoint}/{id}"),
             &format!("ok: {queued} queued"),
         )
         .await;
@@ -283,12 +279,11 @@ pub async fn remove(
         return Err(missing());
     }
     state
-        .audit(
-            Some(&caller.key.id),
-            super::auth::source(&request),
+        .audit_by(
+            &caller,
             "event.delete",
             ActionKind::Delete,
-            Some(&format!("{endpoint}/{id}")),
+            &format!("{endpoint}/{id}"),
             "ok",
         )
         .await;
@@ -339,9 +334,7 @@ pub async fn remove_matching(
     state: web::Data<AdminState>,
 ) -> Result<HttpResponse, AdminError> {
     let caller = state.authorize(&request, Scope::EventsWrite).await?;
-    let wanted = web::Query::<DeleteMatching>::from_query(request.query_string())
-        .map_err(|error| caller.fail(AdminErrorKind::BadRequest(format!("query: {error}"))))?
-        .into_inner();
+    let wanted: DeleteMatching = caller.query(&request)?;
     if wanted.organization.is_none() && wanted.project.is_none() {
         return Err(caller.fail(AdminErrorKind::BadRequest(
             "give organization or project (or both)".to_owned(),
@@ -422,12 +415,11 @@ pub async fn remove_matching(
     .collect::<Vec<_>>()
     .join(" ");
     state
-        .audit(
-            Some(&caller.key.id),
-            super::auth::source(&request),
+        .audit_by(
+            &caller,
             "event.delete_matching",
             ActionKind::Delete,
-            Some(&target),
+            &target,
             &format!("ok: {deleted} deleted"),
         )
         .await;

@@ -71,10 +71,10 @@ fn lifecycle_error(caller: &Caller, error: LifecycleError) -> AdminError {
     })
 }
 
-fn actor(caller: &Caller, request: &HttpRequest) -> Actor {
+fn actor(caller: &Caller) -> Actor {
     Actor {
         key: Some(caller.key.id.clone()),
-        source: super::auth::source(request).to_string(),
+        source: caller.source.to_string(),
     }
 }
 
@@ -185,7 +185,7 @@ pub async fn create(
             .rate_limit_per_minute
             .unwrap_or(api_key::DEFAULT_RATE_LIMIT_PER_MINUTE),
     };
-    let made = key_lifecycle::create(state.store.as_ref(), &spec, now, &actor(&caller, &request))
+    let made = key_lifecycle::create(state.store.as_ref(), &spec, now, &actor(&caller))
         .await
         .map_err(|error| lifecycle_error(&caller, error))?;
     Ok(created(&caller, &made, now))
@@ -213,7 +213,7 @@ pub async fn revoke(
     let caller = state.authorize(&request, Scope::KeysAdmin).await?;
     target(&state, &caller, &id).await?;
     let now = state.clock.now();
-    let key = key_lifecycle::revoke(state.store.as_ref(), &id, now, &actor(&caller, &request))
+    let key = key_lifecycle::revoke(state.store.as_ref(), &id, now, &actor(&caller))
         .await
         .map_err(|error| lifecycle_error(&caller, error))?;
     Ok(caller.json(&api_key::summary(&key, now)))
@@ -249,20 +249,13 @@ pub async fn rotate(
         overlap_secs: Option<u64>,
     }
     let caller = state.authorize(&request, Scope::KeysAdmin).await?;
-    let params = web::Query::<Params>::from_query(request.query_string())
-        .map_err(|error| caller.fail(AdminErrorKind::BadRequest(format!("query: {error}"))))?;
+    let params: Params = caller.query(&request)?;
     let overlap = Duration::from_secs(params.overlap_secs.unwrap_or(24 * 3600));
     let old = target(&state, &caller, &id).await?;
     within_callers_scopes(&caller, old.scopes.iter().map(String::as_str))?;
     let now = state.clock.now();
-    let (made, _) = key_lifecycle::rotate(
-        state.store.as_ref(),
-        &id,
-        overlap,
-        now,
-        &actor(&caller, &request),
-    )
-    .await
-    .map_err(|error| lifecycle_error(&caller, error))?;
+    let (made, _) = key_lifecycle::rotate(state.store.as_ref(), &id, overlap, now, &actor(&caller))
+        .await
+        .map_err(|error| lifecycle_error(&caller, error))?;
     Ok(created(&caller, &made, now))
 }

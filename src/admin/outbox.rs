@@ -47,9 +47,7 @@ pub async fn list(
     state: web::Data<AdminState>,
 ) -> Result<HttpResponse, AdminError> {
     let caller = state.authorize(&request, Scope::EventsRead).await?;
-    let params = web::Query::<ListParams>::from_query(request.query_string())
-        .map_err(|error| caller.fail(AdminErrorKind::BadRequest(format!("query: {error}"))))?
-        .into_inner();
+    let params: ListParams = caller.query(&request)?;
     let status = match params.status.as_deref() {
         None | Some("pending") => JobStatus::Pending,
         Some("dead") => JobStatus::Dead,
@@ -136,12 +134,11 @@ pub async fn retry(
         .ok_or_else(missing)?;
     state.wakers.wake(&notifiers);
     state
-        .audit(
-            Some(&caller.key.id),
-            super::auth::source(&request),
+        .audit_by(
+            &caller,
             "outbox.retry",
             ActionKind::Update,
-            Some(&format!("{endpoint}/{id}/{}", notifiers[0])),
+            &format!("{endpoint}/{id}/{}", notifiers[0]),
             &format!("ok: {queued} queued"),
         )
         .await;

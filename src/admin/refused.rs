@@ -28,12 +28,6 @@ struct ListParams {
     limit: Option<usize>,
 }
 
-fn params(request: &HttpRequest, caller: &Caller) -> Result<ListParams, AdminError> {
-    web::Query::<ListParams>::from_query(request.query_string())
-        .map(web::Query::into_inner)
-        .map_err(|error| caller.fail(AdminErrorKind::BadRequest(format!("query: {error}"))))
-}
-
 fn summary(refused: &RefusedDelivery) -> serde_json::Value {
     json!({
         "id": refused.id,
@@ -120,7 +114,7 @@ pub async fn list(
     state: web::Data<AdminState>,
 ) -> Result<HttpResponse, AdminError> {
     let caller = state.authorize(&request, Scope::RefusedRead).await?;
-    let params = params(&request, &caller)?;
+    let params = caller.query::<ListParams>(&request)?;
     let limit = params.limit.unwrap_or(50).clamp(1, MAX_LIST);
     let found = visible(&state, &caller, params.endpoint.as_deref(), limit).await?;
     let refused: Vec<serde_json::Value> = found.iter().map(summary).collect();
@@ -191,12 +185,11 @@ pub async fn request_file(
     let caller = state.authorize(&request, Scope::RefusedRead).await?;
     let refused = one(&state, &caller, &id).await?;
     state
-        .audit(
-            Some(&caller.key.id),
-            super::auth::source(&request),
+        .audit_by(
+            &caller,
             "refused.export",
             ActionKind::Read,
-            Some(&refused.id),
+            &refused.id,
             "ok",
         )
         .await;
@@ -230,7 +223,7 @@ pub async fn reverify(
     state: web::Data<AdminState>,
 ) -> Result<HttpResponse, AdminError> {
     let caller = state.authorize(&request, Scope::RefusedWrite).await?;
-    let params = params(&request, &caller)?;
+    let params = caller.query::<ListParams>(&request)?;
     let found = visible(&state, &caller, params.endpoint.as_deref(), MAX_LIST).await?;
     let mut accepted = Vec::new();
     let mut duplicate = Vec::new();
@@ -256,12 +249,11 @@ pub async fn reverify(
         }
     }
     state
-        .audit(
-            Some(&caller.key.id),
-            super::auth::source(&request),
+        .audit_by(
+            &caller,
             "refused.reverify",
             ActionKind::Update,
-            Some(params.endpoint.as_deref().unwrap_or("all endpoints")),
+            params.endpoint.as_deref().unwrap_or("all endpoints"),
             &format!(
                 "ok: {} accepted, {} duplicate, {} still refused",
                 accepted.len(),

@@ -8,12 +8,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use super::admin_client::{encode, refusal_line, AdminArgs, AdminClient, ADMIN_KEY_ENV};
-use super::keys::{KeyStore, KeysApi};
+use super::admin_client::{encode, refusal_line};
+use super::keys::{route, KeyStore, KeysApi, Route};
 use crate::admin::{verification, AuditFilter};
 use crate::audit::ActionKind;
 use crate::notify::rfc3339;
-use crate::store::sled::{is_locked, SledOptions, SledStore};
 use crate::store::Store;
 
 /// `audit` subcommands.
@@ -69,33 +68,8 @@ pub(super) fn run(command: &AuditCommand) -> anyhow::Result<ExitCode> {
         AuditCommand::List(args) => (&args.store, &args.api),
         AuditCommand::Verify(args) => (&args.store, &args.api),
     };
-    if api.admin_url.is_some() || api.admin_key_file.is_some() {
+    let Route::Store(store) = route(location, api, "audit:read", false)? else {
         return through_api(command, location, api);
-    }
-    let path = super::store_stats::resolve_data_dir(
-        location.config.as_deref(),
-        location.data_dir.as_ref(),
-    )?;
-    if !path.is_dir() {
-        anyhow::bail!("{} is not a data directory", path.display());
-    }
-    let store = match SledStore::open(&path, SledOptions::default()) {
-        Ok(store) => store,
-        // Only with --config: it names the running receiver's [admin] listen.
-        Err(error)
-            if is_locked(&error)
-                && location.config.is_some()
-                && std::env::var_os(ADMIN_KEY_ENV).is_some() =>
-        {
-            return through_api(command, location, api);
-        }
-        Err(error) if is_locked(&error) => anyhow::bail!(
-            "cannot open the store in {}: the receiver is running; give --config (or --admin-url) and set {ADMIN_KEY_ENV} to an audit:read key to work through its operator API, or stop it",
-            path.display()
-        ),
-        Err(error) => {
-            return Err(error).with_context(|| format!("cannot open the store in {}", path.display()))
-        }
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -204,11 +178,7 @@ fn through_api(
     location: &KeyStore,
     api: &KeysApi,
 ) -> anyhow::Result<ExitCode> {
-    let client = AdminClient::new(&AdminArgs {
-        admin_url: api.admin_url.clone(),
-        admin_key_file: api.admin_key_file.clone(),
-        config: location.config.clone(),
-    })?;
+    let client = api.client(location)?;
     let answer = match command {
         AuditCommand::Verify(_) => client.get("audit/verify")?,
         AuditCommand::List(args) => {

@@ -56,6 +56,71 @@ pub struct KeysApi {
     pub admin_key_file: Option<PathBuf>,
 }
 
+impl KeysApi {
+    /// A client for the operator API these flags (and `location`'s `--config`) name.
+    ///
+    /// # Errors
+    /// No key, or a config that does not load.
+    pub(super) fn client(&self, location: &KeyStore) -> anyhow::Result<AdminClient> {
+        AdminClient::new(&AdminArgs {
+            admin_url: self.admin_url.clone(),
+            admin_key_file: self.admin_key_file.clone(),
+            config: location.config.clone(),
+        })
+    }
+}
+
+/// Where a command that works on the data directory or through the operator API goes.
+pub(super) enum Route {
+    /// The data directory, opened.
+    Store(Box<SledStore>),
+    /// The running receiver's operator API.
+    Api,
+}
+
+/// The operator API when `--admin-url` or `--admin-key-file` says so, or when the receiver
+/// holds the data directory, `--config` names it and `PERFHOOK_ADMIN_KEY` is set; otherwise
+/// the data directory (created first when `create`). `scope` is what the key needs, for the
+/// message when neither works.
+pub(super) fn route(
+    location: &KeyStore,
+    api: &KeysApi,
+    scope: &str,
+    create: bool,
+) -> anyhow::Result<Route> {
+    if api.admin_url.is_some() || api.admin_key_file.is_some() {
+        return Ok(Route::Api);
+    }
+    let path = super::store_stats::resolve_data_dir(
+        location.config.as_deref(),
+        location.data_dir.as_ref(),
+    )?;
+    if create {
+        crate::file_modes::make_private_dir(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+    } else if !path.is_dir() {
+        anyhow::bail!("{} is not a data directory", path.display());
+    }
+    match SledStore::open(&path, crate::store::sled::SledOptions::default()) {
+        Ok(store) => Ok(Route::Store(Box::new(store))),
+        // Only with --config: it names the running receiver's [admin] listen.
+        Err(error)
+            if is_locked(&error)
+                && location.config.is_some()
+                && std::env::var_os(ADMIN_KEY_ENV).is_some() =>
+        {
+            Ok(Route::Api)
+        }
+        Err(error) if is_locked(&error) => anyhow::bail!(
+            "cannot open the store in {}: the receiver is running; give --config (or --admin-url) and set {ADMIN_KEY_ENV} to a {scope} key to work through its operator API, or stop it",
+            path.display()
+        ),
+        Err(error) => {
+            Err(error).with_context(|| format!("cannot open the store in {}", path.display()))
+        }
+    }
+}
+
 /// Arguments of `keys create`.
 #[derive(Debug, Clone, Args)]
 pub struct CreateArgs {
@@ -121,38 +186,10 @@ pub(super) fn run(command: &KeysCommand) -> anyhow::Result<ExitCode> {
         KeysCommand::Revoke(args) => (&args.store, &args.api),
         KeysCommand::Rotate(args) => (&args.key.store, &args.key.api),
     };
-    if api.admin_url.is_some() || api.admin_key_file.is_some() {
-        return through_api(command, location, api);
-    }
-    let path = super::store_stats::resolve_data_dir(
-        location.config.as_deref(),
-        location.data_dir.as_ref(),
-    )?;
     // A first key is made before the receiver ever ran: the data directory may not exist.
-    if matches!(command, KeysCommand::Create(_)) {
-        crate::file_modes::make_private_dir(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-    } else if !path.is_dir() {
-        anyhow::bail!("{} is not a data directory", path.display());
-    }
-    let store = match SledStore::open(&path, crate::store::sled::SledOptions::default()) {
-        Ok(store) => store,
-        // The receiver holds the directory: its operator API can do this instead.
-        // Only with --config: it names the running receiver's [admin] listen.
-        Err(error)
-            if is_locked(&error)
-                && location.config.is_some()
-                && std::env::var_os(ADMIN_KEY_ENV).is_some() =>
-        {
-            return through_api(command, location, api);
-        }
-        Err(error) if is_locked(&error) => anyhow::bail!(
-            "cannot open the store in {}: the receiver is running; give --config (or --admin-url) and set {ADMIN_KEY_ENV} to a keys:admin key to work through its operator API, or stop it",
-            path.display()
-        ),
-        Err(error) => {
-            return Err(error).with_context(|| format!("cannot open the store in {}", path.display()))
-        }
+    let creates = matches!(command, KeysCommand::Create(_));
+    let Route::Store(store) = route(location, api, "keys:admin", creates)? else {
+        return through_api(command, location, api);
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -178,11 +215,7 @@ fn through_api(
     location: &KeyStore,
     api: &KeysApi,
 ) -> anyhow::Result<ExitCode> {
-    let client = AdminClient::new(&AdminArgs {
-        admin_url: api.admin_url.clone(),
-        admin_key_file: api.admin_key_file.clone(),
-        config: location.config.clone(),
-    })?;
+    let client = api.client(location)?;
     let answer = match command {
         KeysCommand::Create(args) => client.post_json(
             "keys",

@@ -101,6 +101,15 @@ fn assert_html_says_the_same(text: &str, html: &str) {
     }
 }
 
+/// Mails `body` and checks its subject, its plain text (`text`, then the raw event) and that
+/// the HTML part says the same.
+fn assert_mail(body: &str, subject: &str, text: &str) {
+    let (sent_subject, sent_text, html) = mail(body);
+    assert_eq!(sent_subject, subject);
+    assert_eq!(sent_text, with_raw(text, body));
+    assert_html_says_the_same(&sent_text, &html);
+}
+
 /// The pinned text, with the raw event (which follows it verbatim) appended.
 fn with_raw(text: &str, body: &str) -> String {
     format!("{text}{body}\n")
@@ -109,15 +118,10 @@ fn with_raw(text: &str, body: &str) -> String {
 #[test]
 fn threshold_50() {
     let body = fixture_body("usage.threshold_reached.50.json");
-    let (subject, text, html) = mail(&body);
-    assert_eq!(
-        subject,
-        "[perf] Acme Robotics / support-bot: 50% of monthly budget reached"
-    );
-    assert_eq!(
-        text,
-        with_raw(
-            r#"Acme Robotics / support-bot reached 50% of its monthly budget: 250.04 USD of 500.00 USD spent.
+    assert_mail(
+        &body,
+        "[perf] Acme Robotics / support-bot: 50% of monthly budget reached",
+        r#"Acme Robotics / support-bot reached 50% of its monthly budget: 250.04 USD of 500.00 USD spent.
 
 Organization:    Acme Robotics
 Project:         support-bot
@@ -133,24 +137,16 @@ Check the project's usage in Perf; raise the budget or throttle the project befo
 
 Raw event:
 "#,
-            &body
-        )
     );
-    assert_html_says_the_same(&text, &html);
 }
 
 #[test]
 fn threshold_80() {
     let body = fixture_body("usage.threshold_reached.80.json");
-    let (subject, text, html) = mail(&body);
-    assert_eq!(
-        subject,
-        "[perf] Acme Robotics / support-bot: 80% of monthly budget reached"
-    );
-    assert_eq!(
-        text,
-        with_raw(
-            r#"Acme Robotics / support-bot reached 80% of its monthly budget: 400.12 USD of 500.00 USD spent.
+    assert_mail(
+        &body,
+        "[perf] Acme Robotics / support-bot: 80% of monthly budget reached",
+        r#"Acme Robotics / support-bot reached 80% of its monthly budget: 400.12 USD of 500.00 USD spent.
 
 Organization:    Acme Robotics
 Project:         support-bot
@@ -166,24 +162,16 @@ Check the project's usage in Perf; raise the budget or throttle the project befo
 
 Raw event:
 "#,
-            &body
-        )
     );
-    assert_html_says_the_same(&text, &html);
 }
 
 #[test]
 fn threshold_100() {
     let body = fixture_body("usage.threshold_reached.100.json");
-    let (subject, text, html) = mail(&body);
-    assert_eq!(
-        subject,
-        "[perf] Acme Robotics / support-bot: 100% of monthly budget reached"
-    );
-    assert_eq!(
-        text,
-        with_raw(
-            r#"Acme Robotics / support-bot reached 100% of its monthly budget: 500.00 USD of 500.00 USD spent.
+    assert_mail(
+        &body,
+        "[perf] Acme Robotics / support-bot: 100% of monthly budget reached",
+        r#"Acme Robotics / support-bot reached 100% of its monthly budget: 500.00 USD of 500.00 USD spent.
 
 Organization:    Acme Robotics
 Project:         support-bot
@@ -199,24 +187,16 @@ The budget is used up. Raise it in Perf if this spending is expected; otherwise 
 
 Raw event:
 "#,
-            &body
-        )
     );
-    assert_html_says_the_same(&text, &html);
 }
 
 #[test]
 fn budget_exceeded() {
     let body = fixture_body("budget.exceeded.json");
-    let (subject, text, html) = mail(&body);
-    assert_eq!(
-        subject,
-        "[perf] Acme Robotics / support-bot: monthly budget exceeded (104%)"
-    );
-    assert_eq!(
-        text,
-        with_raw(
-            r#"Acme Robotics / support-bot has spent more than its monthly budget: 521.37 USD of 500.00 USD.
+    assert_mail(
+        &body,
+        "[perf] Acme Robotics / support-bot: monthly budget exceeded (104%)",
+        r#"Acme Robotics / support-bot has spent more than its monthly budget: 521.37 USD of 500.00 USD.
 
 Organization:    Acme Robotics
 Project:         support-bot
@@ -231,24 +211,16 @@ The budget is used up. Raise it in Perf if this spending is expected; otherwise 
 
 Raw event:
 "#,
-            &body
-        )
     );
-    assert_html_says_the_same(&text, &html);
 }
 
 #[test]
 fn test_mode_threshold_80() {
     let body = fixture_body("test_mode.usage.threshold_reached.json");
-    let (subject, text, html) = mail(&body);
-    assert_eq!(
-        subject,
-        "[perf] Acme Robotics / support-bot: 80% of monthly budget reached (test mode)"
-    );
-    assert_eq!(
-        text,
-        with_raw(
-            r#"Acme Robotics / support-bot reached 80% of its monthly budget: 400.12 USD of 500.00 USD spent.
+    assert_mail(
+        &body,
+        "[perf] Acme Robotics / support-bot: 80% of monthly budget reached (test mode)",
+        r#"Acme Robotics / support-bot reached 80% of its monthly budget: 400.12 USD of 500.00 USD spent.
 
 Organization:    Acme Robotics
 Project:         support-bot
@@ -264,21 +236,16 @@ Check the project's usage in Perf; raise the budget or throttle the project befo
 
 Raw event:
 "#,
-            &body
-        )
     );
-    assert_html_says_the_same(&text, &html);
 }
 
 #[test]
 fn unknown_type() {
     let body = UNKNOWN_TYPE.to_owned();
-    let (subject, text, html) = mail(&body);
-    assert_eq!(subject, "[perf] support-bot: invoice.paid");
-    assert_eq!(
-        text,
-        with_raw(
-            r#"Perf sent an event of type `invoice.paid` about support-bot. perfhook has no wording for this type; every figure it carries is listed below.
+    assert_mail(
+        &body,
+        "[perf] support-bot: invoice.paid",
+        r#"Perf sent an event of type `invoice.paid` about support-bot. perfhook has no wording for this type; every figure it carries is listed below.
 
 Project:                     support-bot
 Mode:                        live
@@ -293,21 +260,16 @@ data.project.name:           support-bot
 
 Raw event:
 "#,
-            &body
-        )
     );
-    assert_html_says_the_same(&text, &html);
 }
 
 #[test]
 fn threshold_without_figures() {
     let body = THRESHOLD_WITHOUT_FIGURES.to_owned();
-    let (subject, text, html) = mail(&body);
-    assert_eq!(subject, "[perf] budget threshold reached");
-    assert_eq!(
-        text,
-        with_raw(
-            r#"A project crossed a usage threshold of its budget (7.00 spent); the alert does not say which, so every figure it carries is listed below.
+    assert_mail(
+        &body,
+        "[perf] budget threshold reached",
+        r#"A project crossed a usage threshold of its budget (7.00 spent); the alert does not say which, so every figure it carries is listed below.
 
 Usage:              7.00
 Mode:               not stated by the event
@@ -319,8 +281,5 @@ data.usage.amount:  7.00
 
 Raw event:
 "#,
-            &body
-        )
     );
-    assert_html_says_the_same(&text, &html);
 }

@@ -262,3 +262,36 @@ async fn last_bytes<R: tokio::io::AsyncRead + Unpin>(reader: Option<R>) -> Vec<u
     }
     kept
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::EventRecord;
+
+    /// A program that writes more than a pipe holds and never reads a body larger than a
+    /// pipe holds: fed and drained together, it finishes; fed first, both sides would block
+    /// until the deadline.
+    #[test]
+    fn a_big_body_and_a_big_output_do_not_block_each_other() {
+        let notifier = CommandNotifier::build(&CommandSettings {
+            program: "sh".into(),
+            args: vec!["-c".into(), "head -c 300000 /dev/zero; exit 0".into()],
+            timeout_ms: 5_000,
+        })
+        .expect("notifier");
+        let record = EventRecord {
+            endpoint: "perf".into(),
+            id: "evt_big".into(),
+            kind: "usage.threshold_reached".into(),
+            livemode: Some(true),
+            received_at: 0,
+            body: format!("{{\"pad\":\"{}\"}}", "x".repeat(200_000)),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let outcome = runtime.block_on(notifier.deliver(&Notification::of(&record)));
+        assert_eq!(outcome, Ok(()));
+    }
+}

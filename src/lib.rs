@@ -19,6 +19,7 @@
 //! - [`clock`]: the `Clock` trait: the system clock, and a fixed one for tests.
 //! - `fuzzing` (feature `fuzzing`): the fuzz bodies, shared by `fuzz/` and the replay tests.
 
+pub mod activity;
 pub mod admin;
 pub mod api_key;
 pub mod audit;
@@ -47,3 +48,4 @@ pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod ui;

@@ -105,6 +105,8 @@ pub struct Metrics {
     clock_skew: Family<EndpointLabels, Gauge>,
     /// When each endpoint last warned about skew (Unix s): at most one line a minute.
     skew_warned: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    /// The last 24 hours per endpoint, for the inspector.
+    pub activity: crate::activity::Activity,
     admin_requests: Family<AdminLabels, Counter>,
     admin_auth_failures: Family<AuthFailureLabels, Counter>,
     refused_kept: Family<RefusedKeptLabels, Counter>,
@@ -205,6 +207,7 @@ impl Default for Metrics {
             last_delivery,
             clock_skew,
             skew_warned: std::sync::Mutex::default(),
+            activity: crate::activity::Activity::default(),
             admin_requests,
             admin_auth_failures,
             refused_kept,

@@ -2,6 +2,7 @@
 //! and the outcome as a status. The only body extractor is the raw payload stream, read
 //! under a size limit and a total deadline.
 
+use crate::activity::Answer;
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
@@ -62,6 +63,15 @@ pub async fn receive(
         class,
         started.elapsed().as_secs_f64(),
     );
+    let answer = match &outcome {
+        Ok((Recorded::New, _)) => Answer::Accepted,
+        Ok((Recorded::Duplicate, _)) => Answer::Duplicate,
+        Err(_) => Answer::Refused,
+    };
+    state
+        .metrics
+        .activity
+        .note(&endpoint.name, state.clock.now(), answer);
     match outcome {
         Ok((recorded, id)) => {
             let status = if recorded == Recorded::New {

@@ -195,6 +195,7 @@ impl Application {
                     wakers: outbox.wakers(),
                     retention: config.retention,
                     metrics: Arc::clone(&metrics),
+                    started_at: clock.now(),
                 },
                 certificate.as_ref(),
                 config.tls.as_ref().map(|tls| tls.hsts.clone()),
@@ -306,6 +307,10 @@ fn admin_server(
     let listener = TcpListener::bind(listen)
         .with_context(|| format!("cannot listen on {listen} for the admin API ([admin] listen)"))?;
     let address = listener.local_addr()?;
+    let ui = web::Data::new(crate::ui::UiState::new(
+        Arc::clone(&state.clock),
+        certificate.is_some(),
+    ));
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         let headers = hsts.as_ref().map_or_else(DefaultHeaders::new, |value| {
@@ -320,6 +325,8 @@ fn admin_server(
         app.wrap(Condition::new(hsts.is_some(), headers))
             .app_data(state.clone())
             .app_data(web::Data::new(document))
+            .app_data(ui.clone())
+            .configure(crate::ui::configure)
             .default_service(web::to(admin::not_found))
     })
     .workers(1)

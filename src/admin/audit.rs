@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::{AdminError, AdminErrorKind, ErrorBody};
-use super::AdminState;
+use super::{AdminState, Caller};
 use crate::api_key::Scope;
 use crate::audit::{ActionKind, AuditEntry};
 use crate::event::Mode;
@@ -84,6 +84,18 @@ pub async fn list(
 ) -> Result<HttpResponse, AdminError> {
     let caller = state.authorize(&request, Scope::AuditRead).await?;
     let filter: AuditFilter = caller.query(&request)?;
+    Ok(caller.json(&list_audit(&state, &caller, &filter).await?))
+}
+
+/// The entries `GET /admin/v1/audit` returns, newest first.
+///
+/// # Errors
+/// 503 when the store fails.
+pub async fn list_audit(
+    state: &AdminState,
+    caller: &Caller,
+    filter: &AuditFilter,
+) -> Result<serde_json::Value, AdminError> {
     let log = state
         .store
         .audit_log()
@@ -105,7 +117,7 @@ pub async fn list(
         })
         .take(limit)
         .collect();
-    Ok(caller.json(&json!({ "entries": entries })))
+    Ok(json!({ "entries": entries }))
 }
 
 /// `GET /admin/v1/audit/verify`: the hash chain checked from its anchor.

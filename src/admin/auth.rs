@@ -74,10 +74,37 @@ impl Caller {
 }
 
 /// The source address (the admin listener takes no forwarding headers).
-fn source(request: &HttpRequest) -> IpAddr {
+pub fn source(request: &HttpRequest) -> IpAddr {
     request
         .peer_addr()
         .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |peer| peer.ip())
+}
+
+/// What a request presents as its key.
+#[derive(Debug, Clone, Copy)]
+pub enum Presented<'a> {
+    /// No key at all.
+    Missing,
+    /// Something that is not a bearer key.
+    Malformed,
+    /// A key to check.
+    Key(&'a str),
+}
+
+impl<'a> Presented<'a> {
+    /// The `Authorization: Bearer <key>` header of `request`.
+    #[must_use]
+    pub fn from_header(request: &'a HttpRequest) -> Self {
+        let Some(header) = request.headers().get(AUTHORIZATION) else {
+            return Self::Missing;
+        };
+        header
+            .to_str()
+            .ok()
+            .and_then(|value| value.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map_or(Self::Malformed, |(_, key)| Self::Key(key.trim()))
+    }
 }
 
 impl AdminState {
@@ -91,8 +118,22 @@ impl AdminState {
         request: &HttpRequest,
         scope: Scope,
     ) -> Result<Caller, AdminError> {
-        let source = source(request);
-        let key = match self.find_key(request).await {
+        self.authorize_key(Presented::from_header(request), source(request), scope)
+            .await
+    }
+
+    /// [`AdminState::authorize`] for a key presented some other way (the inspector's
+    /// sign-in form), with the same failure counting and audit.
+    ///
+    /// # Errors
+    /// As [`AdminState::authorize`].
+    pub async fn authorize_key(
+        &self,
+        presented: Presented<'_>,
+        source: IpAddr,
+        scope: Scope,
+    ) -> Result<Caller, AdminError> {
+        let key = match self.find_key(presented).await {
             Ok(key) => key,
             // No key at all is not a guess; only failed attempts count against the source.
             Err(error)
@@ -141,6 +182,37 @@ impl AdminState {
                 });
             }
         };
+        self.admit(key, source, scope).await
+    }
+
+    /// A caller by the id of a key that authenticated earlier (an inspector session): the
+    /// key must still be active, and each request is limited and scoped as an API call.
+    ///
+    /// # Errors
+    /// 401 once the key is revoked or expired, 429 over its limit, 403 without the scope.
+    pub async fn authorize_key_id(
+        &self,
+        id: &str,
+        source: IpAddr,
+        scope: Scope,
+    ) -> Result<Caller, AdminError> {
+        let record = self
+            .store
+            .api_key(id)
+            .await
+            .map_err(|_| AdminError::new(AdminErrorKind::Storage))?
+            .filter(|record| api_key::state(record, self.clock.now()) == KeyState::Active)
+            .ok_or_else(|| AdminError::new(AdminErrorKind::InvalidApiKey))?;
+        self.admit(record, source, scope).await
+    }
+
+    /// Counts an authenticated key's request against its limit and checks `scope`.
+    async fn admit(
+        &self,
+        key: ApiKeyRecord,
+        source: IpAddr,
+        scope: Scope,
+    ) -> Result<Caller, AdminError> {
         let rate = self
             .limits
             .admit_key(&key.id, key.rate_limit_per_minute)
@@ -163,19 +235,14 @@ impl AdminState {
         Ok(caller)
     }
 
-    /// The active key the request presents.
-    async fn find_key(&self, request: &HttpRequest) -> Result<ApiKeyRecord, AdminError> {
-        let Some(header) = request.headers().get(AUTHORIZATION) else {
-            return Err(AdminErrorKind::AuthenticationRequired.into());
-        };
-        let presented = header
-            .to_str()
-            .ok()
-            .and_then(|value| value.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, key)| key.trim());
+    /// The active key presented.
+    async fn find_key(&self, presented: Presented<'_>) -> Result<ApiKeyRecord, AdminError> {
         let invalid = || AdminError::new(AdminErrorKind::InvalidApiKey);
-        let presented = presented.ok_or_else(invalid)?;
+        let presented = match presented {
+            Presented::Missing => return Err(AdminErrorKind::AuthenticationRequired.into()),
+            Presented::Malformed => return Err(invalid()),
+            Presented::Key(key) => key,
+        };
         let id = api_key::key_id(presented).ok_or_else(invalid)?;
         let record = self
             .store

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::{AdminError, AdminErrorKind, ErrorBody};
-use super::AdminState;
+use super::{AdminState, Caller};
 use crate::api_key::Scope;
 use crate::audit::ActionKind;
 use crate::event::Mode;
@@ -17,17 +17,31 @@ use crate::store::EventQuery;
 const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 500;
 
+/// Events read at most per listing request while looking for a project's or a mode's; a
+/// page may come out shorter than `limit`, and `next_cursor` goes on from where it stopped.
+const MAX_SCAN: usize = 5_000;
+
 /// The listing's query string.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ListParams {
-    endpoint: Option<String>,
+pub struct ListParams {
+    /// Only this endpoint.
+    pub endpoint: Option<String>,
+    /// Only this event type.
     #[serde(rename = "type")]
-    kind: Option<String>,
-    since: Option<u64>,
-    until: Option<u64>,
-    cursor: Option<String>,
-    limit: Option<usize>,
+    pub kind: Option<String>,
+    /// Only this project (`data.project`'s id or name).
+    pub project: Option<String>,
+    /// Only `live` (livemode true) or `test` (livemode false) events.
+    pub mode: Option<String>,
+    /// Received at or after, Unix seconds.
+    pub since: Option<u64>,
+    /// Received before, Unix seconds.
+    pub until: Option<u64>,
+    /// Where the previous page ended.
+    pub cursor: Option<String>,
+    /// 1 to 500, default 50.
+    pub limit: Option<usize>,
 }
 
 /// `GET /admin/v1/events?endpoint=&type=&since=&until=&cursor=&limit=`.
@@ -57,44 +71,120 @@ pub async fn list(
 ) -> Result<HttpResponse, AdminError> {
     let caller = state.authorize(&request, Scope::EventsRead).await?;
     let params: ListParams = caller.query(&request)?;
+    Ok(caller.json(&list_events(&state, &caller, params).await?))
+}
+
+/// The listing behind `GET /admin/v1/events` (the inspector's timeline reads it too).
+///
+/// # Errors
+/// 400 for a bad mode or cursor, 404 for an endpoint the key does not see, 503 when the
+/// store fails.
+pub async fn list_events(
+    state: &AdminState,
+    caller: &Caller,
+    params: ListParams,
+) -> Result<serde_json::Value, AdminError> {
     if let Some(endpoint) = &params.endpoint {
-        if !caller.sees(&state, endpoint) {
+        if !caller.sees(state, endpoint) {
             return Err(caller.fail(AdminErrorKind::NotFound(format!(
                 "no endpoint {endpoint:?} for this key"
             ))));
         }
     }
-    let query = EventQuery {
-        endpoint: params.endpoint,
-        kind: params.kind,
-        since: params.since,
-        until: params.until,
-        cursor: params.cursor,
-        limit: params.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE),
+    let livemode = match params.mode.as_deref() {
+        None | Some("") => None,
+        Some("live") => Some(true),
+        Some("test") => Some(false),
+        Some(_) => {
+            return Err(caller.fail(AdminErrorKind::BadRequest(
+                "mode must be live or test".to_owned(),
+            )))
+        }
     };
-    let page = state.store.list(&query).await.map_err(|error| {
+    let project = params.project.filter(|project| !project.is_empty());
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let storage = |error: crate::store::StoreError| {
         if error.kind() == crate::store::StoreErrorKind::BadRequest {
             caller.fail(AdminErrorKind::BadRequest(error.to_string()))
         } else {
             caller.fail(AdminErrorKind::Storage)
         }
-    })?;
-    // A test key's page holds only test-mode endpoints' events (it may come out shorter).
-    let events: Vec<serde_json::Value> = page
-        .events
-        .iter()
-        .filter(|event| caller.sees(&state, &event.endpoint))
-        .map(|event| {
-            json!({
-                "endpoint": event.endpoint,
-                "id": event.id,
-                "type": event.kind,
-                "livemode": event.livemode,
-                "received_at": rfc3339(event.received_at),
+    };
+    let mut events = Vec::new();
+    let mut cursor = params.cursor;
+    let mut scanned = 0;
+    let next_cursor = loop {
+        let page = state
+            .store
+            .list(&EventQuery {
+                endpoint: params.endpoint.clone(),
+                kind: params.kind.clone(),
+                since: params.since,
+                until: params.until,
+                cursor: cursor.take(),
+                limit: if project.is_some() || livemode.is_some() {
+                    SCAN_PAGE
+                } else {
+                    limit
+                },
             })
-        })
-        .collect();
-    Ok(caller.json(&json!({"events": events, "next_cursor": page.next_cursor})))
+            .await
+            .map_err(storage)?;
+        let mut stopped_at = None;
+        for (index, summary) in page.events.iter().enumerate() {
+            scanned += 1;
+            // A test key's page holds only test-mode endpoints' events (it may come out shorter).
+            if !caller.sees(state, &summary.endpoint)
+                || livemode.is_some_and(|mode| summary.livemode != Some(mode))
+            {
+                continue;
+            }
+            let Some(detail) = state
+                .store
+                .event(&summary.endpoint, &summary.id)
+                .await
+                .map_err(storage)?
+            else {
+                continue;
+            };
+            let alert = crate::event::Alert::from_body(detail.record.body.as_bytes());
+            if let Some(project) = &project {
+                let body = serde_json::from_str::<serde_json::Value>(&detail.record.body);
+                if !body.is_ok_and(|body| names(&body, "project", project)) {
+                    continue;
+                }
+            }
+            events.push(json!({
+                "endpoint": summary.endpoint,
+                "id": summary.id,
+                "type": summary.kind,
+                "livemode": summary.livemode,
+                "received_at": rfc3339(summary.received_at),
+                "organization": alert.organization,
+                "project": alert.project,
+                "usage_percent": alert.usage_percent,
+                "threshold_percent": alert.threshold_percent,
+            }));
+            if events.len() == limit {
+                stopped_at = Some((summary, index + 1 == page.events.len()));
+                break;
+            }
+        }
+        match (stopped_at, page.next_cursor) {
+            // The page filled with the store's last: the store knows whether more follow.
+            (Some((_, true)), next) => break next,
+            // The page filled part-way through the store's page: go on after the last one.
+            (Some((last, false)), _) => {
+                break Some(crate::store::encode_cursor(
+                    &crate::store::listing_position(last.received_at, &last.endpoint, &last.id),
+                ))
+            }
+            (None, None) => break None,
+            (None, Some(next)) if scanned >= MAX_SCAN => break Some(next),
+            (None, Some(next)) => cursor = Some(next),
+        }
+    };
+    Ok(json!({"events": events, "next_cursor": next_cursor}))
 }
 
 /// `GET /admin/v1/events/{endpoint}/{id}`.
@@ -121,17 +211,30 @@ pub async fn show(
 ) -> Result<HttpResponse, AdminError> {
     let caller = state.authorize(&request, Scope::EventsRead).await?;
     let (endpoint, id) = path.into_inner();
+    Ok(caller.json(&event_detail(&state, &caller, &endpoint, &id).await?))
+}
+
+/// One event, as `GET /admin/v1/events/{endpoint}/{id}` shows it.
+///
+/// # Errors
+/// 404 for an event the key does not see, 503 when the store fails.
+pub async fn event_detail(
+    state: &AdminState,
+    caller: &Caller,
+    endpoint: &str,
+    id: &str,
+) -> Result<serde_json::Value, AdminError> {
     let missing = || {
         caller.fail(AdminErrorKind::NotFound(format!(
             "no event {id:?} at endpoint {endpoint:?}"
         )))
     };
-    if !caller.sees(&state, &endpoint) {
+    if !caller.sees(state, endpoint) {
         return Err(missing());
     }
     let detail = state
         .store
-        .event(&endpoint, &id)
+        .event(endpoint, id)
         .await
         .map_err(|_| caller.fail(AdminErrorKind::Storage))?
         .ok_or_else(missing)?;
@@ -149,7 +252,7 @@ pub async fn show(
         })
         .collect();
     let record = &detail.record;
-    Ok(caller.json(&json!({
+    Ok(json!({
         "endpoint": record.endpoint,
         "id": record.id,
         "type": record.kind,
@@ -157,8 +260,9 @@ pub async fn show(
         "received_at": rfc3339(record.received_at),
         "expires_at": rfc3339(detail.expires_at),
         "body": record.body,
+        "alert": crate::event::Alert::from_body(record.body.as_bytes()),
         "notifications": notifications,
-    })))
+    }))
 }
 
 /// `POST /admin/v1/events/{endpoint}/{id}/renotify?notifier=`.
@@ -193,22 +297,37 @@ pub async fn renotify(
     let caller = state.authorize(&request, Scope::EventsWrite).await?;
     let params: Params = caller.query(&request)?;
     let (endpoint, id) = path.into_inner();
+    Ok(caller.json(&renotify_event(&state, &caller, &endpoint, &id, params.notifier).await?))
+}
+
+/// Queues an event's notifications again, as `POST …/renotify` does, audited.
+///
+/// # Errors
+/// 400 for a notifier the endpoint does not route to, 404 for an event the key does not
+/// see, 503 when the store fails.
+pub async fn renotify_event(
+    state: &AdminState,
+    caller: &Caller,
+    endpoint: &str,
+    id: &str,
+    notifier: Option<String>,
+) -> Result<serde_json::Value, AdminError> {
     let missing = || {
         caller.fail(AdminErrorKind::NotFound(format!(
             "no event {id:?} at endpoint {endpoint:?}"
         )))
     };
-    let slot = match state.endpoints.get(&endpoint) {
-        Some(slot) if caller.sees(&state, &endpoint) => slot.current(),
+    let slot = match state.endpoints.get(endpoint) {
+        Some(slot) if caller.sees(state, endpoint) => slot.current(),
         _ => return Err(missing()),
     };
     let detail = state
         .store
-        .event(&endpoint, &id)
+        .event(endpoint, id)
         .await
         .map_err(|_| caller.fail(AdminErrorKind::Storage))?
         .ok_or_else(missing)?;
-    let notifiers = match params.notifier {
+    let notifiers = match notifier {
         // Only a notifier this endpoint routes to: no job the config never asked for.
         Some(name) if state.wakers.knows(&name) && slot.notifiers.contains(&name) => vec![name],
         Some(name) => {
@@ -220,21 +339,21 @@ pub async fn renotify(
     };
     let queued = state
         .store
-        .requeue(&endpoint, &id, &notifiers, state.clock.now_ms())
+        .requeue(endpoint, id, &notifiers, state.clock.now_ms())
         .await
         .map_err(|_| caller.fail(AdminErrorKind::Storage))?
         .ok_or_else(missing)?;
     state.wakers.wake(&notifiers);
     state
         .audit_by(
-            &caller,
+            caller,
             "event.renotify",
             ActionKind::Update,
             &format!("{endpoint}/{id}"),
             &format!("ok: {queued} queued"),
         )
         .await;
-    Ok(caller.json(&json!({ "queued": queued })))
+    Ok(json!({ "queued": queued }))
 }
 
 /// `DELETE /admin/v1/events/{endpoint}/{id}`: the event, its notifications and its dedupe

@@ -30,6 +30,17 @@ pub async fn list(
     state: web::Data<AdminState>,
 ) -> Result<HttpResponse, AdminError> {
     let caller = state.authorize(&request, Scope::KeysAdmin).await?;
+    Ok(caller.json(&list_keys(&state, &caller).await?))
+}
+
+/// Every key this caller may see, without hashes, as `GET /admin/v1/keys` lists them.
+///
+/// # Errors
+/// 503 when the store fails.
+pub async fn list_keys(
+    state: &AdminState,
+    caller: &Caller,
+) -> Result<serde_json::Value, AdminError> {
     let now = state.clock.now();
     let keys = state
         .store
@@ -41,7 +52,7 @@ pub async fn list(
         .filter(|key| caller.key.mode == Mode::Live || key.mode == Mode::Test)
         .map(|key| api_key::summary(key, now))
         .collect();
-    Ok(caller.json(&json!({ "keys": keys })))
+    Ok(json!({ "keys": keys }))
 }
 
 /// What `POST /admin/v1/keys` takes.

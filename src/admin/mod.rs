@@ -4,11 +4,13 @@
 
 mod audit;
 mod auth;
+mod budgets;
 mod error;
 mod events;
 mod keys;
 mod limits;
 mod outbox;
+mod overview;
 mod refused;
 
 use std::collections::HashMap;
@@ -17,10 +19,16 @@ use std::time::Duration;
 
 use actix_web::{get, web};
 
-pub use audit::{verification, AuditFilter};
-pub use auth::Caller;
+pub use audit::{list_audit, verification, AuditFilter};
+pub use auth::{source, Caller, Presented};
+pub use budgets::{budgets, BudgetParams};
 pub use error::{AdminError, AdminErrorKind};
+pub use events::{event_detail, list_events, renotify_event, ListParams};
+pub use keys::list_keys;
 pub use limits::{RateLimits, RateState};
+pub use outbox::{list_jobs, retry_job};
+pub use overview::overview;
+pub use refused::{export_refused, list_refused, reverify_refused};
 
 use crate::clock::Clock;
 use crate::outbox::Wakers;
@@ -45,6 +53,8 @@ pub struct AdminState {
     pub retention: Duration,
     /// The receiver's metrics, which count admin requests per key too.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// When this process started, Unix seconds (the overview counts from then at most).
+    pub started_at: u64,
 }
 
 /// The routes under `/admin/v1/`. Each handler carries its own OpenAPI description, so the
@@ -57,6 +67,8 @@ pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .service(events::renotify)
             .service(events::remove)
             .service(events::remove_matching)
+            .service(overview::show)
+            .service(budgets::list)
             .service(outbox::list)
             .service(outbox::retry)
             .service(keys::list)

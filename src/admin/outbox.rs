@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::{AdminError, AdminErrorKind, ErrorBody};
-use super::AdminState;
+use super::{AdminState, Caller};
 use crate::api_key::Scope;
 use crate::audit::ActionKind;
 use crate::notify::rfc3339;
@@ -48,7 +48,29 @@ pub async fn list(
 ) -> Result<HttpResponse, AdminError> {
     let caller = state.authorize(&request, Scope::EventsRead).await?;
     let params: ListParams = caller.query(&request)?;
-    let status = match params.status.as_deref() {
+    let listed = list_jobs(
+        &state,
+        &caller,
+        params.status.as_deref(),
+        params.notifier.as_deref(),
+        params.limit,
+    )
+    .await?;
+    Ok(caller.json(&listed))
+}
+
+/// The jobs `GET /admin/v1/outbox` lists.
+///
+/// # Errors
+/// 400 for a status other than pending or dead, 503 when the store fails.
+pub async fn list_jobs(
+    state: &AdminState,
+    caller: &Caller,
+    status: Option<&str>,
+    notifier: Option<&str>,
+    limit: Option<usize>,
+) -> Result<serde_json::Value, AdminError> {
+    let status = match status {
         None | Some("pending") => JobStatus::Pending,
         Some("dead") => JobStatus::Dead,
         Some(_) => {
@@ -57,15 +79,15 @@ pub async fn list(
             )))
         }
     };
-    let limit = params.limit.unwrap_or(100).clamp(1, MAX_JOBS);
+    let limit = limit.unwrap_or(100).clamp(1, MAX_JOBS);
     let jobs = state
         .store
-        .jobs(status, params.notifier.as_deref(), MAX_JOBS)
+        .jobs(status, notifier, MAX_JOBS)
         .await
         .map_err(|_| caller.fail(AdminErrorKind::Storage))?;
     let jobs: Vec<serde_json::Value> = jobs
         .iter()
-        .filter(|job| caller.sees(&state, &job.endpoint))
+        .filter(|job| caller.sees(state, &job.endpoint))
         .take(limit)
         .map(|job| {
             json!({
@@ -79,7 +101,7 @@ pub async fn list(
             })
         })
         .collect();
-    Ok(caller.json(&json!({ "jobs": jobs })))
+    Ok(json!({ "jobs": jobs }))
 }
 
 /// `POST /admin/v1/outbox/{endpoint}/{id}/{notifier}/retry`.
@@ -108,15 +130,28 @@ pub async fn retry(
 ) -> Result<HttpResponse, AdminError> {
     let caller = state.authorize(&request, Scope::EventsWrite).await?;
     let (endpoint, id, notifier) = path.into_inner();
+    Ok(caller.json(&retry_job(&state, &caller, &endpoint, &id, notifier).await?))
+}
+
+/// Queues one job again, due now, as `POST …/retry` does, audited.
+///
+/// # Errors
+/// 400 for a notifier the endpoint does not route to, 404 for an event the key does not
+/// see, 503 when the store fails.
+pub async fn retry_job(
+    state: &AdminState,
+    caller: &Caller,
+    endpoint: &str,
+    id: &str,
+    notifier: String,
+) -> Result<serde_json::Value, AdminError> {
     let missing = || {
         caller.fail(AdminErrorKind::NotFound(format!(
             "no event {id:?} at endpoint {endpoint:?}"
         )))
     };
-    let routed = match state.endpoints.get(&endpoint) {
-        Some(slot) if caller.sees(&state, &endpoint) => {
-            slot.current().notifiers.contains(&notifier)
-        }
+    let routed = match state.endpoints.get(endpoint) {
+        Some(slot) if caller.sees(state, endpoint) => slot.current().notifiers.contains(&notifier),
         _ => return Err(missing()),
     };
     // Only a notifier this endpoint routes to: no job the config never asked for.
@@ -128,19 +163,19 @@ pub async fn retry(
     let notifiers = [notifier];
     let queued = state
         .store
-        .requeue(&endpoint, &id, &notifiers, state.clock.now_ms())
+        .requeue(endpoint, id, &notifiers, state.clock.now_ms())
         .await
         .map_err(|_| caller.fail(AdminErrorKind::Storage))?
         .ok_or_else(missing)?;
     state.wakers.wake(&notifiers);
     state
         .audit_by(
-            &caller,
+            caller,
             "outbox.retry",
             ActionKind::Update,
             &format!("{endpoint}/{id}/{}", notifiers[0]),
             &format!("ok: {queued} queued"),
         )
         .await;
-    Ok(caller.json(&json!({ "queued": queued })))
+    Ok(json!({ "queued": queued }))
 }

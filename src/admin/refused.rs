@@ -115,10 +115,24 @@ pub async fn list(
 ) -> Result<HttpResponse, AdminError> {
     let caller = state.authorize(&request, Scope::RefusedRead).await?;
     let params = caller.query::<ListParams>(&request)?;
-    let limit = params.limit.unwrap_or(50).clamp(1, MAX_LIST);
-    let found = visible(&state, &caller, params.endpoint.as_deref(), limit).await?;
+    let listed = list_refused(&state, &caller, params.endpoint.as_deref(), params.limit).await?;
+    Ok(caller.json(&listed))
+}
+
+/// The listing behind `GET /admin/v1/refused`.
+///
+/// # Errors
+/// 404 for an endpoint the key does not see, 503 when the store fails.
+pub async fn list_refused(
+    state: &AdminState,
+    caller: &Caller,
+    endpoint: Option<&str>,
+    limit: Option<usize>,
+) -> Result<serde_json::Value, AdminError> {
+    let limit = limit.unwrap_or(50).clamp(1, MAX_LIST);
+    let found = visible(state, caller, endpoint, limit).await?;
     let refused: Vec<serde_json::Value> = found.iter().map(summary).collect();
-    Ok(caller.json(&json!({ "refused": refused })))
+    Ok(json!({ "refused": refused }))
 }
 
 /// `GET /admin/v1/refused/{id}`: the summary, the headers and the body (as text, with
@@ -183,16 +197,7 @@ pub async fn request_file(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     let caller = state.authorize(&request, Scope::RefusedRead).await?;
-    let refused = one(&state, &caller, &id).await?;
-    state
-        .audit_by(
-            &caller,
-            "refused.export",
-            ActionKind::Read,
-            &refused.id,
-            "ok",
-        )
-        .await;
+    let refused = export_refused(&state, &caller, &id).await?;
     Ok(caller
         .respond(HttpResponse::Ok())
         .content_type("message/http")
@@ -201,6 +206,28 @@ pub async fn request_file(
             format!("attachment; filename=\"{}.http\"", refused.id),
         ))
         .body(refused.request))
+}
+
+/// One refused delivery to download as a request file, audited as an export.
+///
+/// # Errors
+/// 404 for one the key does not see, 503 when the store fails.
+pub async fn export_refused(
+    state: &AdminState,
+    caller: &Caller,
+    id: &str,
+) -> Result<RefusedDelivery, AdminError> {
+    let refused = one(state, caller, id).await?;
+    state
+        .audit_by(
+            caller,
+            "refused.export",
+            ActionKind::Read,
+            &refused.id,
+            "ok",
+        )
+        .await;
+    Ok(refused)
 }
 
 /// `POST /admin/v1/refused/reverify?endpoint=`: every refused delivery the caller may see,
@@ -224,12 +251,24 @@ pub async fn reverify(
 ) -> Result<HttpResponse, AdminError> {
     let caller = state.authorize(&request, Scope::RefusedWrite).await?;
     let params = caller.query::<ListParams>(&request)?;
-    let found = visible(&state, &caller, params.endpoint.as_deref(), MAX_LIST).await?;
+    Ok(caller.json(&reverify_refused(&state, &caller, params.endpoint.as_deref()).await?))
+}
+
+/// Re-verifies what `POST /admin/v1/refused/reverify` does, audited.
+///
+/// # Errors
+/// 404 for an endpoint the key does not see, 503 when the store fails.
+pub async fn reverify_refused(
+    state: &AdminState,
+    caller: &Caller,
+    endpoint: Option<&str>,
+) -> Result<serde_json::Value, AdminError> {
+    let found = visible(state, caller, endpoint, MAX_LIST).await?;
     let mut accepted = Vec::new();
     let mut duplicate = Vec::new();
     let mut still_refused = Vec::new();
     for refused in found.iter().rev() {
-        match reverify_one(&state, refused).await {
+        match reverify_one(state, refused).await {
             Ok((recorded, event_id)) => {
                 // Dealt with: stored now, or it already was.
                 if let Err(error) = state.store.remove_refused(&refused.id).await {
@@ -250,10 +289,10 @@ pub async fn reverify(
     }
     state
         .audit_by(
-            &caller,
+            caller,
             "refused.reverify",
             ActionKind::Update,
-            params.endpoint.as_deref().unwrap_or("all endpoints"),
+            endpoint.unwrap_or("all endpoints"),
             &format!(
                 "ok: {} accepted, {} duplicate, {} still refused",
                 accepted.len(),
@@ -269,11 +308,11 @@ pub async fn reverify(
         still_refused = still_refused.len(),
         "admin API: refused deliveries re-verified"
     );
-    Ok(caller.json(&json!({
+    Ok(json!({
         "accepted": accepted,
         "duplicate": duplicate,
         "still_refused": still_refused,
-    })))
+    }))
 }
 
 enum Outcome {

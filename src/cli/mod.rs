@@ -1,7 +1,7 @@
 //! The command line: argument definitions and one function per subcommand, all calling the
 //! same core as the server.
 
-mod admin_client;
+pub(crate) mod admin_client;
 mod audit;
 mod config_check;
 mod events;

@@ -153,6 +153,10 @@ pub struct EndpointSettings {
     /// 10 MiB, for 7 days) for the operator API.
     #[serde(default = "default_keep_refused")]
     pub keep_refused: bool,
+    /// How long the sender may stay silent before the inspector warns (`24h`, `90m`); off
+    /// when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_delivery_within: Option<String>,
 }
 
 /// Where one secret lives: exactly one of `env` and `file`.
@@ -235,6 +239,7 @@ impl Default for Settings {
                 event_types: Vec::new(),
                 allow: None,
                 keep_refused: true,
+                expect_delivery_within: None,
             }],
             notifiers: BTreeMap::from([(
                 "log".to_owned(),
@@ -674,7 +679,19 @@ fn resolve_endpoint(
             ));
         }
     }
+    let expect_delivery_within = endpoint
+        .expect_delivery_within
+        .as_deref()
+        .map(|text| match humantime::parse_duration(text) {
+            Ok(span) if span.as_secs() >= 60 => Ok(span),
+            _ => Err(invalid(
+                format!("{key}.expect_delivery_within"),
+                "must be a duration of at least one minute, such as \"24h\" or \"90m\"".to_owned(),
+            )),
+        })
+        .transpose()?;
     Ok(Endpoint {
+        expect_delivery_within,
         name: endpoint.name.clone(),
         path: endpoint.path.clone(),
         verifier,
@@ -795,6 +812,8 @@ pub struct Endpoint {
     pub keep_refused: bool,
     /// Source networks accepted (empty: any).
     pub allow: Networks,
+    /// How long the sender may stay silent before the inspector warns.
+    pub expect_delivery_within: Option<Duration>,
 }
 
 impl Endpoint {

@@ -8,26 +8,8 @@ use perfhook::api_key::{self, KeySpec, Scope};
 use perfhook::event::Mode;
 use perfhook::store::Store;
 
-use crate::app::{spawn_app, TestApp, T0};
+use crate::app::{key, spawn_app, T0};
 use crate::server_helpers::alert;
-
-/// Makes a key in the app's store; returns the key.
-fn key(app: &TestApp, scopes: &[Scope], mode: Mode, per_minute: u32) -> String {
-    let made = api_key::generate(
-        &KeySpec {
-            name: "test".into(),
-            scopes: scopes.to_vec(),
-            mode,
-            expires_in: Some(Duration::from_secs(3600)),
-            rate_limit_per_minute: per_minute,
-        },
-        T0,
-    )
-    .expect("key");
-    app.runtime_block(app.store.put_api_key(&made.record))
-        .expect("put");
-    made.key.to_string()
-}
 
 fn bearer(key: &str) -> String {
     format!("Bearer {key}")
@@ -348,6 +330,8 @@ fn the_openapi_document_lists_exactly_the_routes_that_answer() {
     let expected = [
         ("GET", "/admin/v1/audit"),
         ("GET", "/admin/v1/audit/verify"),
+        ("GET", "/admin/v1/budgets"),
+        ("GET", "/admin/v1/overview"),
         ("GET", "/admin/v1/events"),
         ("GET", "/admin/v1/events/{endpoint}/{id}"),
         ("GET", "/admin/v1/keys"),
@@ -723,4 +707,114 @@ fn a_key_never_grants_more_than_it_holds_and_a_test_key_never_touches_live_keys(
     assert!(answer["error"]["message"]
         .as_str()
         .is_some_and(|m| m.contains("already rotated")));
+}
+
+/// A fixture body from `fixtures/events/`.
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/fixtures/events/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("fixture")
+}
+
+#[test]
+fn the_overview_counts_each_endpoints_answers_and_the_budgets_follow_the_usage() {
+    let app = spawn_app("", "");
+    for (name, days) in [
+        ("usage.threshold_reached.50.json", 0),
+        ("usage.threshold_reached.80.json", 5),
+        ("usage.threshold_reached.100.json", 3),
+    ] {
+        app.clock.advance(Duration::from_secs(days * 86_400));
+        assert_eq!(app.deliver(&fixture(name)).0, 200, "{name}");
+    }
+    // One duplicate, one refusal.
+    assert_eq!(
+        app.deliver(&fixture("usage.threshold_reached.100.json")).1["status"],
+        "duplicate"
+    );
+    let body = fixture("budget.exceeded.json");
+    let wrong =
+        crate::server_helpers::signature_with("another-secret-0123456789", &body, app.now());
+    let (status, _) = crate::server_helpers::post(
+        &crate::server_helpers::client(),
+        &app.url("/webhooks/perf"),
+        &[wrong],
+        &body,
+    );
+    assert_eq!(status, 401);
+    let reader = bearer(&key(&app, &[Scope::EventsRead], Mode::Live, 600));
+
+    let (status, _, overview) = app.admin_get("/admin/v1/overview", Some(&reader));
+    assert_eq!(status, 200, "{overview}");
+    let perf = overview["endpoints"]
+        .as_array()
+        .expect("endpoints")
+        .iter()
+        .find(|endpoint| endpoint["name"] == "perf")
+        .expect("perf");
+    assert_eq!(
+        perf["last_24h"]["accepted"], 1,
+        "{perf}: only the newest day"
+    );
+    assert_eq!(perf["last_24h"]["duplicate"], 1, "{perf}");
+    assert_eq!(perf["last_24h"]["refused"], 1, "{perf}");
+    assert_eq!(
+        perf["last_delivery_at"],
+        perfhook::notify::rfc3339(app.now()),
+        "{perf}"
+    );
+    assert_eq!(perf["silent"], false);
+    assert_eq!(overview["stored"]["events"], 3);
+
+    let (status, _, budgets) = app.admin_get("/admin/v1/budgets", Some(&reader));
+    assert_eq!(status, 200, "{budgets}");
+    let list = budgets["budgets"].as_array().expect("budgets");
+    assert_eq!(list.len(), 1, "{budgets}");
+    let budget = &list[0];
+    assert_eq!(budget["organization"], "Acme Robotics");
+    assert_eq!(budget["project"], "support-bot");
+    assert_eq!(budget["usage_percent"], 100);
+    assert_eq!(budget["thresholds_fired"], serde_json::json!([50, 80, 100]));
+    let usage: Vec<u64> = budget["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .map(|point| point["usage_percent"].as_u64().expect("usage"))
+        .collect();
+    assert_eq!(usage, vec![50, 80, 100], "oldest first");
+    assert_eq!(budget["period_start_unix"], 1_793_491_200_u64, "2026-11-01");
+    assert_eq!(budgets["complete"], true);
+
+    // The listing filters by project and mode, reading each body once.
+    let (_, _, page) = app.admin_get(
+        "/admin/v1/events?project=support-bot&mode=live",
+        Some(&reader),
+    );
+    assert_eq!(page["events"].as_array().map(Vec::len), Some(3), "{page}");
+    assert_eq!(page["events"][0]["usage_percent"], 100);
+    let (_, _, page) = app.admin_get("/admin/v1/events?project=nobody", Some(&reader));
+    assert_eq!(page["events"], serde_json::json!([]));
+    let (_, _, page) = app.admin_get("/admin/v1/events?mode=test", Some(&reader));
+    assert_eq!(page["events"], serde_json::json!([]));
+    let (status, _, _) = app.admin_get("/admin/v1/events?mode=staging", Some(&reader));
+    assert_eq!(status, 400);
+    // Pages of one with a filter still walk every match, then end.
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (_, _, page) = app.admin_get(
+            &format!("/admin/v1/events?project=proj_4Fd9&limit=1{cursor}"),
+            Some(&reader),
+        );
+        for event in page["events"].as_array().expect("events") {
+            seen.push(event["id"].as_str().expect("id").to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
 }

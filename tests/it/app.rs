@@ -5,10 +5,13 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use lettre::transport::stub::AsyncStubTransport;
+use perfhook::api_key::{self, KeySpec, Scope};
 use perfhook::clock::FixedClock;
 use perfhook::config::Settings;
+use perfhook::event::Mode;
 use perfhook::notify::email::{EmailNotifier, EmailSettings};
 use perfhook::notify::log::LogNotifier;
 use perfhook::notify::{Notifier, Notifiers};
@@ -150,6 +153,24 @@ to = ["oncall@example.test", "finance@example.test"]
         runtime,
         _dir: dir,
     }
+}
+
+/// Makes a key in the app's store; returns the key.
+pub fn key(app: &TestApp, scopes: &[Scope], mode: Mode, per_minute: u32) -> String {
+    let made = api_key::generate(
+        &KeySpec {
+            name: "test".into(),
+            scopes: scopes.to_vec(),
+            mode,
+            expires_in: Some(Duration::from_secs(3600)),
+            rate_limit_per_minute: per_minute,
+        },
+        app.now(),
+    )
+    .expect("key");
+    app.runtime_block(app.store.put_api_key(&made.record))
+        .expect("put");
+    made.key.to_string()
 }
 
 impl TestApp {

@@ -34,4 +34,5 @@ mod server_helpers;
 mod smtp_tls;
 mod store_contract;
 mod test_ca;
+mod ui;
 mod vectors;

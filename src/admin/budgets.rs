@@ -1,4 +1,5 @@
-//! `GET /admin/v1/budgets` (`events:read`): per organisation and project, the usage figures
+//! `GET /admin/v1/budgets` (`events:read`): per organisation, project and mode (live and
+//! test figures never share a chart), the usage figures
 //! of its alerts in the current billing period, oldest first, with the thresholds that
 //! fired: what the inspector draws as a chart.
 
@@ -33,7 +34,7 @@ pub struct BudgetParams {
     tag = "events",
     params(("endpoint" = Option<String>, Query, description = "only this endpoint")),
     responses(
-        (status = 200, description = "{budgets:[{organization, project, currency, limit, period_start, period_end, period_start_unix, period_end_unix, usage_percent, amount, thresholds_fired, points:[{at, at_unix, usage_percent, threshold_percent, type, endpoint, id}]}], scanned, complete}"),
+        (status = 200, description = "{budgets:[{organization, project, livemode, currency, limit, period_start, period_end, period_start_unix, period_end_unix, usage_percent, amount, thresholds_fired, points:[{at, at_unix, usage_percent, threshold_percent, type, endpoint, id}]}], scanned, complete}"),
         (status = 404, description = "an endpoint the key does not see", body = ErrorBody),
         (status = 401, description = "no key, or one that is malformed, unknown, revoked or expired", body = ErrorBody),
         (status = 403, description = "the key lacks the scope", body = ErrorBody),
@@ -85,8 +86,8 @@ pub async fn budgets(
         }
     }
     let storage = |_| caller.fail(AdminErrorKind::Storage);
-    // (organisation, project) -> figures, newest first as read.
-    let mut groups: BTreeMap<(String, String), Vec<Point>> = BTreeMap::new();
+    // (live?, organisation, project) -> figures, newest first as read; live sorts first.
+    let mut groups: BTreeMap<(bool, String, String), Vec<Point>> = BTreeMap::new();
     let mut scanned = 0;
     let mut cursor = None;
     let complete = loop {
@@ -119,6 +120,7 @@ pub async fn budgets(
                 continue;
             }
             let key = (
+                summary.livemode == Some(false),
                 alert.organization.clone().unwrap_or_default(),
                 alert.project.clone().unwrap_or_default(),
             );
@@ -138,7 +140,7 @@ pub async fn budgets(
     };
     let budgets: Vec<serde_json::Value> = groups
         .into_iter()
-        .filter_map(|((organization, project), points)| {
+        .filter_map(|((test, organization, project), points)| {
             let newest = points.first()?;
             let period = (
                 newest.alert.period_start.clone(),
@@ -178,6 +180,7 @@ pub async fn budgets(
             Some(json!({
                 "organization": organization,
                 "project": project,
+                "livemode": !test,
                 "currency": newest.alert.currency,
                 "limit": newest.alert.limit,
                 "amount": newest.alert.amount,

@@ -176,6 +176,7 @@ mod tests {
         let budget = BudgetRow {
             organization: "Acme".to_owned(),
             project: "bot".to_owned(),
+            livemode: true,
             currency: None,
             limit: None,
             amount: None,
@@ -215,6 +216,7 @@ mod tests {
         let budget = BudgetRow {
             organization: String::new(),
             project: String::new(),
+            livemode: true,
             currency: None,
             limit: None,
             amount: None,

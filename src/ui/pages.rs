@@ -119,9 +119,15 @@ pub async fn budgets(
     };
     let budgets = rows::<views::BudgetRow>(&answer, "budgets")
         .into_iter()
-        .map(|budget| views::BudgetView {
-            chart: Chart::of(&budget),
-            budget,
+        .map(|mut budget| {
+            let chart = Chart::of(&budget);
+            for point in &mut budget.points {
+                point.at = views::readable(&point.at);
+            }
+            let day = |text: &Option<String>| text.as_deref().map(views::day_of);
+            budget.period_start = day(&budget.period_start);
+            budget.period_end = day(&budget.period_end);
+            views::BudgetView { chart, budget }
         })
         .collect();
     html(
@@ -220,7 +226,13 @@ pub async fn events(
     html(
         StatusCode::OK,
         &views::EventsPage {
-            rows: rows(&answer, "events"),
+            rows: rows::<views::EventRow>(&answer, "events")
+                .into_iter()
+                .map(|mut row| {
+                    row.received_at = views::readable(&row.received_at);
+                    row
+                })
+                .collect(),
             filters,
             endpoints,
             next_page,
@@ -299,7 +311,13 @@ pub async fn event(
             expires_at: views::readable(&text("expires_at")),
             figures: figures(answer.get("alert")),
             body,
-            notifications: rows(&answer, "notifications"),
+            notifications: rows::<views::NotificationRow>(&answer, "notifications")
+                .into_iter()
+                .map(|mut row| {
+                    row.due_at = views::readable(&row.due_at);
+                    row
+                })
+                .collect(),
             can_write: holds(&signed.caller, Scope::EventsWrite),
             notice: notice.sentence(),
             endpoint,
@@ -329,7 +347,13 @@ pub async fn refused(
         Ok(answer) => html(
             StatusCode::OK,
             &views::RefusedPage {
-                rows: rows(&answer, "refused"),
+                rows: rows::<views::RefusedRow>(&answer, "refused")
+                    .into_iter()
+                    .map(|mut row| {
+                        row.received_at = views::readable(&row.received_at);
+                        row
+                    })
+                    .collect(),
                 can_write: holds(&signed.caller, Scope::RefusedWrite),
                 notice: notice.sentence(),
                 nav: Some(nav),
@@ -381,11 +405,20 @@ pub async fn outbox(
         (Ok(pending), Ok(dead)) => (pending, dead),
         (Err(error), _) | (_, Err(error)) => return error_page(&error, Some(&nav)),
     };
+    let jobs = |answer: &serde_json::Value| {
+        rows::<views::JobRow>(answer, "jobs")
+            .into_iter()
+            .map(|mut row| {
+                row.due_at = views::readable(&row.due_at);
+                row
+            })
+            .collect()
+    };
     html(
         StatusCode::OK,
         &views::OutboxPage {
-            pending: rows(&pending, "jobs"),
-            dead: rows(&dead, "jobs"),
+            pending: jobs(&pending),
+            dead: jobs(&dead),
             can_write: holds(&signed.caller, Scope::EventsWrite),
             notice: notice.sentence(),
             nav: Some(nav),

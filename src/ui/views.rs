@@ -37,6 +37,15 @@ pub fn readable(rfc3339: &str) -> String {
     }
 }
 
+/// The day of an RFC 3339 time (`2026-11-01`), or the text as sent.
+#[must_use]
+pub fn day_of(rfc3339: &str) -> String {
+    match rfc3339.get(..10) {
+        Some(day) if rfc3339.len() >= 20 => day.to_owned(),
+        _ => rfc3339.to_owned(),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "ui/error.html")]
 pub struct ErrorPage {
@@ -100,6 +109,7 @@ pub struct PointRow {
 pub struct BudgetRow {
     pub organization: String,
     pub project: String,
+    pub livemode: bool,
     pub currency: Option<String>,
     pub limit: Option<String>,
     pub amount: Option<String>,

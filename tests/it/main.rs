@@ -35,4 +35,5 @@ mod smtp_tls;
 mod store_contract;
 mod test_ca;
 mod ui;
+mod ui_browser;
 mod vectors;

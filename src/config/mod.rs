@@ -920,6 +920,41 @@ mod tests {
     }
 
     #[test]
+    fn expect_delivery_within_is_a_duration_of_a_minute_or_more() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s");
+        std::fs::write(&path, "0123456789abcdef").expect("write");
+        let with = |value: &str| {
+            Settings::from_toml(&format!(
+                "[[endpoints]]\nname = \"a\"\npath = \"/a\"\nexpect_delivery_within = {value:?}\nsecrets = [{{ name = \"k\", file = {:?} }}]\n",
+                path.display().to_string()
+            ))
+            .expect("shape")
+            .resolve()
+        };
+        let config = with("24h").expect("valid");
+        assert_eq!(
+            config
+                .endpoints
+                .first()
+                .and_then(|e| e.expect_delivery_within),
+            Some(Duration::from_secs(86_400))
+        );
+        for bad in ["30s", "soon", "0m"] {
+            let err = with(bad).expect_err(bad);
+            assert!(
+                err.to_string()
+                    .contains("endpoints[0].expect_delivery_within"),
+                "{bad}: {err}"
+            );
+            assert!(
+                !err.to_string().contains(&format!("{bad:?}")),
+                "the value is not echoed: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn a_notifier_listed_twice_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("s");

@@ -40,7 +40,8 @@ pub struct TestApp {
 }
 
 /// Starts the app. `notifiers` is the `perf` endpoint's list (of `log` and `mail`); `extra`
-/// is appended to the config.
+/// is appended to the config, with `{secret_file}` replaced by the quoted secret file's path
+/// (for endpoints of its own).
 pub fn spawn_app(notifiers: &str, extra: &str) -> TestApp {
     spawn_app_with("", notifiers, extra, AsyncStubTransport::new_ok())
 }
@@ -100,6 +101,10 @@ to = ["oncall@example.test", "finance@example.test"]
 {extra}
 "#,
         secret = secret.display().to_string(),
+        extra = extra.replace(
+            "{secret_file}",
+            &format!("{:?}", secret.display().to_string())
+        ),
     );
     let config = Settings::from_toml(&text)
         .expect("config shape")

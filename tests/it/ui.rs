@@ -383,3 +383,63 @@ fn no_page_cookie_or_download_holds_the_webhook_secret_or_the_api_key() {
         "the key's secret part leaked"
     );
 }
+
+#[test]
+fn the_overview_warns_when_a_sender_is_silent_longer_than_expected() {
+    let app = spawn_app(
+        "",
+        r#"
+[[endpoints]]
+name = "quiet"
+path = "/webhooks/quiet"
+notifiers = []
+expect_delivery_within = "2h"
+secrets = [{ name = "primary", file = {secret_file} }]
+"#,
+    );
+    let warning = "The sender has been silent longer than expected (2 h 0 min)";
+    let overview = |app: &TestApp| {
+        let mut visitor = Visitor::new(app);
+        let operator = key(app, &[Scope::EventsRead], Mode::Live, 600);
+        assert_eq!(visitor.sign_in(&operator).status, 303);
+        let page = visitor.get("/ui/overview");
+        assert_eq!(page.status, 200);
+        // The card of the `quiet` endpoint: from its heading to the next card.
+        let start = page
+            .body
+            .find(">quiet <")
+            .expect("the quiet endpoint's card");
+        let card = &page.body[start..];
+        card[..card.find("</section>").unwrap_or(card.len())].to_owned()
+    };
+    let card = overview(&app);
+    assert!(card.contains(warning), "{card}");
+    assert!(card.contains("no delivery on record"), "{card}");
+
+    assert_eq!(app.deliver_to("/webhooks/quiet", &alert("evt_q")).0, 200);
+    let card = overview(&app);
+    assert!(!card.contains(warning), "just delivered: {card}");
+
+    app.clock
+        .advance(std::time::Duration::from_secs(2 * 3600 + 1));
+    let card = overview(&app);
+    assert!(card.contains(warning), "{card}");
+    assert!(!card.contains("no delivery on record"), "{card}");
+    // Endpoints without the setting never warn.
+    let (_, _, answer) = app.admin_get(
+        "/admin/v1/overview",
+        Some(&format!(
+            "Bearer {}",
+            key(&app, &[Scope::EventsRead], Mode::Live, 600)
+        )),
+    );
+    let perf = &answer["endpoints"]
+        .as_array()
+        .expect("endpoints")
+        .iter()
+        .find(|e| e["name"] == "perf")
+        .cloned()
+        .expect("perf");
+    assert_eq!(perf["silent"], false);
+    assert_eq!(perf["expect_delivery_within_secs"], serde_json::Value::Null);
+}

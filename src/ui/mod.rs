@@ -223,3 +223,59 @@ fn error_page(error: &AdminError, nav: Option<&Nav>) -> HttpResponse {
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::STYLESHEET;
+
+    /// The `--name: #rrggbb` colours the stylesheet defines, and white.
+    fn colour(name: &str) -> [f64; 3] {
+        let hex = if name == "white" {
+            "ffffff"
+        } else {
+            let marker = format!("--{name}: #");
+            let start = STYLESHEET.find(&marker).map(|at| at + marker.len());
+            start
+                .and_then(|at| STYLESHEET.get(at..at + 6))
+                .unwrap_or_else(|| panic!("--{name} is defined"))
+        };
+        let channel = |at: usize| {
+            let value = u8::from_str_radix(hex.get(at..at + 2).unwrap_or("00"), 16).unwrap_or(0);
+            let value = f64::from(value) / 255.0;
+            if value <= 0.039_28 {
+                value / 12.92
+            } else {
+                ((value + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        [channel(0), channel(2), channel(4)]
+    }
+
+    /// WCAG 2 contrast ratio of two colours.
+    fn contrast(a: &str, b: &str) -> f64 {
+        let luminance = |[r, g, b]: [f64; 3]| 0.2126 * r + 0.7152 * g + 0.0722 * b;
+        let (x, y) = (luminance(colour(a)), luminance(colour(b)));
+        (x.max(y) + 0.05) / (x.min(y) + 0.05)
+    }
+
+    #[test]
+    fn every_text_colour_passes_wcag_aa_on_its_background() {
+        // (text, background) as the stylesheet pairs them.
+        for (text, background) in [
+            ("ink", "white"),
+            ("ink", "panel"),
+            ("muted", "white"),
+            ("muted", "panel"),
+            ("link", "white"),
+            ("link", "panel"),
+            ("white", "link"),
+            ("bad", "white"),
+            ("accent", "white"),
+            ("warn-ink", "warn-bg"),
+            ("placeholder", "white"),
+        ] {
+            let ratio = contrast(text, background);
+            assert!(ratio >= 4.5, "{text} on {background}: {ratio:.2}:1");
+        }
+    }
+}

@@ -29,7 +29,7 @@ pub fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// A TOML syntax error's own words on one line: `invalid table header, expected ...`.
+/// A TOML syntax error's own words on one line: `unclosed table, expected ...`.
 #[must_use]
 pub fn one_line(message: &str) -> String {
     message

@@ -95,7 +95,7 @@ fn config_and_usage_mistakes_are_one_line_naming_the_fix() {
             what: "TOML syntax",
             args: args(&["config", "check", "--config", &broken]),
             env: vec![],
-            says: &["broken.toml:3:9: not valid TOML: invalid table header"],
+            says: &["broken.toml:3:9: not valid TOML: unclosed table, expected `]`"],
         },
         Case {
             what: "a wrong type, its value unquoted",

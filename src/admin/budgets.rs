@@ -101,12 +101,13 @@ pub async fn budgets(
             })
             .await
             .map_err(storage)?;
+        // Every event read counts toward the bound, seen by this key or not.
+        scanned += page.events.len();
         for summary in page
             .events
             .iter()
             .filter(|event| caller.sees(state, &event.endpoint))
         {
-            scanned += 1;
             let Some(detail) = state
                 .store
                 .event(&summary.endpoint, &summary.id)

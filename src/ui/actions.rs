@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::session::{self, cookie, set_cookie, tokens_match, COOKIE, SIGN_IN_COOKIE};
+use super::session::{self, cookie, same_origin, set_cookie, tokens_match, COOKIE, SIGN_IN_COOKIE};
 use super::views;
 use super::{error_page, html, see_other, signed_in, SignedIn, UiState};
 use crate::admin::{self, source, AdminError, AdminErrorKind, AdminState, Presented};
@@ -43,6 +43,9 @@ async fn checked(
     scope: Scope,
     form: &Protected,
 ) -> Result<SignedIn, HttpResponse> {
+    if !same_origin(request) {
+        return Err(forbidden_form());
+    }
     let Some((_, session)) = ui.sessions.of(request) else {
         return Err(see_other("/ui/sign-in"));
     };
@@ -114,8 +117,9 @@ pub async fn sign_in(
     ui: web::Data<UiState>,
     form: web::Form<SignInForm>,
 ) -> HttpResponse {
-    let tied = cookie(&request, SIGN_IN_COOKIE)
-        .is_some_and(|expected| tokens_match(&form.form_token, expected));
+    let tied = same_origin(&request)
+        && cookie(&request, SIGN_IN_COOKIE)
+            .is_some_and(|expected| tokens_match(&form.form_token, expected));
     if !tied {
         return sign_in_page(
             &ui,
@@ -143,6 +147,10 @@ pub async fn sign_in(
             return sign_in_page(&ui, None, Some(message));
         }
     };
+    // A session this browser had before ends: a new sign-in never inherits one.
+    if let Some((old, _)) = ui.sessions.of(&request) {
+        ui.sessions.end(&old);
+    }
     let Ok(token) = ui.sessions.start(&caller.key.id) else {
         return error_page(&AdminError::new(AdminErrorKind::Storage), None);
     };
@@ -179,7 +187,7 @@ pub async fn sign_out(
     let Some((token, session)) = ui.sessions.of(&request) else {
         return see_other("/ui/sign-in");
     };
-    if !tokens_match(&form.csrf, &session.csrf) {
+    if !same_origin(&request) || !tokens_match(&form.csrf, &session.csrf) {
         return forbidden_form();
     }
     ui.sessions.end(&token);

@@ -80,8 +80,9 @@ impl Chart {
             .chain(budget.thresholds_fired.iter().copied())
             .max()
             .unwrap_or(0);
-        // 100% always shows; above it, round up to the next 25.
-        let top = highest.max(100).div_ceil(25) * 25;
+        // 100% always shows; above it, round up to the next 25 (up to 10,000%: the figures
+        // come from the sender, and a larger one is drawn at the top).
+        let top = highest.clamp(100, 10_000).div_ceil(25) * 25;
         let x = |at: u64| {
             LEFT + (WIDTH - LEFT - RIGHT) * as_f64(at.saturating_sub(start)) / as_f64(end - start)
         };

@@ -37,24 +37,16 @@ impl Notice {
     }
 }
 
-/// `GET /ui/`: the overview when signed in, else the sign-in page.
-pub async fn home(request: HttpRequest, ui: web::Data<UiState>) -> HttpResponse {
-    if ui.sessions.of(&request).is_some() {
-        see_other("/ui/overview")
-    } else {
-        see_other("/ui/sign-in")
-    }
+/// `GET /ui/`: the overview, which sends a browser without a live session to sign in.
+pub async fn home() -> HttpResponse {
+    see_other("/ui/overview")
 }
 
-/// Anything else under `/ui/`.
-pub async fn not_found(request: HttpRequest, ui: web::Data<UiState>) -> HttpResponse {
-    let nav = ui
-        .sessions
-        .of(&request)
-        .map(|(_, session)| super::session_nav(&session, None));
+/// Anything else under `/ui/` (without navigation: no session is looked at).
+pub async fn not_found() -> HttpResponse {
     error_page(
         &AdminError::new(AdminErrorKind::NotFound("no such page".to_owned())),
-        nav.as_ref(),
+        None,
     )
 }
 

@@ -56,10 +56,43 @@ fn hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// Whether two tokens are equal, in constant time.
+/// Whether two tokens are equal, in constant time; an empty one never matches.
 #[must_use]
 pub fn tokens_match(presented: &str, expected: &str) -> bool {
-    presented.len() == expected.len() && bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
+    !expected.is_empty()
+        && presented.len() == expected.len()
+        && bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+/// Whether a form was posted by a page of this listener. Browsers share cookies and
+/// SameSite across the ports of one host, so without this another web app on the same
+/// machine could post forms here. `Sec-Fetch-Site` decides when the browser sends it (every
+/// current one does): `same-origin`, or `none` for what the user typed. Without it, an
+/// `Origin` must be this listener's own; under `Referrer-Policy: no-referrer` browsers send
+/// `Origin: null` on every POST, which therefore proves nothing either way.
+#[must_use]
+pub fn same_origin(request: &HttpRequest) -> bool {
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .map(|value| value.to_str().unwrap_or_default())
+    };
+    if let Some(site) = header("sec-fetch-site") {
+        return site == "same-origin" || site == "none";
+    }
+    match header("origin") {
+        None | Some("null") => true,
+        // The Host header as the browser sent it (the admin listener takes no forwarding
+        // header), against the origin's host and port.
+        Some(origin) => {
+            let host = header("host").unwrap_or_default();
+            let origin_host = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"));
+            !host.is_empty() && origin_host == Some(host)
+        }
+    }
 }
 
 /// A cookie's value in the request, if sent once.
@@ -220,5 +253,41 @@ mod tests {
         assert!(tokens_match("abc", "abc"));
         assert!(!tokens_match("abc", "abd"));
         assert!(!tokens_match("ab", "abc"));
+        assert!(!tokens_match("", ""), "an empty token never matches");
+    }
+
+    #[test]
+    fn a_form_from_another_origin_is_not_same_origin() {
+        let posted = |headers: &[(&str, &str)]| {
+            let mut request = actix_web::test::TestRequest::post()
+                .uri("/ui/sign-in")
+                .insert_header(("Host", "127.0.0.1:8081"));
+            for header in headers {
+                request = request.insert_header(*header);
+            }
+            same_origin(&request.to_http_request())
+        };
+        assert!(
+            posted(&[]),
+            "an old browser or a script sends neither header"
+        );
+        assert!(posted(&[
+            ("Origin", "http://127.0.0.1:8081"),
+            ("Sec-Fetch-Site", "same-origin")
+        ]));
+        assert!(
+            !posted(&[("Origin", "http://127.0.0.1:3000")]),
+            "another port"
+        );
+        assert!(!posted(&[("Sec-Fetch-Site", "same-site")]));
+        assert!(!posted(&[("Sec-Fetch-Site", "cross-site")]));
+        assert!(
+            posted(&[("Origin", "null"), ("Sec-Fetch-Site", "same-origin")]),
+            "no-referrer makes every POST's Origin null"
+        );
+        assert!(!posted(&[
+            ("Origin", "null"),
+            ("Sec-Fetch-Site", "cross-site")
+        ]));
     }
 }

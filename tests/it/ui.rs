@@ -115,12 +115,24 @@ impl Visitor {
     }
 
     pub fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let response = self
+        self.post_with(path, form, &[])
+    }
+
+    /// [`Visitor::post`] with extra headers (`Origin`, `Sec-Fetch-Site`).
+    pub fn post_with(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Page {
+        let mut request = self
             .agent
             .post(format!("{}{path}", self.base))
-            .header("Cookie", self.cookie_header())
-            .send_form(form.iter().copied())
-            .expect("POST");
+            .header("Cookie", self.cookie_header());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send_form(form.iter().copied()).expect("POST");
         self.keep(response)
     }
 
@@ -195,6 +207,13 @@ fn pages_carry_strict_security_headers_and_need_a_session() {
     assert_eq!(visitor.get("/ui/refused").status, 403);
 }
 
+/// A sign-in form's token and the cookies that came with it.
+fn other_form(app: &TestApp) -> (String, Vec<(String, String)>) {
+    let mut visitor = Visitor::new(app);
+    let page = visitor.get("/ui/sign-in");
+    (page.field("form_token").expect("token"), visitor.cookies)
+}
+
 #[test]
 fn a_wrong_key_shows_the_error_and_reaches_nothing() {
     let app = spawn_app("", "");
@@ -221,6 +240,20 @@ fn a_wrong_key_shows_the_error_and_reaches_nothing() {
     let page = visitor.sign_in(&auditor);
     assert_eq!(page.status, 401);
     assert!(page.body.contains("events:read"), "{}", page.body);
+    // A sign-in posted from another origin is refused, with its tied cookie and token.
+    let form = other_form(&app);
+    let mut elsewhere = Visitor::new(&app);
+    elsewhere.cookies = form.1;
+    let page = elsewhere.post_with(
+        "/ui/sign-in",
+        &[("key", &good), ("form_token", &form.0)],
+        &[("Origin", "http://127.0.0.1:3000")],
+    );
+    assert_eq!(page.status, 401);
+    assert!(!elsewhere
+        .cookies
+        .iter()
+        .any(|(name, _)| name == "perfhook_ui"));
     // A sign-in form without the cookie it was tied to is refused.
     let mut other = Visitor::new(&app);
     let page = other.post("/ui/sign-in", &[("key", &good), ("form_token", "0")]);
@@ -268,8 +301,24 @@ fn every_form_needs_its_csrf_token_and_renotify_queues_through_the_api() {
             assert_eq!(page.status, 403, "{path} with {form:?}");
         }
     }
+    // The right token from another web app on this host (another port) is refused too:
+    // browsers share cookies across ports, so the origin is checked as well.
+    let elsewhere = [
+        ("Origin", "http://127.0.0.1:3000"),
+        ("Sec-Fetch-Site", "same-site"),
+    ];
+    let page = visitor.post_with(
+        "/ui/events/perf/evt_csrf/renotify",
+        &[("csrf", &csrf)],
+        &elsewhere,
+    );
+    assert_eq!(page.status, 403);
     assert_eq!(app.log_lines().len(), 1, "nothing was queued again");
     assert_eq!(visitor.get("/ui/overview").status, 200, "still signed in");
+    let own = format!("http://{}", app.admin);
+    let same = [("Origin", own.as_str()), ("Sec-Fetch-Site", "same-origin")];
+    let page = visitor.post_with("/ui/events/perf/evt_csrf/renotify", &[("csrf", "0")], &same);
+    assert_eq!(page.status, 403, "the right origin still needs the token");
 
     let page = visitor.post("/ui/events/perf/evt_csrf/renotify", &[("csrf", &csrf)]);
     assert_eq!(page.status, 303);

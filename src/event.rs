@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
+use crate::fields::FieldMap;
+
 use crate::signature::validate_id;
 
 const MAX_TYPE_LEN: usize = 128;
@@ -89,6 +91,9 @@ pub struct Alert {
     /// Project name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+    /// The budget's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_id: Option<String>,
     /// The threshold crossed, in percent of the budget.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threshold_percent: Option<u64>,
@@ -400,12 +405,6 @@ impl<'de> serde::de::Visitor<'de> for SkipVisitor {
     }
 }
 
-/// Just `data`, for notifiers.
-#[derive(Deserialize)]
-struct DataOnly {
-    data: Option<Value>,
-}
-
 /// Parses a verified body. `header_id` is the scheme's id header (Standard Webhooks,
 /// GitHub) when it has one; it wins over the body's `id` because it is what the sender
 /// retries with.
@@ -540,35 +539,70 @@ fn json_pointer(path: &serde_path_to_error::Path) -> String {
 }
 
 impl Alert {
-    /// The figures in a stored (already verified and parsed) body; empty when it has none.
+    /// The figures in a stored (already verified and parsed) body where Perf's fixtures put
+    /// them; empty when it has none.
     #[must_use]
     pub fn from_body(body: &[u8]) -> Self {
-        serde_json::from_slice::<DataOnly>(body)
-            .ok()
-            .and_then(|d| d.data)
-            .map(|data| Self::from_data(&data))
+        Self::from_body_with(body, &FieldMap::default())
+    }
+
+    /// The figures in a stored body where `fields` says they are.
+    #[must_use]
+    pub fn from_body_with(body: &[u8], fields: &FieldMap) -> Self {
+        serde_json::from_slice::<Value>(body)
+            .map(|body| Self::from_value(&body, fields))
             .unwrap_or_default()
     }
 
-    fn from_data(data: &Value) -> Self {
-        let text = |pointer: &str| {
-            data.pointer(pointer)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
+    fn from_value(body: &Value, fields: &FieldMap) -> Self {
+        let at = |pointer: &str| {
+            if pointer.is_empty() {
+                None
+            } else {
+                body.pointer(pointer)
+            }
         };
-        let number = |pointer: &str| data.pointer(pointer).and_then(Value::as_u64);
+        // A string as written; a number in its own digits (kept verbatim).
+        let text = |pointer: &str| match at(pointer)? {
+            Value::String(text) => Some(text.clone()),
+            Value::Number(number) => Some(number.to_string()),
+            _ => None,
+        };
+        // A whole percent: an integer, a decimal (rounded down) or either as a string.
+        let percent = |pointer: &str| {
+            let value = at(pointer)?;
+            let digits = match value {
+                Value::String(text) => text.trim().to_owned(),
+                Value::Number(number) => number.to_string(),
+                _ => return None,
+            };
+            digits.parse::<u64>().ok().or_else(|| {
+                let parsed = digits.parse::<f64>().ok()?;
+                // Far above any budget but still exact in a u64.
+                (parsed.is_finite() && (0.0..1e15).contains(&parsed))
+                    .then(|| format!("{}", parsed.floor()).parse::<u64>().ok())
+                    .flatten()
+            })
+        };
         Self {
-            organization: text("/organization/name"),
-            project: text("/project/name"),
-            threshold_percent: number("/threshold/percent"),
-            usage_percent: number("/usage/percent"),
-            amount: text("/usage/amount"),
-            limit: text("/budget/limit"),
-            currency: text("/budget/currency"),
-            period: text("/budget/period"),
-            period_start: text("/period/start"),
-            period_end: text("/period/end"),
+            organization: text(&fields.organization),
+            project: text(&fields.project),
+            budget_id: text(&fields.budget_id),
+            threshold_percent: percent(&fields.threshold_percent),
+            usage_percent: percent(&fields.usage_percent),
+            amount: text(&fields.amount),
+            limit: text(&fields.limit),
+            currency: text(&fields.currency),
+            period: text(&fields.period),
+            period_start: text(&fields.period_start),
+            period_end: text(&fields.period_end),
         }
+    }
+
+    /// Whether no figure was found (the notification then lists every scalar under `data`).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
     }
 
     /// A one-line headline: `80% of monthly budget`.

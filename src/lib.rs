@@ -31,6 +31,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod fields;
 pub mod file_modes;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

@@ -96,7 +96,32 @@ impl Application {
         } = parts;
         let notifier_names: Vec<String> = notifiers.keys().cloned().collect();
         let metrics = Arc::new(Metrics::default());
-        let outbox = Outbox::new(&store, &notifiers, &config.outbox, &clock, &metrics);
+        let endpoints: Vec<(String, Arc<EndpointSlot>)> = config
+            .endpoints
+            .iter()
+            .map(|endpoint| {
+                (
+                    endpoint.path.clone(),
+                    Arc::new(EndpointSlot::new(Arc::new(endpoint.clone()))),
+                )
+            })
+            .collect();
+        let fields = crate::fields::EndpointFields::new(
+            config
+                .endpoints
+                .iter()
+                .zip(&endpoints)
+                .map(|(endpoint, (_, slot))| (endpoint.name.clone(), Arc::clone(slot)))
+                .collect(),
+        );
+        let outbox = Outbox::new(
+            &store,
+            &notifiers,
+            &config.outbox,
+            &clock,
+            &metrics,
+            &fields,
+        );
         let state = web::Data::new(AppState {
             store: Arc::clone(&store),
             clock: Arc::clone(&clock),
@@ -117,16 +142,6 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let address = listener.local_addr()?;
-        let endpoints: Vec<(String, Arc<EndpointSlot>)> = config
-            .endpoints
-            .iter()
-            .map(|endpoint| {
-                (
-                    endpoint.path.clone(),
-                    Arc::new(EndpointSlot::new(Arc::new(endpoint.clone()))),
-                )
-            })
-            .collect();
         let mut reloader = Reloader {
             endpoints: config
                 .endpoints

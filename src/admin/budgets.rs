@@ -116,7 +116,10 @@ pub async fn budgets(
             else {
                 continue;
             };
-            let alert = Alert::from_body(detail.record.body.as_bytes());
+            let alert = Alert::from_body_with(
+                detail.record.body.as_bytes(),
+                &state.fields_of(&summary.endpoint),
+            );
             if alert.usage_percent.is_none() {
                 continue;
             }

@@ -147,10 +147,16 @@ pub async fn list_events(
             else {
                 continue;
             };
-            let alert = crate::event::Alert::from_body(detail.record.body.as_bytes());
+            let alert = crate::event::Alert::from_body_with(
+                detail.record.body.as_bytes(),
+                &state.fields_of(&summary.endpoint),
+            );
             if let Some(project) = &project {
                 let body = serde_json::from_str::<serde_json::Value>(&detail.record.body);
-                if !body.is_ok_and(|body| names(&body, "project", project)) {
+                // The endpoint's mapped project name, or `data.project`'s id or name.
+                if alert.project.as_deref() != Some(project.as_str())
+                    && !body.is_ok_and(|body| names(&body, "project", project))
+                {
                     continue;
                 }
             }
@@ -260,7 +266,10 @@ pub async fn event_detail(
         "received_at": rfc3339(record.received_at),
         "expires_at": rfc3339(detail.expires_at),
         "body": record.body,
-        "alert": crate::event::Alert::from_body(record.body.as_bytes()),
+        "alert": crate::event::Alert::from_body_with(
+            record.body.as_bytes(),
+            &state.fields_of(&record.endpoint),
+        ),
         "notifications": notifications,
     }))
 }

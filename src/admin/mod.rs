@@ -57,6 +57,18 @@ pub struct AdminState {
     pub started_at: u64,
 }
 
+impl AdminState {
+    /// Where `endpoint`'s alerts keep their figures (the default for one no longer
+    /// configured).
+    #[must_use]
+    pub fn fields_of(&self, endpoint: &str) -> Arc<crate::fields::FieldMap> {
+        self.endpoints
+            .get(endpoint)
+            .map(|slot| Arc::clone(&slot.current().fields))
+            .unwrap_or_default()
+    }
+}
+
 /// The routes under `/admin/v1/`. Each handler carries its own OpenAPI description, so the
 /// document served at `/admin/v1/openapi.json` lists exactly the routes registered here.
 pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {

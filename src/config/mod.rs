@@ -157,6 +157,9 @@ pub struct EndpointSettings {
     /// when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect_delivery_within: Option<String>,
+    /// Where the alert's figures are in the body (`[endpoints.fields]`).
+    #[serde(default)]
+    pub fields: crate::fields::FieldMap,
 }
 
 /// Where one secret lives: exactly one of `env` and `file`.
@@ -240,6 +243,7 @@ impl Default for Settings {
                 allow: None,
                 keep_refused: true,
                 expect_delivery_within: None,
+                fields: crate::fields::FieldMap::default(),
             }],
             notifiers: BTreeMap::from([(
                 "log".to_owned(),
@@ -690,7 +694,12 @@ fn resolve_endpoint(
             )),
         })
         .transpose()?;
+    endpoint
+        .fields
+        .validate()
+        .map_err(|problem| invalid(format!("{key}.fields"), problem))?;
     Ok(Endpoint {
+        fields: std::sync::Arc::new(endpoint.fields.clone()),
         expect_delivery_within,
         name: endpoint.name.clone(),
         path: endpoint.path.clone(),
@@ -814,6 +823,8 @@ pub struct Endpoint {
     pub allow: Networks,
     /// How long the sender may stay silent before the inspector warns.
     pub expect_delivery_within: Option<Duration>,
+    /// Where the alert's figures are in the body.
+    pub fields: std::sync::Arc<crate::fields::FieldMap>,
 }
 
 impl Endpoint {

@@ -68,12 +68,18 @@ pub struct Notification<'a> {
 }
 
 impl<'a> Notification<'a> {
-    /// Reads the figures of `record`.
+    /// Reads the figures of `record` where Perf's fixtures put them.
     #[must_use]
     pub fn of(record: &'a EventRecord) -> Self {
+        Self::with_fields(record, &crate::fields::FieldMap::default())
+    }
+
+    /// Reads the figures of `record` where its endpoint's `[endpoints.fields]` says.
+    #[must_use]
+    pub fn with_fields(record: &'a EventRecord, fields: &crate::fields::FieldMap) -> Self {
         Self {
             record,
-            alert: Alert::from_body(record.body.as_bytes()),
+            alert: Alert::from_body_with(record.body.as_bytes(), fields),
         }
     }
 }

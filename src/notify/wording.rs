@@ -129,6 +129,7 @@ impl Wording {
         };
         field("Organization", alert.organization.clone());
         field("Project", alert.project.clone());
+        field("Budget", alert.budget_id.clone());
         if kind == AlertType::ThresholdReached {
             field("Threshold", threshold.map(|t| format!("{t}% of {budget}")));
         }
@@ -148,7 +149,10 @@ impl Wording {
         field("Event", Some(format!("{} {}", record.kind, record.id)));
         field("Endpoint", Some(record.endpoint.clone()));
         field("Received", Some(super::rfc3339(record.received_at)));
-        if kind == AlertType::Other || (kind == AlertType::ThresholdReached && threshold.is_none())
+        // Whatever the mapping missed is still shown: every scalar under `data`.
+        if kind == AlertType::Other
+            || (kind == AlertType::ThresholdReached && threshold.is_none())
+            || alert.is_empty()
         {
             fields.extend(data_fields(&record.body));
         }

@@ -115,7 +115,7 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// One worker per notifier.
+    /// One worker per notifier; `fields` says where each endpoint's figures are.
     #[must_use]
     pub fn new(
         store: &Arc<dyn Store>,
@@ -123,6 +123,7 @@ impl Outbox {
         settings: &OutboxSettings,
         clock: &Arc<dyn Clock>,
         metrics: &Arc<Metrics>,
+        fields: &crate::fields::EndpointFields,
     ) -> Self {
         let now_ms = clock.now_ms();
         let wakers: HashMap<String, Arc<Notify>> = notifiers
@@ -160,6 +161,7 @@ impl Outbox {
                     settings: settings.clone(),
                     metrics: Arc::clone(metrics),
                     health: Arc::clone(&health),
+                    fields: fields.clone(),
                 })
             })
             .collect();

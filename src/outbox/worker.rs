@@ -42,6 +42,8 @@ pub(super) struct Worker {
     pub settings: OutboxSettings,
     pub metrics: Arc<Metrics>,
     pub health: Arc<OutboxHealth>,
+    /// Where each endpoint's alerts keep their figures.
+    pub fields: crate::fields::EndpointFields,
 }
 
 impl Worker {
@@ -127,7 +129,8 @@ impl Worker {
     async fn attempt(&self, notifier: &dyn Notifier, claimed: ClaimedJob) -> Finished {
         let ClaimedJob { token, job, event } = claimed;
         let attempts = job.attempts.saturating_add(1);
-        let notification = Notification::of(&event);
+        let fields = self.fields.of(&event.endpoint);
+        let notification = Notification::with_fields(&event, &fields);
         let outcome = tokio::time::timeout(DELIVERY_GUARD, notifier.deliver(&notification))
             .await
             .unwrap_or_else(|_| {

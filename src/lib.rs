@@ -45,6 +45,7 @@ pub mod routes;
 pub mod secret_source;
 pub mod server;
 pub mod signature;
+pub mod silence;
 pub mod state;
 pub mod store;
 pub mod telemetry;

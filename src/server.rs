@@ -55,6 +55,8 @@ pub struct Application {
     notifier_names: Vec<String>,
     reloader: Reloader,
     audit_retention: Duration,
+    /// Notifies once when an endpoint's sender falls silent, and once when it resumes.
+    silence: crate::silence::SilenceWatch,
 }
 
 impl std::fmt::Debug for Application {
@@ -217,7 +219,21 @@ impl Application {
             )?),
             None => None,
         };
+        let silence = crate::silence::SilenceWatch {
+            store: Arc::clone(&store),
+            clock: Arc::clone(&clock),
+            endpoints: reloader
+                .endpoints
+                .values()
+                .map(|(_, slot)| Arc::clone(slot))
+                .collect(),
+            activity: Arc::clone(&metrics),
+            wakers: outbox.wakers(),
+            retention: config.retention,
+            started_at: clock.now(),
+        };
         Ok(Self {
+            silence,
             address,
             server: server.run(),
             admin,
@@ -283,6 +299,7 @@ impl Application {
             }
         }
         let workers = self.outbox.spawn(&stopped);
+        let silence = tokio::spawn(self.silence.run(stopped.clone()));
         let retention = tokio::spawn(run_retention(
             Arc::clone(&self.store),
             Arc::clone(&self.clock),
@@ -305,6 +322,7 @@ impl Application {
             let _ = worker.await;
         }
         let _ = retention.await;
+        let _ = silence.await;
         self.store.close().await.context("final flush failed")?;
         tracing::info!("stopped");
         served.context("the HTTP server failed")

@@ -9,7 +9,7 @@ use super::error::{AdminError, AdminErrorKind, ErrorBody};
 use super::{AdminState, Caller};
 use crate::api_key::Scope;
 use crate::notify::rfc3339;
-use crate::store::{EventQuery, JobStatus};
+use crate::store::JobStatus;
 
 /// Jobs counted at most per status (the answer says when it stopped there).
 const MAX_JOBS_COUNTED: usize = 10_000;
@@ -66,21 +66,12 @@ pub async fn overview(
             continue;
         };
         let endpoint = slot.current();
-        let (last_24h, seen) = state.metrics.activity.last_day(name, now);
+        let (last_24h, _) = state.metrics.activity.last_day(name, now);
         // The newest stored event carries the last delivery across restarts.
-        let newest = state
-            .store
-            .list(&EventQuery {
-                endpoint: Some(name.clone()),
-                limit: 1,
-                ..EventQuery::default()
-            })
-            .await
-            .map_err(storage)?
-            .events
-            .first()
-            .map(|event| event.received_at);
-        let last_delivery = seen.max(newest);
+        let last_delivery =
+            crate::silence::last_delivery(state.store.as_ref(), &state.metrics.activity, name, now)
+                .await
+                .map_err(storage)?;
         let expected = endpoint.expect_delivery_within.map(|span| span.as_secs());
         let silent = expected
             .is_some_and(|span| last_delivery.is_none_or(|at| now.saturating_sub(at) > span));

@@ -17,6 +17,11 @@ pub enum AlertType {
     ThresholdReached,
     /// `budget.exceeded`: usage is past the budget's limit.
     BudgetExceeded,
+    /// `perfhook.sender_silent`: perfhook's own notice that an endpoint heard nothing for
+    /// longer than `expect_delivery_within`.
+    SenderSilent,
+    /// `perfhook.sender_resumed`: the same endpoint delivering again.
+    SenderResumed,
     /// Anything else: shown with every scalar under `data`.
     Other,
 }
@@ -28,6 +33,8 @@ impl AlertType {
         match kind {
             "usage.threshold_reached" => Self::ThresholdReached,
             "budget.exceeded" => Self::BudgetExceeded,
+            crate::silence::SILENT => Self::SenderSilent,
+            crate::silence::RESUMED => Self::SenderResumed,
             _ => Self::Other,
         }
     }
@@ -51,6 +58,9 @@ impl Wording {
     #[must_use]
     pub fn of(record: &EventRecord, alert: &Alert) -> Self {
         let kind = AlertType::of(&record.kind);
+        if matches!(kind, AlertType::SenderSilent | AlertType::SenderResumed) {
+            return Self::silence(record, kind);
+        }
         let who = who(alert);
         let budget = match &alert.period {
             Some(period) => format!("{period} budget"),
@@ -215,6 +225,76 @@ impl Wording {
     }
 }
 
+impl Wording {
+    /// perfhook's own notices about a sender's silence and its end.
+    fn silence(record: &EventRecord, kind: AlertType) -> Self {
+        let data = serde_json::from_str::<Value>(&record.body)
+            .ok()
+            .and_then(|body| body.get("data").cloned())
+            .unwrap_or(Value::Null);
+        let text = |name: &str| data.get(name).and_then(Value::as_str).map(str::to_owned);
+        let span = |name: &str| {
+            data.get(name).and_then(Value::as_u64).map(|secs| {
+                humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
+            })
+        };
+        let endpoint = record.endpoint.clone();
+        let expected = span("expect_delivery_within_secs").unwrap_or_else(|| "?".to_owned());
+        let (subject, summary, advice, mut fields) = if kind == AlertType::SenderSilent {
+            let silent_for = span("silent_for_secs").unwrap_or_else(|| "?".to_owned());
+            (
+                format!("{endpoint}: no delivery from the sender for {silent_for}"),
+                format!(
+                    "Endpoint `{endpoint}` has received nothing for {silent_for}; it expects a \
+                     delivery at least every {expected}. You will get one more message when \
+                     deliveries resume."
+                ),
+                Some(
+                    "Check the sender's webhook settings and delivery log (target URL, secret, \
+                     a disabled endpoint), and that this receiver is reachable from it."
+                        .to_owned(),
+                ),
+                vec![(
+                    "Last delivery".to_owned(),
+                    text("last_delivery_at").unwrap_or_else(|| "none on record".to_owned()),
+                )],
+            )
+        } else {
+            (
+                format!("{endpoint}: deliveries resumed"),
+                format!(
+                    "Endpoint `{endpoint}` received a delivery again after a silence longer \
+                     than {expected}."
+                ),
+                None,
+                vec![
+                    (
+                        "Silence reported".to_owned(),
+                        text("silence_notified_at").unwrap_or_default(),
+                    ),
+                    ("Resumed".to_owned(), text("resumed_at").unwrap_or_default()),
+                ],
+            )
+        };
+        fields.push(("Expected every".to_owned(), expected));
+        fields.push(("Endpoint".to_owned(), endpoint));
+        fields.push(("Event".to_owned(), format!("{} {}", record.kind, record.id)));
+        let mut subject = subject;
+        if record.livemode == Some(false) {
+            subject.push_str(" (test mode)");
+        }
+        Self {
+            subject: printable(&subject),
+            summary: printable(&summary),
+            fields: fields
+                .into_iter()
+                .map(|(label, value)| (printable(&label), printable(&value)))
+                .collect(),
+            advice,
+        }
+    }
+}
+
 fn used_up_advice() -> String {
     "The budget is used up. Raise it in Perf if this spending is expected; otherwise stop or \
      throttle the project's traffic."
@@ -323,6 +403,45 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn own_event(kind: &str, data: &serde_json::Value) -> EventRecord {
+        EventRecord {
+            endpoint: "quiet".to_owned(),
+            id: "perfhook-silent-1".to_owned(),
+            kind: kind.to_owned(),
+            livemode: Some(true),
+            received_at: 1_763_907_200,
+            body: serde_json::json!({"id": "x", "type": kind, "data": data}).to_string(),
+        }
+    }
+
+    #[test]
+    fn a_silence_and_its_end_are_worded_for_people() {
+        let silent = own_event(
+            crate::silence::SILENT,
+            &serde_json::json!({"endpoint": "quiet", "last_delivery_at": "2025-11-23T12:13:20Z",
+                "silent_for_secs": 7_201, "expect_delivery_within_secs": 7_200}),
+        );
+        let words = Wording::of(&silent, &Alert::default());
+        assert_eq!(words.subject, "quiet: no delivery from the sender for 2h 1s");
+        assert!(words.summary.contains("at least every 2h"), "{}", words.summary);
+        assert!(words.advice.is_some());
+        assert!(words
+            .fields
+            .contains(&("Last delivery".to_owned(), "2025-11-23T12:13:20Z".to_owned())));
+
+        let resumed = own_event(
+            crate::silence::RESUMED,
+            &serde_json::json!({"endpoint": "quiet", "silence_notified_at": "2025-11-23T14:13:21Z",
+                "resumed_at": "2025-11-23T15:00:00Z", "expect_delivery_within_secs": 7_200}),
+        );
+        let words = Wording::of(&resumed, &Alert::default());
+        assert_eq!(words.subject, "quiet: deliveries resumed");
+        assert!(words.advice.is_none());
+        assert!(words
+            .fields
+            .contains(&("Resumed".to_owned(), "2025-11-23T15:00:00Z".to_owned())));
+    }
 
     #[test]
     fn html_escapes_every_markup_character() {

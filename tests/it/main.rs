@@ -32,6 +32,7 @@ mod refused;
 mod reload;
 mod server;
 mod server_helpers;
+mod silence;
 mod smtp_tls;
 mod store_contract;
 mod test_ca;

@@ -64,6 +64,7 @@ fn main() {
                             record,
                             notifiers: Vec::new(),
                             expires_at,
+                            budget: None,
                         })
                         .await
                         .expect("record");

@@ -28,6 +28,7 @@ pub mod capture;
 pub mod cli;
 pub mod client_ip;
 pub mod clock;
+pub mod collapse;
 pub mod config;
 pub mod error;
 pub mod event;

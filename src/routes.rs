@@ -169,6 +169,7 @@ async fn accept(
     let text = String::from_utf8(body).map_err(|_| ApiError::BodyRead)?;
     let notifiers = endpoint.notifiers_for(&event.kind);
     let id = event.id.as_str().to_owned();
+    let budget = crate::collapse::mark(&endpoint.name, text.as_bytes(), &endpoint.fields);
     let recorded = state
         .store
         .record(NewEvent {
@@ -182,6 +183,7 @@ async fn accept(
             },
             notifiers: notifiers.to_vec(),
             expires_at: now.saturating_add(state.retention.as_secs()),
+            budget,
         })
         .await
         .map_err(|error| {

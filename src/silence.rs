@@ -197,6 +197,7 @@ impl SilenceWatch {
                 // Every notifier of the endpoint: asking for silence alerts is asking for them.
                 notifiers: endpoint.notifiers.clone(),
                 expires_at: now.saturating_add(self.retention.as_secs()),
+                budget: None,
             })
             .await?;
         if recorded == Recorded::New {

@@ -372,6 +372,7 @@ async fn reverify_one(
         .map_err(|_| refused_for("invalid_event", "the body is not UTF-8"))?;
     let notifiers = endpoint.notifiers_for(&event.kind).to_vec();
     let id = event.id.as_str().to_owned();
+    let budget = crate::collapse::mark(&endpoint.name, body.as_bytes(), &endpoint.fields);
     let recorded = state
         .store
         .record(NewEvent {
@@ -385,6 +386,7 @@ async fn reverify_one(
             },
             notifiers: notifiers.clone(),
             expires_at: state.clock.now().saturating_add(state.retention.as_secs()),
+            budget,
         })
         .await
         .map_err(|_| Outcome::Storage)?;

@@ -113,6 +113,7 @@ fn apply(sled: &SledStore, model: &MemoryStore, held: &mut Vec<(ClaimedJob, Clai
                     .map(|n| (*n).to_owned())
                     .collect(),
                 expires_at: u64::from(expires_at),
+                budget: None,
             };
             let stored = rt.block_on(sled.record(event.clone()));
             let expected = rt.block_on(model.record(event));

@@ -423,12 +423,20 @@ mod tests {
                 "silent_for_secs": 7_201, "expect_delivery_within_secs": 7_200}),
         );
         let words = Wording::of(&silent, &Alert::default());
-        assert_eq!(words.subject, "quiet: no delivery from the sender for 2h 1s");
-        assert!(words.summary.contains("at least every 2h"), "{}", words.summary);
+        assert_eq!(
+            words.subject,
+            "quiet: no delivery from the sender for 2h 1s"
+        );
+        assert!(
+            words.summary.contains("at least every 2h"),
+            "{}",
+            words.summary
+        );
         assert!(words.advice.is_some());
-        assert!(words
-            .fields
-            .contains(&("Last delivery".to_owned(), "2025-11-23T12:13:20Z".to_owned())));
+        assert!(words.fields.contains(&(
+            "Last delivery".to_owned(),
+            "2025-11-23T12:13:20Z".to_owned()
+        )));
 
         let resumed = own_event(
             crate::silence::RESUMED,

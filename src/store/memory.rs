@@ -37,6 +37,8 @@ struct State {
     events: BTreeMap<Vec<u8>, (EventRecord, u64)>,
     /// Job key (event key, NUL, notifier) → the job.
     jobs: BTreeMap<Vec<u8>, Job>,
+    /// Budget mark → threshold → the event that notified it (threshold collapse).
+    crossings: BTreeMap<String, BTreeMap<u64, String>>,
     /// (notifier, due, sequence) → job key: pending jobs in the order they come due.
     queue: BTreeMap<(String, u64, u64), Vec<u8>>,
     /// Job key → its queue position.
@@ -161,7 +163,7 @@ impl State {
                 match job.status {
                     JobStatus::Pending => self.counts.outbox = self.counts.outbox.saturating_sub(1),
                     JobStatus::Dead => self.counts.dead = self.counts.dead.saturating_sub(1),
-                    JobStatus::Delivered => {}
+                    JobStatus::Delivered | JobStatus::Suppressed => {}
                 }
             }
             self.dequeue(&job_key);
@@ -180,6 +182,11 @@ impl Store for MemoryStore {
             return Ok(Recorded::Duplicate);
         }
         let due_ms = event.record.received_at.saturating_mul(1000);
+        let suppressed_by = event.budget.as_ref().and_then(|mark| {
+            let notified = state.crossings.entry(mark.budget.clone()).or_default();
+            crate::store::apply_crossing(notified, mark, &event.record.id)
+                .map(|first| crate::store::suppressed_reason(mark.threshold, &first))
+        });
         for notifier in &event.notifiers {
             let job_key = job_key(&key, notifier);
             // One job per notifier, however often it is named.
@@ -192,14 +199,20 @@ impl Store for MemoryStore {
                     endpoint: event.record.endpoint.clone(),
                     event_id: event.record.id.clone(),
                     notifier: notifier.clone(),
-                    status: JobStatus::Pending,
+                    status: if suppressed_by.is_some() {
+                        JobStatus::Suppressed
+                    } else {
+                        JobStatus::Pending
+                    },
                     attempts: 0,
-                    last_error: None,
+                    last_error: suppressed_by.clone(),
                     due_ms,
                 },
             );
-            state.enqueue(&job_key, notifier, due_ms);
-            state.counts.outbox += 1;
+            if suppressed_by.is_none() {
+                state.enqueue(&job_key, notifier, due_ms);
+                state.counts.outbox += 1;
+            }
         }
         state.listing.insert(listing_position(
             event.record.received_at,
@@ -438,7 +451,7 @@ impl Store for MemoryStore {
             match state.jobs.get(&job_key).map(|job| job.status) {
                 Some(JobStatus::Pending) => continue,
                 Some(JobStatus::Dead) => state.counts.dead = state.counts.dead.saturating_sub(1),
-                Some(JobStatus::Delivered) | None => {}
+                Some(JobStatus::Delivered | JobStatus::Suppressed) | None => {}
             }
             state.jobs.insert(
                 job_key.clone(),

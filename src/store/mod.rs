@@ -48,6 +48,50 @@ pub struct NewEvent {
     pub notifiers: Vec<String>,
     /// Unix seconds when retention may remove the event and its dedupe key.
     pub expires_at: u64,
+    /// The budget the alert is about, for threshold collapse ([`crate::collapse`]).
+    pub budget: Option<BudgetMark>,
+}
+
+/// Which budget and billing period an alert is about, and what it says of it: the store
+/// keeps, per budget, the thresholds already notified, in the same write as the event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetMark {
+    /// SHA-256 (hex) of the endpoint, organisation, project, budget id and period: the
+    /// store keeps no name.
+    pub budget: String,
+    /// The threshold this alert crossed, percent.
+    pub threshold: Option<u64>,
+    /// Usage now, percent: thresholds above it are armed again.
+    pub usage: Option<u64>,
+}
+
+/// Applies `mark` to the thresholds already notified for its budget (threshold → the event
+/// that notified it): thresholds above the usage re-arm; a threshold already there means
+/// this crossing is suppressed, and the event that notified it is returned.
+pub(crate) fn apply_crossing(
+    notified: &mut std::collections::BTreeMap<u64, String>,
+    mark: &BudgetMark,
+    event_id: &str,
+) -> Option<String> {
+    if let Some(usage) = mark.usage {
+        notified.retain(|threshold, _| *threshold <= usage);
+    }
+    let threshold = mark.threshold?;
+    match notified.get(&threshold) {
+        Some(first) => Some(first.clone()),
+        None => {
+            notified.insert(threshold, event_id.to_owned());
+            None
+        }
+    }
+}
+
+/// Why a suppressed job was not sent.
+pub(crate) fn suppressed_reason(threshold: Option<u64>, first: &str) -> String {
+    format!(
+        "suppressed: this budget's {}% threshold in this period was already notified by event {first}",
+        threshold.unwrap_or_default()
+    )
 }
 
 /// Whether [`Store::record`] stored a new event.
@@ -69,6 +113,9 @@ pub enum JobStatus {
     Delivered,
     /// Gave up: out of attempts, a permanent failure, or no such notifier.
     Dead,
+    /// Never sent: the same threshold of the same budget and period was already notified
+    /// (threshold collapse); `last_error` names the event that was.
+    Suppressed,
 }
 
 /// One notification of one event by one notifier.

@@ -13,6 +13,7 @@ mod admin_api;
 mod app;
 mod audit;
 mod cli;
+mod collapse;
 mod fields;
 #[cfg(feature = "fuzzing")]
 mod fuzz_replay;

@@ -690,6 +690,7 @@ fn a_damaged_data_directory_is_one_line_and_exit_2_not_a_panic() {
                     record,
                     notifiers: vec![],
                     expires_at: u64::MAX,
+                    budget: None,
                 };
                 store.record(event).await.expect("record");
             }

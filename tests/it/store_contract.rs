@@ -9,8 +9,8 @@ use perfhook::event::Mode;
 use perfhook::store::memory::MemoryStore;
 use perfhook::store::sled::{SledOptions, SledStore};
 use perfhook::store::{
-    ApiKeyRecord, Counts, EventQuery, EventRecord, Finished, JobStatus, NewEvent, Outcome,
-    Recorded, RefusedBounds, RefusedDelivery, Store, StoreErrorKind,
+    ApiKeyRecord, BudgetMark, Counts, EventQuery, EventRecord, Finished, JobStatus, NewEvent,
+    Outcome, Recorded, RefusedBounds, RefusedDelivery, Store, StoreErrorKind,
 };
 
 /// A store under test and what keeps it alive.
@@ -56,6 +56,7 @@ fn new_event(id: &str, notifiers: &[&str], received_at: u64) -> NewEvent {
         record: record("perf", id, "usage.threshold_reached", received_at),
         notifiers: notifiers.iter().map(|n| (*n).to_owned()).collect(),
         expires_at: received_at + 1_000,
+        budget: None,
     }
 }
 
@@ -289,6 +290,7 @@ async fn listing_filters_pages_newest_first_and_refuses_foreign_cursors(store: &
             record: record(endpoint, &format!("evt_l{i}"), kind, T0 + i),
             notifiers: Vec::new(),
             expires_at: T0 + 1_000,
+            budget: None,
         };
         store.record(event).await.expect("record");
     }
@@ -686,6 +688,112 @@ async fn a_closed_store_refuses_work(store: &dyn Store) {
     assert!(store.check().await.is_err());
 }
 
+fn marked(id: &str, received_at: u64, threshold: Option<u64>, usage: Option<u64>) -> NewEvent {
+    NewEvent {
+        budget: Some(BudgetMark {
+            budget: "b".repeat(64),
+            threshold,
+            usage,
+        }),
+        ..new_event(id, &["log", "mail"], received_at)
+    }
+}
+
+async fn statuses(store: &dyn Store, id: &str) -> Vec<(JobStatus, Option<String>)> {
+    store
+        .event("perf", id)
+        .await
+        .expect("read")
+        .expect("stored")
+        .notifications
+        .into_iter()
+        .map(|job| (job.status, job.last_error))
+        .collect()
+}
+
+async fn a_crossing_already_notified_is_stored_with_suppressed_jobs_until_rearmed(
+    store: &dyn Store,
+) {
+    assert_eq!(
+        store
+            .record(marked("evt_80a", T0, Some(80), Some(80)))
+            .await
+            .expect("record"),
+        Recorded::New
+    );
+    // The same crossing under a new id: stored, its jobs suppressed, naming the first.
+    assert_eq!(
+        store
+            .record(marked("evt_80b", T0 + 1, Some(80), Some(84)))
+            .await
+            .expect("record"),
+        Recorded::New
+    );
+    let suppressed = statuses(store, "evt_80b").await;
+    assert_eq!(suppressed.len(), 2);
+    for (status, reason) in &suppressed {
+        assert_eq!(*status, JobStatus::Suppressed);
+        assert!(
+            reason.as_deref().is_some_and(|r| r.contains("evt_80a")),
+            "{reason:?}"
+        );
+    }
+    // Only the first crossing's two jobs are waiting or claimable.
+    assert_eq!(store.counts().outbox, 2);
+    let claimed = store
+        .claim("log", ms(T0 + 10), LEASE, 10)
+        .await
+        .expect("claim");
+    let ids: Vec<&str> = claimed
+        .jobs
+        .iter()
+        .map(|job| job.job.event_id.as_str())
+        .collect();
+    assert_eq!(ids, vec!["evt_80a"]);
+    // A replay of the suppressed id is a duplicate, and changes nothing.
+    assert_eq!(
+        store
+            .record(marked("evt_80b", T0 + 2, Some(80), Some(84)))
+            .await
+            .expect("record"),
+        Recorded::Duplicate
+    );
+    // Usage below 80% arms it again; the next 80% crossing notifies.
+    let dropped = marked("evt_usage_60", T0 + 3, None, Some(60));
+    store.record(dropped).await.expect("record");
+    assert!(statuses(store, "evt_usage_60")
+        .await
+        .iter()
+        .all(|(status, _)| *status == JobStatus::Pending));
+    store
+        .record(marked("evt_80c", T0 + 4, Some(80), Some(81)))
+        .await
+        .expect("record");
+    assert!(statuses(store, "evt_80c")
+        .await
+        .iter()
+        .all(|(status, reason)| *status == JobStatus::Pending && reason.is_none()));
+    // Another budget is another matter.
+    let other = NewEvent {
+        budget: Some(BudgetMark {
+            budget: "c".repeat(64),
+            threshold: Some(80),
+            usage: Some(80),
+        }),
+        ..new_event("evt_other", &["log"], T0 + 5)
+    };
+    store.record(other).await.expect("record");
+    assert_eq!(statuses(store, "evt_other").await[0].0, JobStatus::Pending);
+    // A suppressed job can still be sent on demand.
+    assert_eq!(
+        store
+            .requeue("perf", "evt_80b", &["log".to_owned()], ms(T0 + 6))
+            .await
+            .expect("requeue"),
+        Some(1)
+    );
+}
+
 macro_rules! contract {
     ($backend:ident: $($name:ident),* ; shared: $($shared:ident),*) => {
         mod $backend {
@@ -723,6 +831,7 @@ macro_rules! suite {
             refused_deliveries_are_kept_newest_first_within_their_bounds,
             a_dead_or_delivered_job_can_be_queued_again_and_an_event_deleted,
             audit_retention_removes_the_oldest_and_the_chain_goes_on_from_its_anchor,
+            a_crossing_already_notified_is_stored_with_suppressed_jobs_until_rearmed,
             a_closed_store_refuses_work;
             shared: concurrent_records_of_one_id_store_it_exactly_once);
     };

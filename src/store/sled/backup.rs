@@ -144,7 +144,7 @@ pub(super) fn check(tree: &sled::Tree) -> CheckReport {
                     match stored.job.status {
                         JobStatus::Pending => report.pending += 1,
                         JobStatus::Dead => report.dead += 1,
-                        JobStatus::Delivered => {}
+                        JobStatus::Delivered | JobStatus::Suppressed => {}
                     }
                     let event_key =
                         crate::store::event_key(&stored.job.endpoint, &stored.job.event_id);
@@ -331,6 +331,7 @@ mod tests {
             },
             notifiers: vec!["log".into()],
             expires_at: u64::MAX,
+            budget: None,
         }
     }
 

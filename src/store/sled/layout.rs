@@ -11,6 +11,7 @@
 //! | `r` endpoint NUL received_ms sequence | a refused delivery: meta length (u32 BE), meta JSON, the request as received |
 //! | `a` seq (u64 BE) | an audit entry's JSON, chained by hash to the one before |
 //! | `k` key id | an operator API key's [`crate::store::ApiKeyRecord`] JSON (its hash, never the key) |
+//! | `c` budget mark (SHA-256 hex) | threshold collapse: JSON map of threshold percent → the event that notified it |
 //! | `m` `state` | [`MetaState`] JSON: counts, last batch, last sequence number |
 //!
 //! Numbers in keys are big-endian so byte order is numeric order.
@@ -31,6 +32,7 @@ pub(super) const LISTING: u8 = b'l';
 pub(super) const API_KEY: u8 = b'k';
 pub(super) const REFUSED: u8 = b'r';
 pub(super) const AUDIT: u8 = b'a';
+pub(super) const CROSSING: u8 = b'c';
 pub(super) const META_STATE: &[u8] = b"mstate";
 pub(super) const META_PROBE: &[u8] = b"mprobe";
 /// The (sequence, hash) of the last audit entry retention removed.

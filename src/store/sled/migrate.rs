@@ -29,7 +29,7 @@ fn count(tree: &sled::Tree) -> Result<Counts, StoreError> {
         match JobValue::decode(&value)?.job.status {
             JobStatus::Pending => counts.outbox += 1,
             JobStatus::Dead => counts.dead += 1,
-            JobStatus::Delivered => {}
+            JobStatus::Delivered | JobStatus::Suppressed => {}
         }
     }
     Ok(counts)

@@ -15,8 +15,8 @@ use tokio::sync::oneshot;
 
 use super::backup::Copied;
 use super::layout::{
-    decode_event_meta, encode_event, job_key, key, JobValue, MetaState, AUDIT, EVENT, EXPIRY, JOB,
-    LISTING, META_AUDIT_ANCHOR, META_PROBE, META_STATE, QUEUE,
+    decode_event_meta, encode_event, job_key, key, JobValue, MetaState, AUDIT, CROSSING, EVENT,
+    EXPIRY, JOB, LISTING, META_AUDIT_ANCHOR, META_PROBE, META_STATE, QUEUE,
 };
 use super::{sled_error, Handle, Shared, SledOptions};
 use crate::store::{
@@ -556,11 +556,30 @@ fn record(
         record,
         notifiers,
         expires_at,
+        budget,
     } = event;
     let event_key = event_key(&record.endpoint, &record.id);
     let stored_key = key(EVENT, &[&event_key]);
     if writes.get(&stored_key)?.is_some() {
         return Ok(Recorded::Duplicate);
+    }
+    // Threshold collapse, in the same write as the event: a crossing already notified for
+    // this budget and period makes this event's jobs suppressed.
+    let mut suppressed_by = None;
+    let mut crossing_write = None;
+    if let Some(mark) = &budget {
+        let crossing_key = key(CROSSING, &[mark.budget.as_bytes()]);
+        let mut notified: std::collections::BTreeMap<u64, String> =
+            match writes.get(&crossing_key)? {
+                Some(value) => serde_json::from_slice(&value)
+                    .map_err(|error| StoreError::corrupt_json(&error))?,
+                None => std::collections::BTreeMap::new(),
+            };
+        suppressed_by = crate::store::apply_crossing(&mut notified, mark, &record.id)
+            .map(|first| crate::store::suppressed_reason(mark.threshold, &first));
+        let value =
+            serde_json::to_vec(&notified).map_err(|error| StoreError::corrupt_json(&error))?;
+        crossing_write = Some((crossing_key, value));
     }
     // Everything is encoded before anything is written, so a failure leaves no part of the
     // event in the group's batch.
@@ -579,9 +598,13 @@ fn record(
                 endpoint: record.endpoint.clone(),
                 event_id: record.id.clone(),
                 notifier: notifier.clone(),
-                status: JobStatus::Pending,
+                status: if suppressed_by.is_some() {
+                    JobStatus::Suppressed
+                } else {
+                    JobStatus::Pending
+                },
                 attempts: 0,
-                last_error: None,
+                last_error: suppressed_by.clone(),
                 due_ms,
             },
             batch: meta.batch,
@@ -594,9 +617,15 @@ fn record(
         ));
     }
     for (job_key, queue_key, value) in jobs {
-        writes.insert(queue_key, job_key.clone());
+        // A suppressed job is kept (the event's page says why) but never queued.
+        if suppressed_by.is_none() {
+            writes.insert(queue_key, job_key.clone());
+            meta.counts.outbox += 1;
+        }
         writes.insert(job_key, value);
-        meta.counts.outbox += 1;
+    }
+    if let Some((crossing_key, value)) = crossing_write {
+        writes.insert(crossing_key, value);
     }
     writes.insert(
         key(EXPIRY, &[&expires_at.to_be_bytes(), &event_key]),
@@ -718,7 +747,7 @@ fn remove_event(
                 meta.counts.outbox = meta.counts.outbox.saturating_sub(1);
             }
             JobStatus::Dead => meta.counts.dead = meta.counts.dead.saturating_sub(1),
-            JobStatus::Delivered => {}
+            JobStatus::Delivered | JobStatus::Suppressed => {}
         }
         writes.remove(job_key.clone());
         writes.ended_leases.push(job_key);
@@ -751,7 +780,7 @@ fn requeue(
             match JobValue::decode(&value)?.job.status {
                 JobStatus::Pending => continue,
                 JobStatus::Dead => meta.counts.dead = meta.counts.dead.saturating_sub(1),
-                JobStatus::Delivered => {}
+                JobStatus::Delivered | JobStatus::Suppressed => {}
             }
         }
         meta.seq += 1;

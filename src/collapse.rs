@@ -1,0 +1,120 @@
+//! Threshold collapse: a crossing of the same threshold of the same budget in the same
+//! billing period notifies once, even when the sender sends it again under a new event id.
+//! This module names the budget an alert is about; the store keeps, in the same write as
+//! the event, which thresholds of it were notified ([`crate::store::apply_crossing`]).
+//! Usage below a threshold arms it again, and a new period is a new budget.
+
+use sha2::{Digest, Sha256};
+
+use crate::event::Alert;
+use crate::fields::FieldMap;
+use crate::store::BudgetMark;
+
+/// The budget `body` is about at `endpoint`, read with its field map; none when the alert
+/// names neither an organisation, a project nor a budget, or carries no figure to act on.
+#[must_use]
+pub fn mark(endpoint: &str, body: &[u8], fields: &FieldMap) -> Option<BudgetMark> {
+    let alert = Alert::from_body_with(body, fields);
+    if alert.threshold_percent.is_none() && alert.usage_percent.is_none() {
+        return None;
+    }
+    if alert.organization.is_none() && alert.project.is_none() && alert.budget_id.is_none() {
+        return None;
+    }
+    let mut identity = Sha256::new();
+    for part in [
+        Some(endpoint),
+        alert.organization.as_deref(),
+        alert.project.as_deref(),
+        alert.budget_id.as_deref(),
+        alert.period_start.as_deref(),
+        alert.period_end.as_deref(),
+    ] {
+        // Length-prefixed, so ("ab", "c") and ("a", "bc") differ, and absent differs from "".
+        match part {
+            Some(text) => {
+                identity.update([1]);
+                identity.update((text.len() as u64).to_be_bytes());
+                identity.update(text.as_bytes());
+            }
+            None => identity.update([0]),
+        }
+    }
+    Some(BudgetMark {
+        budget: hex::encode(identity.finalize()),
+        threshold: alert.threshold_percent,
+        usage: alert.usage_percent,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::store::apply_crossing;
+
+    fn body(project: &str, start: &str, threshold: u64, usage: u64) -> Vec<u8> {
+        serde_json::json!({"id": "e", "type": "usage.threshold_reached", "data": {
+            "organization": {"name": "Acme"}, "project": {"name": project},
+            "period": {"start": start, "end": "x"},
+            "threshold": {"percent": threshold}, "usage": {"percent": usage}}})
+        .to_string()
+        .into_bytes()
+    }
+
+    #[test]
+    fn the_same_budget_and_period_share_a_mark_and_others_do_not() {
+        let fields = FieldMap::default();
+        let a = mark("perf", &body("bot", "2026-11", 80, 81), &fields).expect("mark");
+        let b = mark("perf", &body("bot", "2026-11", 50, 52), &fields).expect("mark");
+        assert_eq!(a.budget, b.budget);
+        assert_eq!((a.threshold, a.usage), (Some(80), Some(81)));
+        for other in [
+            mark("perf", &body("bot", "2026-12", 80, 81), &fields),
+            mark("perf", &body("web", "2026-11", 80, 81), &fields),
+            mark("other", &body("bot", "2026-11", 80, 81), &fields),
+        ] {
+            assert_ne!(other.expect("mark").budget, a.budget);
+        }
+        // Names are not kept: the mark is a hash.
+        assert!(!a.budget.contains("Acme"));
+        let anonymous = br#"{"id":"e","type":"t","data":{"threshold":{"percent":80}}}"#;
+        assert_eq!(mark("perf", anonymous, &fields), None);
+    }
+
+    #[test]
+    fn a_threshold_notifies_once_until_usage_falls_below_it() {
+        let mut notified = BTreeMap::new();
+        let crossing = |threshold: Option<u64>, usage: Option<u64>| BudgetMark {
+            budget: "b".to_owned(),
+            threshold,
+            usage,
+        };
+        assert_eq!(
+            apply_crossing(&mut notified, &crossing(Some(80), Some(80)), "e1"),
+            None
+        );
+        assert_eq!(
+            apply_crossing(&mut notified, &crossing(Some(80), Some(83)), "e2"),
+            Some("e1".to_owned())
+        );
+        assert_eq!(
+            apply_crossing(&mut notified, &crossing(Some(100), Some(100)), "e3"),
+            None
+        );
+        // Usage back at 60% (a refund, a corrected figure): 80 and 100 arm again.
+        assert_eq!(
+            apply_crossing(&mut notified, &crossing(None, Some(60)), "e4"),
+            None
+        );
+        assert_eq!(
+            apply_crossing(&mut notified, &crossing(Some(80), Some(80)), "e5"),
+            None
+        );
+        assert_eq!(
+            apply_crossing(&mut notified, &crossing(Some(100), Some(101)), "e6"),
+            None
+        );
+    }
+}

@@ -1,0 +1,83 @@
+//! Threshold collapse over real HTTP: the same crossing sent again under a new id is stored
+//! and answered `accepted`, but notified once; the event says why; usage below the
+//! threshold and a new billing period arm it again.
+
+use perfhook::api_key::Scope;
+use perfhook::event::Mode;
+
+use crate::app::{key, spawn_app, TestApp};
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/fixtures/events/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("fixture")
+}
+
+/// The 80% fixture under another id, in the period starting at `period_start`.
+fn eighty(id: &str, period_start: &str) -> Vec<u8> {
+    fixture("usage.threshold_reached.80.json")
+        .replace("evt_01JDX3K9Q4A80", id)
+        .replace("2026-11-01T00:00:00Z", period_start)
+        .into_bytes()
+}
+
+fn notified(app: &TestApp, id: &str) -> usize {
+    app.log_lines()
+        .iter()
+        .filter(|line| line["id"] == id)
+        .count()
+}
+
+#[test]
+fn the_same_crossing_under_a_new_id_is_stored_but_notified_once() {
+    let app = spawn_app("\"log\"", "");
+    assert_eq!(
+        app.deliver(&eighty("evt_first", "2026-11-01T00:00:00Z")).1["status"],
+        "accepted"
+    );
+    assert!(app.eventually(|| notified(&app, "evt_first") == 1));
+
+    let (status, answer) = app.deliver(&eighty("evt_again", "2026-11-01T00:00:00Z"));
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("accepted")),
+        "stored"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(notified(&app, "evt_again"), 0, "{:?}", app.log_lines());
+    let reader = format!(
+        "Bearer {}",
+        key(&app, &[Scope::EventsRead], Mode::Live, 600)
+    );
+    let (_, _, event) = app.admin_get("/admin/v1/events/perf/evt_again", Some(&reader));
+    let job = &event["notifications"][0];
+    assert_eq!(job["status"], "suppressed", "{event}");
+    assert!(
+        job["last_error"]
+            .as_str()
+            .is_some_and(|why| why.contains("80% threshold") && why.contains("evt_first")),
+        "{event}"
+    );
+
+    // A new billing period: a new budget, notified.
+    assert_eq!(
+        app.deliver(&eighty("evt_december", "2026-12-01T00:00:00Z"))
+            .0,
+        200
+    );
+    assert!(app.eventually(|| notified(&app, "evt_december") == 1));
+    // Usage reported below 80% in November (the 50% alert) arms it again there.
+    assert_eq!(
+        app.deliver(fixture("usage.threshold_reached.50.json").as_bytes())
+            .0,
+        200
+    );
+    assert_eq!(
+        app.deliver(&eighty("evt_rearmed", "2026-11-01T00:00:00Z"))
+            .0,
+        200
+    );
+    assert!(app.eventually(|| notified(&app, "evt_rearmed") == 1));
+}

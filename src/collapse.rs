@@ -49,10 +49,8 @@ pub fn mark(endpoint: &str, body: &[u8], fields: &FieldMap) -> Option<BudgetMark
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::store::apply_crossing;
+    use crate::store::{apply_crossing, BudgetState};
 
     fn body(project: &str, start: &str, threshold: u64, usage: u64) -> Vec<u8> {
         serde_json::json!({"id": "e", "type": "usage.threshold_reached", "data": {
@@ -85,36 +83,56 @@ mod tests {
 
     #[test]
     fn a_threshold_notifies_once_until_usage_falls_below_it() {
-        let mut notified = BTreeMap::new();
+        let mut notified = BudgetState::default();
         let crossing = |threshold: Option<u64>, usage: Option<u64>| BudgetMark {
             budget: "b".to_owned(),
             threshold,
             usage,
         };
         assert_eq!(
-            apply_crossing(&mut notified, &crossing(Some(80), Some(80)), "e1"),
+            apply_crossing(&mut notified, &crossing(Some(80), Some(80)), "e1", 0),
             None
         );
         assert_eq!(
-            apply_crossing(&mut notified, &crossing(Some(80), Some(83)), "e2"),
+            apply_crossing(&mut notified, &crossing(Some(80), Some(83)), "e2", 0),
             Some("e1".to_owned())
         );
         assert_eq!(
-            apply_crossing(&mut notified, &crossing(Some(100), Some(100)), "e3"),
+            apply_crossing(&mut notified, &crossing(Some(100), Some(100)), "e3", 0),
             None
         );
         // Usage back at 60% (a refund, a corrected figure): 80 and 100 arm again.
         assert_eq!(
-            apply_crossing(&mut notified, &crossing(None, Some(60)), "e4"),
+            apply_crossing(&mut notified, &crossing(None, Some(60)), "e4", 0),
             None
         );
         assert_eq!(
-            apply_crossing(&mut notified, &crossing(Some(80), Some(80)), "e5"),
+            apply_crossing(&mut notified, &crossing(Some(80), Some(80)), "e5", 0),
             None
         );
         assert_eq!(
-            apply_crossing(&mut notified, &crossing(Some(100), Some(101)), "e6"),
+            apply_crossing(&mut notified, &crossing(Some(100), Some(101)), "e6", 0),
             None
         );
+    }
+
+    #[test]
+    fn usage_figures_are_kept_in_time_order_and_bounded() {
+        let mut state = BudgetState::default();
+        let usage = |percent| BudgetMark {
+            budget: "b".to_owned(),
+            threshold: None,
+            usage: Some(percent),
+        };
+        apply_crossing(&mut state, &usage(50), "a", 20);
+        apply_crossing(&mut state, &usage(40), "b", 10);
+        apply_crossing(&mut state, &usage(60), "c", 30);
+        assert_eq!(state.usage, vec![(10, 40), (20, 50), (30, 60)]);
+        for at in 100..300 {
+            apply_crossing(&mut state, &usage(70), "d", at);
+        }
+        assert_eq!(state.usage.len(), crate::store::USAGE_KEPT);
+        assert_eq!(state.usage.last(), Some(&(299, 70)));
+        assert_eq!(state.usage.first(), Some(&(200, 70)));
     }
 }

@@ -118,6 +118,10 @@ pub struct Alert {
     /// The billing period's end, as sent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub period_end: Option<String>,
+    /// When the budget reaches 100% at the rate of this period's figures (RFC 3339):
+    /// perfhook's projection ([`crate::projection`]), not a figure the sender sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runs_out_at: Option<String>,
 }
 
 /// Why a verified body is not an event perfhook can keep.
@@ -596,6 +600,7 @@ impl Alert {
             period: text(&fields.period),
             period_start: text(&fields.period_start),
             period_end: text(&fields.period_end),
+            runs_out_at: None,
         }
     }
 

@@ -41,6 +41,7 @@ pub mod key_lifecycle;
 pub mod metrics;
 pub mod notify;
 pub mod outbox;
+pub mod projection;
 pub mod reload;
 pub mod routes;
 pub mod secret_source;

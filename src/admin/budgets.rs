@@ -34,7 +34,7 @@ pub struct BudgetParams {
     tag = "events",
     params(("endpoint" = Option<String>, Query, description = "only this endpoint")),
     responses(
-        (status = 200, description = "{budgets:[{organization, project, livemode, currency, limit, period_start, period_end, period_start_unix, period_end_unix, usage_percent, amount, thresholds_fired, points:[{at, at_unix, usage_percent, threshold_percent, type, endpoint, id}]}], scanned, complete}"),
+        (status = 200, description = "{budgets:[{organization, project, livemode, runs_out_at (the straight-line projection of this period's figures to 100%, or null), currency, limit, period_start, period_end, period_start_unix, period_end_unix, usage_percent, amount, thresholds_fired, points:[{at, at_unix, usage_percent, threshold_percent, type, endpoint, id}]}], scanned, complete}"),
         (status = 404, description = "an endpoint the key does not see", body = ErrorBody),
         (status = 401, description = "no key, or one that is malformed, unknown, revoked or expired", body = ErrorBody),
         (status = 403, description = "the key lacks the scope", body = ErrorBody),
@@ -181,7 +181,12 @@ pub async fn budgets(
                     })
                 })
                 .collect();
+            let figures: Vec<(u64, u64)> = current
+                .iter()
+                .filter_map(|point| Some((point.at, point.alert.usage_percent?)))
+                .collect();
             Some(json!({
+                "runs_out_at": crate::projection::runs_out_at(&figures).map(rfc3339),
                 "organization": organization,
                 "project": project,
                 "livemode": !test,

@@ -118,6 +118,7 @@ fn environment(notification: &Notification<'_>) -> Vec<(&'static str, String)> {
         ("PERFHOOK_CURRENCY", alert.currency.clone()),
         ("PERFHOOK_PERIOD_START", alert.period_start.clone()),
         ("PERFHOOK_PERIOD_END", alert.period_end.clone()),
+        ("PERFHOOK_RUNS_OUT_AT", alert.runs_out_at.clone()),
     ];
     for (name, value) in optional {
         if let Some(value) = value {

@@ -144,6 +144,13 @@ impl Wording {
             field("Threshold", threshold.map(|t| format!("{t}% of {budget}")));
         }
         field("Usage", usage);
+        field(
+            "At this rate",
+            alert
+                .runs_out_at
+                .as_deref()
+                .map(|at| format!("the budget runs out on {}", minutes(at))),
+        );
         field("Billing period", period(alert));
         field(
             "Mode",
@@ -292,6 +299,14 @@ impl Wording {
                 .collect(),
             advice,
         }
+    }
+}
+
+/// `2026-11-27T14:05:00Z` as `2026-11-27 14:05 UTC`.
+fn minutes(rfc3339: &str) -> String {
+    match rfc3339.get(..16) {
+        Some(head) if rfc3339.ends_with('Z') => format!("{} UTC", head.replace('T', " ")),
+        _ => rfc3339.to_owned(),
     }
 }
 
@@ -449,6 +464,23 @@ mod tests {
         assert!(words
             .fields
             .contains(&("Resumed".to_owned(), "2025-11-23T15:00:00Z".to_owned())));
+    }
+
+    #[test]
+    fn a_projection_is_worded_with_its_date() {
+        let record = own_event("usage.threshold_reached", &serde_json::json!({}));
+        let alert = Alert {
+            threshold_percent: Some(80),
+            runs_out_at: Some("2026-11-11T06:30:00Z".to_owned()),
+            ..Alert::default()
+        };
+        let words = Wording::of(&record, &alert);
+        assert!(words.fields.contains(&(
+            "At this rate".to_owned(),
+            "the budget runs out on 2026-11-11 06:30 UTC".to_owned()
+        )));
+        let without = Wording::of(&record, &Alert::default());
+        assert!(!without.fields.iter().any(|(label, _)| label == "At this rate"));
     }
 
     #[test]

@@ -114,6 +114,28 @@ impl Worker {
         Ok(Duration::ZERO)
     }
 
+    /// When the event's budget runs out at the rate of its period's figures up to the event
+    /// (so a retry says what the first attempt said); none when it cannot be told.
+    async fn projection(
+        &self,
+        event: &crate::store::EventRecord,
+        fields: &crate::fields::FieldMap,
+    ) -> Option<String> {
+        let mark = crate::collapse::mark(&event.endpoint, event.body.as_bytes(), fields)?;
+        let points = match self.store.budget_usage(&mark.budget).await {
+            Ok(points) => points,
+            Err(error) => {
+                tracing::warn!(%error, "outbox: cannot read a budget's figures; notifying without a projection");
+                return None;
+            }
+        };
+        let until_event: Vec<(u64, u64)> = points
+            .into_iter()
+            .filter(|(at, _)| *at <= event.received_at)
+            .collect();
+        crate::projection::runs_out_at(&until_event).map(crate::notify::rfc3339)
+    }
+
     /// Records outcomes. A lost lease only means another claimer has the job now.
     async fn record(&self, finished: Vec<Finished>) -> Result<(), StoreError> {
         match self.store.finish(finished).await {
@@ -130,7 +152,8 @@ impl Worker {
         let ClaimedJob { token, job, event } = claimed;
         let attempts = job.attempts.saturating_add(1);
         let fields = self.fields.of(&event.endpoint);
-        let notification = Notification::with_fields(&event, &fields);
+        let mut notification = Notification::with_fields(&event, &fields);
+        notification.alert.runs_out_at = self.projection(&event, &fields).await;
         let outcome = tokio::time::timeout(DELIVERY_GUARD, notifier.deliver(&notification))
             .await
             .unwrap_or_else(|_| {

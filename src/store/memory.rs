@@ -37,8 +37,8 @@ struct State {
     events: BTreeMap<Vec<u8>, (EventRecord, u64)>,
     /// Job key (event key, NUL, notifier) → the job.
     jobs: BTreeMap<Vec<u8>, Job>,
-    /// Budget mark → threshold → the event that notified it (threshold collapse).
-    crossings: BTreeMap<String, BTreeMap<u64, String>>,
+    /// Budget mark → its thresholds notified and usage figures.
+    crossings: BTreeMap<String, crate::store::BudgetState>,
     /// (notifier, due, sequence) → job key: pending jobs in the order they come due.
     queue: BTreeMap<(String, u64, u64), Vec<u8>>,
     /// Job key → its queue position.
@@ -184,7 +184,7 @@ impl Store for MemoryStore {
         let due_ms = event.record.received_at.saturating_mul(1000);
         let suppressed_by = event.budget.as_ref().and_then(|mark| {
             let notified = state.crossings.entry(mark.budget.clone()).or_default();
-            crate::store::apply_crossing(notified, mark, &event.record.id)
+            crate::store::apply_crossing(notified, mark, &event.record.id, event.record.received_at)
                 .map(|first| crate::store::suppressed_reason(mark.threshold, &first))
         });
         for notifier in &event.notifiers {
@@ -360,6 +360,15 @@ impl Store for MemoryStore {
             expires_at,
             notifications,
         }))
+    }
+
+    async fn budget_usage(&self, budget: &str) -> Result<Vec<(u64, u64)>, StoreError> {
+        let state = self.state()?;
+        Ok(state
+            .crossings
+            .get(budget)
+            .map(|budget| budget.usage.clone())
+            .unwrap_or_default())
     }
 
     async fn list(&self, query: &EventQuery) -> Result<EventPage, StoreError> {

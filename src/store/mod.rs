@@ -65,22 +65,44 @@ pub struct BudgetMark {
     pub usage: Option<u64>,
 }
 
-/// Applies `mark` to the thresholds already notified for its budget (threshold → the event
-/// that notified it): thresholds above the usage re-arm; a threshold already there means
-/// this crossing is suppressed, and the event that notified it is returned.
+/// Usage figures kept per budget, the newest (for the burn-rate projection).
+pub(crate) const USAGE_KEPT: usize = 100;
+
+/// What the store keeps per budget mark, written with the event that changes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BudgetState {
+    /// Threshold percent → the event that notified it.
+    #[serde(default)]
+    pub notified: std::collections::BTreeMap<u64, String>,
+    /// (received at, usage percent), oldest first, at most [`USAGE_KEPT`].
+    #[serde(default)]
+    pub usage: Vec<(u64, u64)>,
+}
+
+/// Applies `mark`, received at `received_at`, to its budget's state: its usage joins the
+/// figures; thresholds above the usage re-arm; a threshold already notified means this
+/// crossing is suppressed, and the event that notified it is returned.
 pub(crate) fn apply_crossing(
-    notified: &mut std::collections::BTreeMap<u64, String>,
+    state: &mut BudgetState,
     mark: &BudgetMark,
     event_id: &str,
+    received_at: u64,
 ) -> Option<String> {
     if let Some(usage) = mark.usage {
-        notified.retain(|threshold, _| *threshold <= usage);
+        state.notified.retain(|threshold, _| *threshold <= usage);
+        let at = state
+            .usage
+            .partition_point(|(time, _)| *time <= received_at);
+        state.usage.insert(at, (received_at, usage));
+        if state.usage.len() > USAGE_KEPT {
+            state.usage.remove(0);
+        }
     }
     let threshold = mark.threshold?;
-    match notified.get(&threshold) {
+    match state.notified.get(&threshold) {
         Some(first) => Some(first.clone()),
         None => {
-            notified.insert(threshold, event_id.to_owned());
+            state.notified.insert(threshold, event_id.to_owned());
             None
         }
     }
@@ -513,6 +535,13 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// # Errors
     /// A [`StoreError`]; [`StoreErrorKind::BadRequest`] for a cursor that is not ours.
     async fn list(&self, query: &EventQuery) -> Result<EventPage, StoreError>;
+
+    /// The usage figures recorded for a budget mark ([`BudgetMark::budget`]): (received at,
+    /// usage percent), oldest first, the newest 100 at most.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    async fn budget_usage(&self, budget: &str) -> Result<Vec<(u64, u64)>, StoreError>;
 
     /// Stores an API key's record, new or changed (revoked, rotated, used), durably.
     ///

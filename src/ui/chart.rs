@@ -175,6 +175,7 @@ mod tests {
         let start = 1_761_955_200; // 2025-11-01
         let end = start + 30 * 86_400;
         let budget = BudgetRow {
+            runs_out_at: None,
             organization: "Acme".to_owned(),
             project: "bot".to_owned(),
             livemode: true,
@@ -215,6 +216,7 @@ mod tests {
     #[test]
     fn a_single_figure_outside_its_period_still_draws() {
         let budget = BudgetRow {
+            runs_out_at: None,
             organization: String::new(),
             project: String::new(),
             livemode: true,

@@ -117,6 +117,7 @@ pub async fn budgets(
                 point.at = views::readable(&point.at);
             }
             let day = |text: &Option<String>| text.as_deref().map(views::day_of);
+            budget.runs_out_at = budget.runs_out_at.as_deref().map(views::readable);
             budget.period_start = day(&budget.period_start);
             budget.period_end = day(&budget.period_end);
             views::BudgetView { chart, budget }

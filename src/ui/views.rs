@@ -107,6 +107,7 @@ pub struct PointRow {
 
 #[derive(Debug, Deserialize)]
 pub struct BudgetRow {
+    pub runs_out_at: Option<String>,
     pub organization: String,
     pub project: String,
     pub livemode: bool,

@@ -81,3 +81,53 @@ fn the_same_crossing_under_a_new_id_is_stored_but_notified_once() {
     );
     assert!(app.eventually(|| notified(&app, "evt_rearmed") == 1));
 }
+
+#[test]
+fn a_notification_says_when_the_budget_runs_out_at_this_rate() {
+    let app = spawn_app("\"log\"", "");
+    let start = app.now();
+    assert_eq!(
+        app.deliver(fixture("usage.threshold_reached.50.json").as_bytes())
+            .0,
+        200
+    );
+    // One figure: no projection.
+    assert!(app.eventually(|| notified(&app, "evt_01JDX3K9Q4A50") == 1));
+    let first = app
+        .log_lines()
+        .into_iter()
+        .find(|line| line["id"] == "evt_01JDX3K9Q4A50")
+        .expect("line");
+    assert!(first["figures"].get("runs_out_at").is_none(), "{first}");
+
+    // 50% on day 0, 80% on day 6: 5 points a day, so 100% on day 10.
+    app.clock
+        .advance(std::time::Duration::from_secs(6 * 86_400));
+    assert_eq!(
+        app.deliver(fixture("usage.threshold_reached.80.json").as_bytes())
+            .0,
+        200
+    );
+    assert!(app.eventually(|| notified(&app, "evt_01JDX3K9Q4A80") == 1));
+    let second = app
+        .log_lines()
+        .into_iter()
+        .find(|line| line["id"] == "evt_01JDX3K9Q4A80")
+        .expect("line");
+    let expected = perfhook::notify::rfc3339(start + 10 * 86_400);
+    assert_eq!(
+        second["figures"]["runs_out_at"],
+        expected.as_str(),
+        "{second}"
+    );
+    let reader = format!(
+        "Bearer {}",
+        key(&app, &[Scope::EventsRead], Mode::Live, 600)
+    );
+    let (_, _, budgets) = app.admin_get("/admin/v1/budgets", Some(&reader));
+    assert_eq!(
+        budgets["budgets"][0]["runs_out_at"],
+        expected.as_str(),
+        "{budgets}"
+    );
+}

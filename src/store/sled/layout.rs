@@ -11,7 +11,7 @@
 //! | `r` endpoint NUL received_ms sequence | a refused delivery: meta length (u32 BE), meta JSON, the request as received |
 //! | `a` seq (u64 BE) | an audit entry's JSON, chained by hash to the one before |
 //! | `k` key id | an operator API key's [`crate::store::ApiKeyRecord`] JSON (its hash, never the key) |
-//! | `c` budget mark (SHA-256 hex) | threshold collapse: JSON map of threshold percent → the event that notified it |
+//! | `c` budget mark (SHA-256 hex) | [`crate::store::BudgetState`] JSON: thresholds notified (threshold collapse) and the newest usage figures (burn-rate projection) |
 //! | `m` `state` | [`MetaState`] JSON: counts, last batch, last sequence number |
 //!
 //! Numbers in keys are big-endian so byte order is numeric order.

@@ -543,6 +543,18 @@ impl Store for SledStore {
         self.send(|reply| Op::Put { key, value, reply }).await
     }
 
+    async fn budget_usage(&self, budget: &str) -> Result<Vec<(u64, u64)>, StoreError> {
+        let tree = self.tree().await?;
+        read(tree.get(key(layout::CROSSING, &[budget.as_bytes()])))?
+            .map(|value| {
+                serde_json::from_slice::<crate::store::BudgetState>(&value)
+                    .map(|state| state.usage)
+                    .map_err(|e| StoreError::corrupt_json(&e))
+            })
+            .transpose()
+            .map(Option::unwrap_or_default)
+    }
+
     async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         let tree = self.tree().await?;
         read(tree.get(key(API_KEY, &[id.as_bytes()])))?

@@ -569,14 +569,15 @@ fn record(
     let mut crossing_write = None;
     if let Some(mark) = &budget {
         let crossing_key = key(CROSSING, &[mark.budget.as_bytes()]);
-        let mut notified: std::collections::BTreeMap<u64, String> =
-            match writes.get(&crossing_key)? {
-                Some(value) => serde_json::from_slice(&value)
-                    .map_err(|error| StoreError::corrupt_json(&error))?,
-                None => std::collections::BTreeMap::new(),
-            };
-        suppressed_by = crate::store::apply_crossing(&mut notified, mark, &record.id)
-            .map(|first| crate::store::suppressed_reason(mark.threshold, &first));
+        let mut notified: crate::store::BudgetState = match writes.get(&crossing_key)? {
+            Some(value) => {
+                serde_json::from_slice(&value).map_err(|error| StoreError::corrupt_json(&error))?
+            }
+            None => crate::store::BudgetState::default(),
+        };
+        suppressed_by =
+            crate::store::apply_crossing(&mut notified, mark, &record.id, record.received_at)
+                .map(|first| crate::store::suppressed_reason(mark.threshold, &first));
         let value =
             serde_json::to_vec(&notified).map_err(|error| StoreError::corrupt_json(&error))?;
         crossing_write = Some((crossing_key, value));

@@ -8,17 +8,37 @@ use sha2::{Digest, Sha256};
 
 use crate::event::Alert;
 use crate::fields::FieldMap;
-use crate::store::BudgetMark;
+use crate::store::{BudgetMark, CooldownMark};
 
-/// The budget `body` is about at `endpoint`, read with its field map; none when the alert
-/// names neither an organisation, a project nor a budget, or carries no figure to act on.
+/// The budget `alert` is about at `endpoint`; none when it names neither an organisation,
+/// a project nor a budget, or carries nothing to act on. `cooldown` is the route's that
+/// chose the notifiers (its position and span), kept per organisation and project.
 #[must_use]
-pub fn mark(endpoint: &str, body: &[u8], fields: &FieldMap) -> Option<BudgetMark> {
-    let alert = Alert::from_body_with(body, fields);
-    if alert.threshold_percent.is_none() && alert.usage_percent.is_none() {
+pub fn mark_with(
+    endpoint: &str,
+    alert: &Alert,
+    cooldown: Option<(usize, std::time::Duration)>,
+) -> Option<BudgetMark> {
+    if alert.organization.is_none() && alert.project.is_none() && alert.budget_id.is_none() {
         return None;
     }
-    if alert.organization.is_none() && alert.project.is_none() && alert.budget_id.is_none() {
+    let cooldown = cooldown.map(|(route, span)| {
+        let mut key = Sha256::new();
+        for part in [
+            Some(endpoint),
+            alert.organization.as_deref(),
+            alert.project.as_deref(),
+        ] {
+            hash_part(&mut key, part);
+        }
+        key.update(b"route");
+        key.update((route as u64).to_be_bytes());
+        CooldownMark {
+            key: hex::encode(key.finalize()),
+            secs: span.as_secs(),
+        }
+    });
+    if alert.threshold_percent.is_none() && alert.usage_percent.is_none() && cooldown.is_none() {
         return None;
     }
     let mut identity = Sha256::new();
@@ -30,21 +50,32 @@ pub fn mark(endpoint: &str, body: &[u8], fields: &FieldMap) -> Option<BudgetMark
         alert.period_start.as_deref(),
         alert.period_end.as_deref(),
     ] {
-        // Length-prefixed, so ("ab", "c") and ("a", "bc") differ, and absent differs from "".
-        match part {
-            Some(text) => {
-                identity.update([1]);
-                identity.update((text.len() as u64).to_be_bytes());
-                identity.update(text.as_bytes());
-            }
-            None => identity.update([0]),
-        }
+        hash_part(&mut identity, part);
     }
     Some(BudgetMark {
         budget: hex::encode(identity.finalize()),
         threshold: alert.threshold_percent,
         usage: alert.usage_percent,
+        cooldown,
     })
+}
+
+/// [`mark_with`] for a body read with `fields`, without a cooldown.
+#[must_use]
+pub fn mark(endpoint: &str, body: &[u8], fields: &FieldMap) -> Option<BudgetMark> {
+    mark_with(endpoint, &Alert::from_body_with(body, fields), None)
+}
+
+/// Length-prefixed, so ("ab", "c") and ("a", "bc") differ, and absent differs from "".
+fn hash_part(hasher: &mut Sha256, part: Option<&str>) {
+    match part {
+        Some(text) => {
+            hasher.update([1]);
+            hasher.update((text.len() as u64).to_be_bytes());
+            hasher.update(text.as_bytes());
+        }
+        None => hasher.update([0]),
+    }
 }
 
 #[cfg(test)]
@@ -88,6 +119,7 @@ mod tests {
             budget: "b".to_owned(),
             threshold,
             usage,
+            cooldown: None,
         };
         assert_eq!(
             apply_crossing(&mut notified, &crossing(Some(80), Some(80)), "e1", 0),
@@ -123,6 +155,7 @@ mod tests {
             budget: "b".to_owned(),
             threshold: None,
             usage: Some(percent),
+            cooldown: None,
         };
         apply_crossing(&mut state, &usage(50), "a", 20);
         apply_crossing(&mut state, &usage(40), "b", 10);

@@ -167,9 +167,12 @@ async fn accept(
     // serde_json accepted the body, so it is UTF-8; the check costs one pass and keeps the
     // record type honest.
     let text = String::from_utf8(body).map_err(|_| ApiError::BodyRead)?;
-    let notifiers = endpoint.notifiers_for(&event.kind);
+    // The figures decide the route (type and percent) and the budget for collapse.
+    let alert = crate::event::Alert::from_body_with(text.as_bytes(), &endpoint.fields);
+    let routed = endpoint.route(&event.kind, &alert);
+    let notifiers = routed.notifiers;
     let id = event.id.as_str().to_owned();
-    let budget = crate::collapse::mark(&endpoint.name, text.as_bytes(), &endpoint.fields);
+    let budget = crate::collapse::mark_with(&endpoint.name, &alert, routed.cooldown);
     let recorded = state
         .store
         .record(NewEvent {

@@ -338,13 +338,19 @@ pub async fn renotify_event(
         .ok_or_else(missing)?;
     let notifiers = match notifier {
         // Only a notifier this endpoint routes to: no job the config never asked for.
-        Some(name) if state.wakers.knows(&name) && slot.notifiers.contains(&name) => vec![name],
+        Some(name) if state.wakers.knows(&name) && slot.routes_to(&name) => vec![name],
         Some(name) => {
             return Err(caller.fail(AdminErrorKind::BadRequest(format!(
                 "endpoint {endpoint:?} has no notifier named {name:?}"
             ))))
         }
-        None => slot.notifiers_for(&detail.record.kind).to_vec(),
+        None => slot
+            .route(
+                &detail.record.kind,
+                &crate::event::Alert::from_body_with(detail.record.body.as_bytes(), &slot.fields),
+            )
+            .notifiers
+            .to_vec(),
     };
     let queued = state
         .store

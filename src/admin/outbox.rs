@@ -151,7 +151,7 @@ pub async fn retry_job(
         )))
     };
     let routed = match state.endpoints.get(endpoint) {
-        Some(slot) if caller.sees(state, endpoint) => slot.current().notifiers.contains(&notifier),
+        Some(slot) if caller.sees(state, endpoint) => slot.current().routes_to(&notifier),
         _ => return Err(missing()),
     };
     // Only a notifier this endpoint routes to: no job the config never asked for.

@@ -370,9 +370,11 @@ async fn reverify_one(
     }
     let body = String::from_utf8(captured.body.to_vec())
         .map_err(|_| refused_for("invalid_event", "the body is not UTF-8"))?;
-    let notifiers = endpoint.notifiers_for(&event.kind).to_vec();
+    let alert = crate::event::Alert::from_body_with(body.as_bytes(), &endpoint.fields);
+    let routed = endpoint.route(&event.kind, &alert);
+    let notifiers = routed.notifiers.to_vec();
     let id = event.id.as_str().to_owned();
-    let budget = crate::collapse::mark(&endpoint.name, body.as_bytes(), &endpoint.fields);
+    let budget = crate::collapse::mark_with(&endpoint.name, &alert, routed.cooldown);
     let recorded = state
         .store
         .record(NewEvent {

@@ -160,6 +160,30 @@ pub struct EndpointSettings {
     /// Where the alert's figures are in the body (`[endpoints.fields]`).
     #[serde(default)]
     pub fields: crate::fields::FieldMap,
+    /// `[[endpoints.routes]]`: the first that matches an alert chooses its notifiers;
+    /// `notifiers` is the default when none does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteSettings>,
+}
+
+/// One `[[endpoints.routes]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSettings {
+    /// Event types it takes (empty: every type).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub types: Vec<String>,
+    /// Alerts whose threshold (or, without one, usage) is at least this percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_percent: Option<u64>,
+    /// Alerts whose threshold (or usage) is below this percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub below_percent: Option<u64>,
+    /// The notifiers of the alerts it takes (empty: stored, not notified).
+    pub notifiers: Vec<String>,
+    /// At most one notification per project through this route in this span (`6h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown: Option<String>,
 }
 
 /// Where one secret lives: exactly one of `env` and `file`.
@@ -244,6 +268,7 @@ impl Default for Settings {
                 keep_refused: true,
                 expect_delivery_within: None,
                 fields: crate::fields::FieldMap::default(),
+                routes: Vec::new(),
             }],
             notifiers: BTreeMap::from([(
                 "log".to_owned(),
@@ -698,7 +723,44 @@ fn resolve_endpoint(
         .fields
         .validate()
         .map_err(|problem| invalid(format!("{key}.fields"), problem))?;
+    let mut routes = Vec::with_capacity(endpoint.routes.len());
+    for (index, route) in endpoint.routes.iter().enumerate() {
+        let at = format!("{key}.routes[{index}]");
+        if let Some(unknown) = route.notifiers.iter().find(|n| !notifiers.contains_key(*n)) {
+            return Err(invalid(
+                format!("{at}.notifiers"),
+                format!("no notifier named {unknown:?}"),
+            ));
+        }
+        if let (Some(min), Some(below)) = (route.min_percent, route.below_percent) {
+            if min >= below {
+                return Err(invalid(
+                    at,
+                    "min_percent must be below below_percent".to_owned(),
+                ));
+            }
+        }
+        let cooldown = route
+            .cooldown
+            .as_deref()
+            .map(|text| match humantime::parse_duration(text) {
+                Ok(span) if span.as_secs() >= 60 => Ok(span),
+                _ => Err(invalid(
+                    format!("{at}.cooldown"),
+                    "must be a duration of at least one minute, such as \"6h\"".to_owned(),
+                )),
+            })
+            .transpose()?;
+        routes.push(Route {
+            types: route.types.clone(),
+            min_percent: route.min_percent,
+            below_percent: route.below_percent,
+            notifiers: route.notifiers.clone(),
+            cooldown,
+        });
+    }
     Ok(Endpoint {
+        routes,
         fields: std::sync::Arc::new(endpoint.fields.clone()),
         expect_delivery_within,
         name: endpoint.name.clone(),
@@ -825,9 +887,82 @@ pub struct Endpoint {
     pub expect_delivery_within: Option<Duration>,
     /// Where the alert's figures are in the body.
     pub fields: std::sync::Arc<crate::fields::FieldMap>,
+    /// Routes by type and percent, in order.
+    pub routes: Vec<Route>,
+}
+
+/// A resolved route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Event types it takes (empty: every type).
+    pub types: Vec<String>,
+    /// Threshold (or usage) percent at least this.
+    pub min_percent: Option<u64>,
+    /// Threshold (or usage) percent below this.
+    pub below_percent: Option<u64>,
+    /// Its notifiers.
+    pub notifiers: Vec<String>,
+    /// At most one notification per project through it in this span.
+    pub cooldown: Option<Duration>,
+}
+
+impl Route {
+    /// Whether it takes an alert of type `kind` at `percent`.
+    fn takes(&self, kind: &str, percent: Option<u64>) -> bool {
+        let typed = self.types.is_empty() || self.types.iter().any(|t| t == kind);
+        let bounded = self.min_percent.is_none() && self.below_percent.is_none();
+        typed
+            && (bounded
+                || percent.is_some_and(|percent| {
+                    self.min_percent.is_none_or(|min| percent >= min)
+                        && self.below_percent.is_none_or(|below| percent < below)
+                }))
+    }
+}
+
+/// Where an alert goes: its notifiers, and the cooldown of the route that chose them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Routed<'a> {
+    /// The notifiers.
+    pub notifiers: &'a [String],
+    /// The route's position and cooldown, when it has one.
+    pub cooldown: Option<(usize, Duration)>,
 }
 
 impl Endpoint {
+    /// Where an alert of type `kind` with figures `alert` goes: nowhere when `event_types`
+    /// leaves it out; else the first route that takes it (by type, then by its threshold
+    /// percent, or its usage without one); else the endpoint's `notifiers`.
+    #[must_use]
+    pub fn route(&self, kind: &str, alert: &crate::event::Alert) -> Routed<'_> {
+        let default = Routed {
+            notifiers: self.notifiers_for(kind),
+            cooldown: None,
+        };
+        if !self.event_types.is_empty() && !self.event_types.iter().any(|t| t == kind) {
+            return default;
+        }
+        let percent = alert.threshold_percent.or(alert.usage_percent);
+        self.routes
+            .iter()
+            .enumerate()
+            .find(|(_, route)| route.takes(kind, percent))
+            .map_or(default, |(index, route)| Routed {
+                notifiers: &route.notifiers,
+                cooldown: route.cooldown.map(|span| (index, span)),
+            })
+    }
+
+    /// Whether `notifier` is one this endpoint may notify: its default or a route's.
+    #[must_use]
+    pub fn routes_to(&self, notifier: &str) -> bool {
+        self.notifiers.iter().any(|n| n == notifier)
+            || self
+                .routes
+                .iter()
+                .any(|route| route.notifiers.iter().any(|n| n == notifier))
+    }
+
     /// The notifiers this event type goes to.
     #[must_use]
     pub fn notifiers_for(&self, kind: &str) -> &[String] {

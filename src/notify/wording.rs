@@ -480,7 +480,10 @@ mod tests {
             "the budget runs out on 2026-11-11 06:30 UTC".to_owned()
         )));
         let without = Wording::of(&record, &Alert::default());
-        assert!(!without.fields.iter().any(|(label, _)| label == "At this rate"));
+        assert!(!without
+            .fields
+            .iter()
+            .any(|(label, _)| label == "At this rate"));
     }
 
     #[test]

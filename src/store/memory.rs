@@ -182,10 +182,16 @@ impl Store for MemoryStore {
             return Ok(Recorded::Duplicate);
         }
         let due_ms = event.record.received_at.saturating_mul(1000);
+        let received_at = event.record.received_at;
         let suppressed_by = event.budget.as_ref().and_then(|mark| {
             let notified = state.crossings.entry(mark.budget.clone()).or_default();
-            crate::store::apply_crossing(notified, mark, &event.record.id, event.record.received_at)
+            crate::store::apply_crossing(notified, mark, &event.record.id, received_at)
                 .map(|first| crate::store::suppressed_reason(mark.threshold, &first))
+                .or_else(|| {
+                    let cooldown = mark.cooldown.as_ref()?;
+                    let noted = state.crossings.entry(cooldown.key.clone()).or_default();
+                    crate::store::apply_cooldown(noted, cooldown, received_at)
+                })
         });
         for notifier in &event.notifiers {
             let job_key = job_key(&key, notifier);

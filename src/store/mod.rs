@@ -63,6 +63,38 @@ pub struct BudgetMark {
     pub threshold: Option<u64>,
     /// Usage now, percent: thresholds above it are armed again.
     pub usage: Option<u64>,
+    /// The cooldown of the route that chose the notifiers, when it has one.
+    pub cooldown: Option<CooldownMark>,
+}
+
+/// A route's cooldown for one project: at most one notification through it per span.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CooldownMark {
+    /// SHA-256 (hex) of the endpoint, organisation, project and route.
+    pub key: String,
+    /// The span, seconds.
+    pub secs: u64,
+}
+
+/// Applies a route's cooldown to its project's state: suppressed (the reason returned)
+/// when the project was notified through the route less than `secs` before `received_at`;
+/// else the notification is noted.
+pub(crate) fn apply_cooldown(
+    state: &mut BudgetState,
+    cooldown: &CooldownMark,
+    received_at: u64,
+) -> Option<String> {
+    match state.last_notified_at {
+        Some(last) if received_at >= last && received_at - last < cooldown.secs => Some(format!(
+            "suppressed: cooldown: this project was notified through this route at {}; the route's cooldown is {} s",
+            crate::notify::rfc3339(last),
+            cooldown.secs
+        )),
+        _ => {
+            state.last_notified_at = Some(received_at);
+            None
+        }
+    }
 }
 
 /// Usage figures kept per budget, the newest (for the burn-rate projection).
@@ -77,6 +109,9 @@ pub(crate) struct BudgetState {
     /// (received at, usage percent), oldest first, at most [`USAGE_KEPT`].
     #[serde(default)]
     pub usage: Vec<(u64, u64)>,
+    /// For a cooldown's state: when its project was last notified through its route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_notified_at: Option<u64>,
 }
 
 /// Applies `mark`, received at `received_at`, to its budget's state: its usage joins the

@@ -694,6 +694,7 @@ fn marked(id: &str, received_at: u64, threshold: Option<u64>, usage: Option<u64>
             budget: "b".repeat(64),
             threshold,
             usage,
+            cooldown: None,
         }),
         ..new_event(id, &["log", "mail"], received_at)
     }
@@ -779,6 +780,7 @@ async fn a_crossing_already_notified_is_stored_with_suppressed_jobs_until_rearme
             budget: "c".repeat(64),
             threshold: Some(80),
             usage: Some(80),
+            cooldown: None,
         }),
         ..new_event("evt_other", &["log"], T0 + 5)
     };

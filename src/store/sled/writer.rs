@@ -567,6 +567,7 @@ fn record(
     // this budget and period makes this event's jobs suppressed.
     let mut suppressed_by = None;
     let mut crossing_write = None;
+    let mut cooldown_write = None;
     if let Some(mark) = &budget {
         let crossing_key = key(CROSSING, &[mark.budget.as_bytes()]);
         let mut notified: crate::store::BudgetState = match writes.get(&crossing_key)? {
@@ -581,6 +582,20 @@ fn record(
         let value =
             serde_json::to_vec(&notified).map_err(|error| StoreError::corrupt_json(&error))?;
         crossing_write = Some((crossing_key, value));
+        if let (None, Some(cooldown)) = (&suppressed_by, &mark.cooldown) {
+            let cooldown_key = key(CROSSING, &[cooldown.key.as_bytes()]);
+            let mut noted: crate::store::BudgetState = match writes.get(&cooldown_key)? {
+                Some(value) => serde_json::from_slice(&value)
+                    .map_err(|error| StoreError::corrupt_json(&error))?,
+                None => crate::store::BudgetState::default(),
+            };
+            suppressed_by = crate::store::apply_cooldown(&mut noted, cooldown, record.received_at);
+            if suppressed_by.is_none() {
+                let value =
+                    serde_json::to_vec(&noted).map_err(|error| StoreError::corrupt_json(&error))?;
+                cooldown_write = Some((cooldown_key, value));
+            }
+        }
     }
     // Everything is encoded before anything is written, so a failure leaves no part of the
     // event in the group's batch.
@@ -625,8 +640,8 @@ fn record(
         }
         writes.insert(job_key, value);
     }
-    if let Some((crossing_key, value)) = crossing_write {
-        writes.insert(crossing_key, value);
+    for (state_key, value) in crossing_write.into_iter().chain(cooldown_write) {
+        writes.insert(state_key, value);
     }
     writes.insert(
         key(EXPIRY, &[&expires_at.to_be_bytes(), &event_key]),

@@ -1101,6 +1101,46 @@ mod tests {
     }
 
     #[test]
+    fn a_route_names_real_notifiers_a_sane_range_and_cooldown() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s");
+        std::fs::write(&path, "0123456789abcdef").expect("write");
+        let with = |route: &str| {
+            Settings::from_toml(&format!(
+                "[[endpoints]]\nname = \"a\"\npath = \"/a\"\nsecrets = [{{ name = \"k\", file = {:?} }}]\n[[endpoints.routes]]\n{route}\n",
+                path.display().to_string()
+            ))
+            .expect("shape")
+            .resolve()
+        };
+        let config =
+            with("min_percent = 80\nnotifiers = [\"log\"]\ncooldown = \"6h\"").expect("valid");
+        let route = config
+            .endpoints
+            .first()
+            .and_then(|e| e.routes.first())
+            .expect("route");
+        assert_eq!(route.cooldown, Some(Duration::from_secs(6 * 3600)));
+        for (route, says) in [
+            (
+                "notifiers = [\"pager\"]",
+                "endpoints[0].routes[0].notifiers: no notifier named \"pager\"",
+            ),
+            (
+                "min_percent = 80\nbelow_percent = 80\nnotifiers = []",
+                "endpoints[0].routes[0]: min_percent must be below below_percent",
+            ),
+            (
+                "notifiers = []\ncooldown = \"5s\"",
+                "endpoints[0].routes[0].cooldown: must be a duration",
+            ),
+        ] {
+            let err = with(route).expect_err(route);
+            assert!(err.to_string().contains(says), "{route}: {err}");
+        }
+    }
+
+    #[test]
     fn a_notifier_listed_twice_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("s");

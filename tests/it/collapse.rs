@@ -131,3 +131,82 @@ fn a_notification_says_when_the_budget_runs_out_at_this_rate() {
         "{budgets}"
     );
 }
+
+const ROUTED: &str = r#"
+[[endpoints]]
+name = "routed"
+path = "/webhooks/routed"
+notifiers = ["log"]
+secrets = [{ name = "primary", file = {secret_file} }]
+
+[[endpoints.routes]]
+min_percent = 100
+notifiers = ["log", "mail"]
+
+[[endpoints.routes]]
+min_percent = 80
+below_percent = 100
+notifiers = ["mail"]
+cooldown = "6h"
+
+[[endpoints.routes]]
+types = ["usage.threshold_reached"]
+below_percent = 80
+notifiers = ["log"]
+"#;
+
+/// Who notified `id`: (log lines, mails).
+fn notified_by(app: &TestApp, id: &str) -> (usize, usize) {
+    let mails = app.mails().iter().filter(|mail| mail.contains(id)).count();
+    (notified(app, id), mails)
+}
+
+#[test]
+fn routes_choose_notifiers_by_threshold_and_a_cooldown_holds_a_project_back() {
+    let app = spawn_app("", ROUTED);
+    let deliver = |body: Vec<u8>| {
+        let (status, answer) = app.deliver_to("/webhooks/routed", &body);
+        assert_eq!(status, 200, "{answer}");
+    };
+    let settled = |id: &str, expected: (usize, usize)| {
+        assert!(
+            app.eventually(|| notified_by(&app, id) == expected),
+            "{id}: {:?} not {expected:?}",
+            notified_by(&app, id)
+        );
+    };
+    deliver(fixture("usage.threshold_reached.50.json").into_bytes());
+    settled("evt_01JDX3K9Q4A50", (1, 0));
+    deliver(fixture("usage.threshold_reached.80.json").into_bytes());
+    settled("evt_01JDX3K9Q4A80", (0, 1));
+    deliver(fixture("usage.threshold_reached.100.json").into_bytes());
+    settled("evt_01JDX3K9Q4AA0", (1, 1));
+    // No threshold: its usage (104%) decides.
+    deliver(fixture("budget.exceeded.json").into_bytes());
+    settled("evt_01JDX3K9Q4BEX", (1, 1));
+
+    // The 80% route's cooldown is per project: the next period's 80% an hour later is a new
+    // crossing, but the project was mailed through this route under 6 h ago.
+    app.clock.advance(std::time::Duration::from_secs(3600));
+    deliver(eighty("evt_dec_80", "2026-12-01T00:00:00Z"));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(notified_by(&app, "evt_dec_80"), (0, 0));
+    let reader = format!(
+        "Bearer {}",
+        key(&app, &[Scope::EventsRead], Mode::Live, 600)
+    );
+    let (_, _, event) = app.admin_get("/admin/v1/events/routed/evt_dec_80", Some(&reader));
+    let job = &event["notifications"][0];
+    assert_eq!(job["notifier"], "mail", "{event}");
+    assert_eq!(job["status"], "suppressed", "{event}");
+    assert!(
+        job["last_error"]
+            .as_str()
+            .is_some_and(|why| why.contains("cooldown")),
+        "{event}"
+    );
+    // Six hours after the last mail through the route, it goes out again.
+    app.clock.advance(std::time::Duration::from_secs(5 * 3600));
+    deliver(eighty("evt_jan_80", "2027-01-01T00:00:00Z"));
+    settled("evt_jan_80", (0, 1));
+}

@@ -61,6 +61,7 @@ fn main() {
                     };
                     store
                         .record(NewEvent {
+                            deferred: Default::default(),
                             record,
                             notifiers: Vec::new(),
                             expires_at,

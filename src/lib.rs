@@ -44,6 +44,7 @@ pub mod outbox;
 pub mod projection;
 pub mod reload;
 pub mod routes;
+pub mod schedule;
 pub mod secret_source;
 pub mod server;
 pub mod signature;

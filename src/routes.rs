@@ -171,6 +171,8 @@ async fn accept(
     let alert = crate::event::Alert::from_body_with(text.as_bytes(), &endpoint.fields);
     let routed = endpoint.route(&event.kind, &alert);
     let notifiers = routed.notifiers;
+    // Inside the route's quiet hours, or for a notifier in digest mode, the job waits.
+    let deferred = endpoint.deferred(&routed, now);
     let id = event.id.as_str().to_owned();
     let budget = crate::collapse::mark_with(&endpoint.name, &alert, routed.cooldown);
     let recorded = state
@@ -185,6 +187,7 @@ async fn accept(
                 body: text,
             },
             notifiers: notifiers.to_vec(),
+            deferred,
             expires_at: now.saturating_add(state.retention.as_secs()),
             budget,
         })

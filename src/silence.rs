@@ -186,6 +186,7 @@ impl SilenceWatch {
         let recorded = self
             .store
             .record(NewEvent {
+                deferred: Default::default(),
                 record: EventRecord {
                     endpoint: endpoint.name.clone(),
                     id: id.clone(),

@@ -254,6 +254,7 @@ pub async fn event_detail(
                 "attempts": job.attempts,
                 "last_error": job.last_error,
                 "due_at": rfc3339(job.due_ms / 1000),
+                "digest": job.digest,
             })
         })
         .collect();

@@ -98,6 +98,7 @@ pub async fn list_jobs(
                 "attempts": job.attempts,
                 "last_error": job.last_error,
                 "due_at": rfc3339(job.due_ms / 1000),
+                "digest": job.digest,
             })
         })
         .collect();

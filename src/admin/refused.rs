@@ -378,6 +378,7 @@ async fn reverify_one(
     let recorded = state
         .store
         .record(NewEvent {
+            deferred: Default::default(),
             record: EventRecord {
                 endpoint: endpoint.name.clone(),
                 id: id.clone(),

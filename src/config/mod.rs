@@ -17,6 +17,7 @@ use crate::client_ip::{ForwardingHeader, Networks};
 use crate::event::Mode;
 use crate::notify::{default_log_mode, default_log_target, NotifierSettings};
 use crate::outbox::OutboxSettings;
+use crate::schedule::{DigestSchedule, QuietHours};
 use crate::secret_source;
 use crate::signature::{
     KeyError, Scheme, SecretKey, TimestampPolicy, Tolerance, Verifier, DEFAULT_TOLERANCE_SECS,
@@ -46,6 +47,24 @@ pub struct Settings {
     pub notifiers: BTreeMap<String, NotifierSettings>,
     /// The operator API.
     pub admin: AdminSettings,
+    /// `[digests.NOTIFIER]`: notifiers in digest mode, collecting alerts into one message
+    /// per interval.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub digests: BTreeMap<String, DigestSettings>,
+}
+
+/// One `[digests.NOTIFIER]` entry: when the notifier sends what has collected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestSettings {
+    /// `hourly` (at the top of each hour, UTC) or `daily` (at `at`).
+    pub every: String,
+    /// For `daily`: the time of day, `HH:MM`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// For `daily`: the IANA time zone of `at` (`Europe/Berlin`); UTC when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 /// `[admin]`: the operator API's own listener.
@@ -184,6 +203,13 @@ pub struct RouteSettings {
     /// At most one notification per project through this route in this span (`6h`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cooldown: Option<String>,
+    /// A daily span (`22:00-07:00`) during which this route's alerts wait, and go out
+    /// together as one digest when it ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_hours: Option<String>,
+    /// The IANA time zone of `quiet_hours` (`Europe/Berlin`); UTC when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 /// Where one secret lives: exactly one of `env` and `file`.
@@ -278,6 +304,7 @@ impl Default for Settings {
                 },
             )]),
             admin: AdminSettings::default(),
+            digests: BTreeMap::new(),
         }
     }
 }
@@ -573,6 +600,18 @@ impl Settings {
             }
             notifiers.insert(name.clone(), settings.clone());
         }
+        let mut digests = BTreeMap::new();
+        for (name, digest) in &self.digests {
+            let key = format!("digests.{name}");
+            if !notifiers.contains_key(name) {
+                return Err(invalid(key, format!("no notifier named {name:?}")));
+            }
+            let schedule =
+                DigestSchedule::parse(&digest.every, digest.at.as_deref(), digest.zone.as_deref())
+                    .map_err(|problem| invalid(&key, problem))?;
+            digests.insert(name.clone(), schedule);
+        }
+        let digests = std::sync::Arc::new(digests);
         let mut endpoints = Vec::new();
         for (index, endpoint) in self.endpoints.iter().enumerate() {
             let key = format!("endpoints[{index}]");
@@ -581,6 +620,7 @@ impl Settings {
                 &key,
                 &notifiers,
                 &self.server.allow,
+                &digests,
             )?);
         }
         for (i, a) in endpoints.iter().enumerate() {
@@ -654,6 +694,7 @@ fn resolve_endpoint(
     key: &str,
     notifiers: &BTreeMap<String, NotifierSettings>,
     server_allow: &[String],
+    digests: &std::sync::Arc<BTreeMap<String, DigestSchedule>>,
 ) -> Result<Endpoint, ConfigError> {
     let name_ok = !endpoint.name.is_empty()
         && endpoint
@@ -751,16 +792,31 @@ fn resolve_endpoint(
                 )),
             })
             .transpose()?;
+        let quiet = match (&route.quiet_hours, &route.zone) {
+            (Some(span), zone) => Some(
+                QuietHours::parse(span, zone.as_deref())
+                    .map_err(|problem| invalid(format!("{at}.quiet_hours"), problem))?,
+            ),
+            (None, Some(_)) => {
+                return Err(invalid(
+                    format!("{at}.zone"),
+                    "is the zone of quiet_hours, which this route does not set".to_owned(),
+                ))
+            }
+            (None, None) => None,
+        };
         routes.push(Route {
             types: route.types.clone(),
             min_percent: route.min_percent,
             below_percent: route.below_percent,
             notifiers: route.notifiers.clone(),
             cooldown,
+            quiet,
         });
     }
     Ok(Endpoint {
         routes,
+        digests: std::sync::Arc::clone(digests),
         fields: std::sync::Arc::new(endpoint.fields.clone()),
         expect_delivery_within,
         name: endpoint.name.clone(),
@@ -889,6 +945,8 @@ pub struct Endpoint {
     pub fields: std::sync::Arc<crate::fields::FieldMap>,
     /// Routes by type and percent, in order.
     pub routes: Vec<Route>,
+    /// Notifiers in digest mode and their schedules (the same for every endpoint).
+    pub digests: std::sync::Arc<BTreeMap<String, DigestSchedule>>,
 }
 
 /// A resolved route.
@@ -904,6 +962,8 @@ pub struct Route {
     pub notifiers: Vec<String>,
     /// At most one notification per project through it in this span.
     pub cooldown: Option<Duration>,
+    /// When its alerts wait for the end of quiet hours.
+    pub quiet: Option<QuietHours>,
 }
 
 impl Route {
@@ -927,6 +987,8 @@ pub struct Routed<'a> {
     pub notifiers: &'a [String],
     /// The route's position and cooldown, when it has one.
     pub cooldown: Option<(usize, Duration)>,
+    /// The route's quiet hours, when it has them.
+    pub quiet: Option<&'a QuietHours>,
 }
 
 impl Endpoint {
@@ -938,6 +1000,7 @@ impl Endpoint {
         let default = Routed {
             notifiers: self.notifiers_for(kind),
             cooldown: None,
+            quiet: None,
         };
         if !self.event_types.is_empty() && !self.event_types.iter().any(|t| t == kind) {
             return default;
@@ -950,7 +1013,30 @@ impl Endpoint {
             .map_or(default, |(index, route)| Routed {
                 notifiers: &route.notifiers,
                 cooldown: route.cooldown.map(|span| (index, span)),
+                quiet: route.quiet.as_ref(),
             })
+    }
+
+    /// Which of `routed`'s notifiers wait rather than send at once for an alert received at
+    /// `now` (Unix seconds), and until when (Unix milliseconds): inside the route's quiet
+    /// hours, until they end; for a notifier in digest mode, until its next digest (the
+    /// first one after the quiet hours, when both apply). Such jobs go out as one digest.
+    #[must_use]
+    pub fn deferred(&self, routed: &Routed<'_>, now: u64) -> BTreeMap<String, u64> {
+        let quiet_end = routed.quiet.and_then(|quiet| quiet.end_if_quiet(now));
+        routed
+            .notifiers
+            .iter()
+            .filter_map(|notifier| {
+                let due = match (self.digests.get(notifier), quiet_end) {
+                    (Some(schedule), end) => {
+                        Some(schedule.next_after(end.map_or(now, |end| end.saturating_sub(1))))
+                    }
+                    (None, end) => end,
+                }?;
+                Some((notifier.clone(), due.saturating_mul(1000)))
+            })
+            .collect()
     }
 
     /// Whether `notifier` is one this endpoint may notify: its default or a route's.
@@ -1134,10 +1220,80 @@ mod tests {
                 "notifiers = []\ncooldown = \"5s\"",
                 "endpoints[0].routes[0].cooldown: must be a duration",
             ),
+            (
+                "notifiers = []\nquiet_hours = \"22:00\"",
+                "endpoints[0].routes[0].quiet_hours: \"22:00\" is not HH:MM-HH:MM",
+            ),
+            (
+                "notifiers = []\nquiet_hours = \"22:00-07:00\"\nzone = \"Mars/Olympus\"",
+                "endpoints[0].routes[0].quiet_hours: \"Mars/Olympus\" is not a time zone",
+            ),
+            (
+                "notifiers = []\nzone = \"Europe/Berlin\"",
+                "endpoints[0].routes[0].zone: is the zone of quiet_hours",
+            ),
         ] {
             let err = with(route).expect_err(route);
             assert!(err.to_string().contains(says), "{route}: {err}");
         }
+    }
+
+    #[test]
+    fn digests_name_a_notifier_and_defer_its_jobs_to_the_next_boundary() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s");
+        std::fs::write(&path, "0123456789abcdef").expect("write");
+        let with = |extra: &str| {
+            Settings::from_toml(&format!(
+                "[[endpoints]]\nname = \"a\"\npath = \"/a\"\nsecrets = [{{ name = \"k\", file = {:?} }}]\n\
+                 [[endpoints.routes]]\nbelow_percent = 100\nnotifiers = [\"log\"]\nquiet_hours = \"22:00-07:00\"\n{extra}\n",
+                path.display().to_string()
+            ))
+            .expect("shape")
+            .resolve()
+        };
+        let err = with("[digests.pager]\nevery = \"hourly\"").expect_err("unknown notifier");
+        assert!(
+            err.to_string().contains("digests.pager: no notifier named"),
+            "{err}"
+        );
+        let err = with("[digests.log]\nevery = \"weekly\"").expect_err("unknown interval");
+        assert!(err.to_string().contains("digests.log: every"), "{err}");
+
+        // 2026-11-23 23:30 UTC, inside the quiet hours.
+        let late = 1_795_476_600;
+        let alert = crate::event::Alert {
+            threshold_percent: Some(50),
+            ..crate::event::Alert::default()
+        };
+        let quiet_only = with("").expect("valid");
+        let endpoint = quiet_only.endpoints.first().expect("endpoint");
+        let routed = endpoint.route("usage.threshold_reached", &alert);
+        let seven = 1_795_503_600; // 07:00 UTC the next morning
+        assert_eq!(
+            endpoint.deferred(&routed, late),
+            BTreeMap::from([("log".to_owned(), seven * 1000)])
+        );
+        assert!(
+            endpoint.deferred(&routed, seven + 60).is_empty(),
+            "daytime: at once"
+        );
+        // In digest mode too: the first digest after the quiet hours.
+        let daily =
+            with("[digests.log]\nevery = \"daily\"\nat = \"08:00\"\nzone = \"Europe/Berlin\"")
+                .expect("valid");
+        let endpoint = daily.endpoints.first().expect("endpoint");
+        let routed = endpoint.route("usage.threshold_reached", &alert);
+        assert_eq!(
+            endpoint.deferred(&routed, late),
+            BTreeMap::from([("log".to_owned(), 1_795_503_600 * 1000)]),
+            "08:00 in Berlin is 07:00 UTC"
+        );
+        assert_eq!(
+            endpoint.deferred(&routed, seven + 60),
+            BTreeMap::from([("log".to_owned(), (1_795_503_600 + 86_400) * 1000)]),
+            "07:01 UTC is past that morning's 08:00 in Berlin: the next day's"
+        );
     }
 
     #[test]

@@ -106,6 +106,7 @@ fn apply(sled: &SledStore, model: &MemoryStore, held: &mut Vec<(ClaimedJob, Clai
             expires_at,
         } => {
             let event = NewEvent {
+                deferred: Default::default(),
                 record: record(endpoint, id, received_at),
                 notifiers: NOTIFIERS
                     .iter()

@@ -48,16 +48,38 @@ impl LogNotifier {
     #[must_use]
     pub fn line(notification: &Notification<'_>) -> String {
         let (record, alert) = (notification.record, &notification.alert);
-        json!({
-            "alert": record.kind,
-            "endpoint": record.endpoint,
-            "id": record.id,
-            "livemode": record.livemode,
-            "received_at": rfc3339(record.received_at),
-            "summary": alert.headline(),
-            "figures": alert,
-        })
-        .to_string()
+        let mut line = serde_json::Map::new();
+        line.insert("alert".into(), json!(record.kind));
+        line.insert("endpoint".into(), json!(record.endpoint));
+        line.insert("id".into(), json!(record.id));
+        line.insert("livemode".into(), json!(record.livemode));
+        line.insert("received_at".into(), json!(rfc3339(record.received_at)));
+        line.insert("summary".into(), json!(alert.headline()));
+        line.insert("figures".into(), json!(alert));
+        if record.kind == crate::outbox::DIGEST {
+            // Its subject, and the alerts it stands for without their raw events (each is
+            // stored and can be read by its id).
+            let body: serde_json::Value = serde_json::from_str(&record.body).unwrap_or_default();
+            let alerts: Vec<serde_json::Value> = body
+                .pointer("/data/alerts")
+                .and_then(serde_json::Value::as_array)
+                .map(|alerts| {
+                    alerts
+                        .iter()
+                        .map(|alert| {
+                            let field = |name: &str| alert.get(name).cloned().unwrap_or_default();
+                            json!({"endpoint": field("endpoint"), "id": field("id"),
+                                   "type": field("type"), "received_at": field("received_at"),
+                                   "subject": field("subject")})
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let subject = super::wording::Wording::of(record, alert).subject;
+            line.insert("summary".into(), json!(subject));
+            line.insert("alerts".into(), json!(alerts));
+        }
+        serde_json::Value::Object(line).to_string()
     }
 }
 

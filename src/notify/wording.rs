@@ -22,6 +22,8 @@ pub enum AlertType {
     SenderSilent,
     /// `perfhook.sender_resumed`: the same endpoint delivering again.
     SenderResumed,
+    /// `perfhook.digest`: alerts that waited, in one message.
+    Digest,
     /// Anything else: shown with every scalar under `data`.
     Other,
 }
@@ -35,6 +37,7 @@ impl AlertType {
             "budget.exceeded" => Self::BudgetExceeded,
             crate::silence::SILENT => Self::SenderSilent,
             crate::silence::RESUMED => Self::SenderResumed,
+            crate::outbox::DIGEST => Self::Digest,
             _ => Self::Other,
         }
     }
@@ -60,6 +63,9 @@ impl Wording {
         let kind = AlertType::of(&record.kind);
         if matches!(kind, AlertType::SenderSilent | AlertType::SenderResumed) {
             return Self::silence(record, kind);
+        }
+        if kind == AlertType::Digest {
+            return Self::digest(record);
         }
         let who = who(alert);
         let budget = match &alert.period {
@@ -298,6 +304,75 @@ impl Wording {
                 .map(|(label, value)| (printable(&label), printable(&value)))
                 .collect(),
             advice,
+        }
+    }
+}
+
+impl Wording {
+    /// A digest: how many alerts waited and, one line each, what they said.
+    fn digest(record: &EventRecord) -> Self {
+        let data = serde_json::from_str::<Value>(&record.body)
+            .ok()
+            .and_then(|body| body.get("data").cloned())
+            .unwrap_or(Value::Null);
+        let text = |value: &Value, name: &str| {
+            value
+                .get(name)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let alerts = data
+            .get("alerts")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let count = alerts.len();
+        let noun = if count == 1 { "alert" } else { "alerts" };
+        let mut subject = format!("Digest: {count} {noun}");
+        if record.endpoint != "several endpoints" {
+            subject = format!("{}: {subject}", record.endpoint);
+        }
+        if record.livemode == Some(false) {
+            subject.push_str(" (test mode)");
+        }
+        let summary = format!(
+            "{count} {noun} arrived between {} and {} and waited for this digest (quiet hours, \
+             or a notifier that sends digests). Each one, oldest first:",
+            minutes(&text(&data, "first_received_at")),
+            minutes(&text(&data, "last_received_at")),
+        );
+        let mut fields: Vec<(String, String)> = alerts
+            .iter()
+            .take(MAX_EXTRA_FIELDS)
+            .map(|alert| {
+                (
+                    minutes(&text(alert, "received_at")),
+                    format!("{} ({})", text(alert, "subject"), text(alert, "id")),
+                )
+            })
+            .collect();
+        if count > MAX_EXTRA_FIELDS {
+            fields.push((
+                "And".to_owned(),
+                format!(
+                    "{} more: every alert is in the raw digest below and on the inspector's events page",
+                    count - MAX_EXTRA_FIELDS
+                ),
+            ));
+        }
+        Self {
+            subject: printable(&subject),
+            summary: printable(&summary),
+            fields: fields
+                .into_iter()
+                .map(|(label, value)| (printable(&label), printable(&value)))
+                .collect(),
+            advice: Some(
+                "Each alert's figures and delivery history are on the inspector's events page \
+                 (or GET /admin/v1/events/ENDPOINT/ID)."
+                    .to_owned(),
+            ),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! events. It speaks only the storage port and the notifiers. Delivery is at least once.
 
 mod backoff;
+mod digest;
 mod retention;
 mod worker;
 
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Notify};
 
 pub use self::backoff::backoff;
+pub use self::digest::DIGEST;
 pub use self::retention::run_retention;
 use self::worker::Worker;
 use crate::clock::Clock;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Notify};
 
-use super::{backoff, OutboxHealth, OutboxSettings};
+use super::{backoff, digest, OutboxHealth, OutboxSettings};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::notify::{Notification, Notifier, NotifyError};
@@ -97,9 +97,25 @@ impl Worker {
             });
             return Ok(until.clamp(Duration::from_millis(1), IDLE_WAKE));
         }
+        let (digest, single): (Vec<ClaimedJob>, Vec<ClaimedJob>) = claimed
+            .jobs
+            .into_iter()
+            .partition(|claimed| claimed.job.digest);
+        let (digest, single) = self
+            .gather_digest(notifier.as_ref(), digest, single, now_ms)
+            .await?;
         let mut finished = Vec::new();
+        if digest.len() > 1 {
+            finished = self.attempt_digest(notifier.as_ref(), digest).await;
+            self.health.beat(&self.name, self.clock.now_ms());
+            self.record(std::mem::take(&mut finished)).await?;
+        } else {
+            for job in digest {
+                finished.push(self.attempt(notifier.as_ref(), job).await);
+            }
+        }
         let mut oldest = Instant::now();
-        for job in claimed.jobs {
+        for job in single {
             if finished.is_empty() {
                 oldest = Instant::now();
             }
@@ -112,6 +128,96 @@ impl Worker {
         }
         self.record(finished).await?;
         Ok(Duration::ZERO)
+    }
+
+    /// Every digest job of this notifier due now, so the alerts that waited together go out
+    /// together: claims again while claims bring only digest jobs, up to
+    /// [`digest::MAX_ALERTS`]. Other jobs met on the way are delivered on their own (at most
+    /// one more claim batch of them, so the round stays inside its lease).
+    async fn gather_digest(
+        &self,
+        notifier: &dyn Notifier,
+        mut digest: Vec<ClaimedJob>,
+        mut single: Vec<ClaimedJob>,
+        now_ms: u64,
+    ) -> Result<(Vec<ClaimedJob>, Vec<ClaimedJob>), StoreError> {
+        let batch = notifier.claim_batch().max(1);
+        while !digest.is_empty() && digest.len() < digest::MAX_ALERTS {
+            let limit = batch.min(digest::MAX_ALERTS - digest.len());
+            let more = self
+                .store
+                .claim(&self.name, now_ms, LEASE, limit)
+                .await?
+                .jobs;
+            let found = more.len();
+            let mut others = false;
+            for claimed in more {
+                if claimed.job.digest {
+                    digest.push(claimed);
+                } else {
+                    others = true;
+                    single.push(claimed);
+                }
+            }
+            if others || found < limit {
+                break;
+            }
+        }
+        Ok((digest, single))
+    }
+
+    /// One digest for `jobs` (at least two), its outcome applied to each: one message, so
+    /// one verdict; a retry or the end of attempts is decided per job by its own count.
+    async fn attempt_digest(
+        &self,
+        notifier: &dyn Notifier,
+        jobs: Vec<ClaimedJob>,
+    ) -> Vec<Finished> {
+        let now = self.clock.now();
+        let record = digest::compose(&self.name, &jobs, &self.fields, now);
+        let notification = Notification::with_fields(&record, &crate::fields::FieldMap::default());
+        let outcome = tokio::time::timeout(DELIVERY_GUARD, notifier.deliver(&notification))
+            .await
+            .unwrap_or_else(|_| {
+                Err(NotifyError::retry(
+                    "delivery exceeded the outbox's guard deadline",
+                ))
+            });
+        let now_ms = self.clock.now_ms();
+        let count = jobs.len();
+        match &outcome {
+            Ok(()) => {
+                self.metrics.notification(&self.name, "sent");
+                tracing::info!(notifier = %self.name, digest = %record.id, alerts = count, "digest sent");
+            }
+            Err(error) => {
+                self.metrics
+                    .notification(&self.name, if error.retryable { "retried" } else { "dead" });
+                tracing::warn!(notifier = %self.name, digest = %record.id, alerts = count, error = %error.message, "digest failed");
+            }
+        }
+        jobs.into_iter()
+            .map(|claimed| {
+                let attempts = claimed.job.attempts.saturating_add(1);
+                let outcome = match &outcome {
+                    Ok(()) => Outcome::Delivered,
+                    Err(error) if error.retryable && attempts < self.settings.max_attempts => {
+                        Outcome::Retry {
+                            at_ms: now_ms.saturating_add(millis(backoff(&self.settings, attempts))),
+                            error: format!("in digest {}: {}", record.id, error.message),
+                        }
+                    }
+                    Err(error) => Outcome::Dead {
+                        reason: format!("in digest {}: {}", record.id, error.message),
+                    },
+                };
+                Finished {
+                    token: claimed.token,
+                    outcome,
+                    at_ms: now_ms,
+                }
+            })
+            .collect()
     }
 
     /// When the event's budget runs out at the rate of its period's figures up to the event

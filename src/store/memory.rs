@@ -181,7 +181,6 @@ impl Store for MemoryStore {
         if state.events.contains_key(&key) {
             return Ok(Recorded::Duplicate);
         }
-        let due_ms = event.record.received_at.saturating_mul(1000);
         let received_at = event.record.received_at;
         let suppressed_by = event.budget.as_ref().and_then(|mark| {
             let notified = state.crossings.entry(mark.budget.clone()).or_default();
@@ -199,6 +198,7 @@ impl Store for MemoryStore {
             if state.jobs.contains_key(&job_key) {
                 continue;
             }
+            let (due_ms, digest) = event.first_due(notifier);
             state.jobs.insert(
                 job_key.clone(),
                 Job {
@@ -213,6 +213,7 @@ impl Store for MemoryStore {
                     attempts: 0,
                     last_error: suppressed_by.clone(),
                     due_ms,
+                    digest,
                 },
             );
             if suppressed_by.is_none() {
@@ -478,6 +479,7 @@ impl Store for MemoryStore {
                     attempts: 0,
                     last_error: None,
                     due_ms: now_ms,
+                    digest: false,
                 },
             );
             state.enqueue(&job_key, notifier, now_ms);

@@ -44,8 +44,11 @@ pub struct EventRecord {
 pub struct NewEvent {
     /// The event.
     pub record: EventRecord,
-    /// One notification job per name, due at once.
+    /// One notification job per name, due at once unless deferred.
     pub notifiers: Vec<String>,
+    /// Notifiers whose job waits for a digest (quiet hours, or the notifier's digest
+    /// schedule): the notifier's name → when it is due, Unix milliseconds.
+    pub deferred: std::collections::BTreeMap<String, u64>,
     /// Unix seconds when retention may remove the event and its dedupe key.
     pub expires_at: u64,
     /// The budget the alert is about, for threshold collapse ([`crate::collapse`]).
@@ -192,6 +195,22 @@ pub struct Job {
     pub last_error: Option<String>,
     /// When it is next due (pending) or was finished, Unix milliseconds.
     pub due_ms: u64,
+    /// Whether it goes out in a digest: with the notifier's other digest jobs due at the
+    /// same time, as one message.
+    #[serde(default)]
+    pub digest: bool,
+}
+
+impl NewEvent {
+    /// When `notifier`'s job is first due (Unix milliseconds) and whether it waits for a
+    /// digest.
+    #[must_use]
+    pub fn first_due(&self, notifier: &str) -> (u64, bool) {
+        match self.deferred.get(notifier) {
+            Some(due) => (*due, true),
+            None => (self.record.received_at.saturating_mul(1000), false),
+        }
+    }
 }
 
 /// A job handed to one claimer, with its event.

@@ -181,6 +181,9 @@ pub struct NotificationRow {
     pub attempts: u64,
     pub last_error: Option<String>,
     pub due_at: String,
+    /// Waits for (or went out in) a digest.
+    #[serde(default)]
+    pub digest: bool,
 }
 
 #[derive(Template)]

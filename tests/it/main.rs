@@ -14,6 +14,7 @@ mod app;
 mod audit;
 mod cli;
 mod collapse;
+mod digest;
 mod fields;
 #[cfg(feature = "fuzzing")]
 mod fuzz_replay;

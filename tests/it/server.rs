@@ -687,6 +687,7 @@ fn a_damaged_data_directory_is_one_line_and_exit_2_not_a_panic() {
                     body: format!("{{\"pad\":\"{}\"}}", "x".repeat(1_000)),
                 };
                 let event = NewEvent {
+                    deferred: Default::default(),
                     record,
                     notifiers: vec![],
                     expires_at: u64::MAX,

@@ -53,6 +53,7 @@ fn record(endpoint: &str, id: &str, kind: &str, received_at: u64) -> EventRecord
 
 fn new_event(id: &str, notifiers: &[&str], received_at: u64) -> NewEvent {
     NewEvent {
+        deferred: Default::default(),
         record: record("perf", id, "usage.threshold_reached", received_at),
         notifiers: notifiers.iter().map(|n| (*n).to_owned()).collect(),
         expires_at: received_at + 1_000,
@@ -230,6 +231,58 @@ async fn a_retry_waits_for_its_time_and_a_dead_job_is_counted(store: &dyn Store)
         .is_empty());
 }
 
+async fn a_deferred_job_waits_for_its_digest_and_stays_a_digest_job_on_retry(store: &dyn Store) {
+    let mut event = new_event("evt_quiet", &["log", "mail"], T0);
+    let digest_at = ms(T0 + 3_600);
+    event.deferred = std::collections::BTreeMap::from([("mail".to_owned(), digest_at)]);
+    store.record(event).await.expect("record");
+    let log = store.claim("log", ms(T0), LEASE, 10).await.expect("claim");
+    assert_eq!(log.jobs.len(), 1, "not deferred: due at once");
+    assert!(!log.jobs[0].job.digest);
+    let early = store
+        .claim("mail", digest_at - 1, LEASE, 10)
+        .await
+        .expect("claim");
+    assert!(early.jobs.is_empty());
+    assert_eq!(early.next_due_ms, Some(digest_at));
+    let due = store
+        .claim("mail", digest_at, LEASE, 10)
+        .await
+        .expect("claim");
+    assert_eq!(due.jobs.len(), 1);
+    assert!(due.jobs[0].job.digest);
+    store
+        .finish(vec![Finished {
+            token: due.jobs[0].token.clone(),
+            outcome: Outcome::Retry {
+                at_ms: digest_at + 5_000,
+                error: "SMTP failed".into(),
+            },
+            at_ms: digest_at,
+        }])
+        .await
+        .expect("finish");
+    let again = store
+        .claim("mail", digest_at + 5_000, LEASE, 10)
+        .await
+        .expect("claim");
+    assert!(
+        again.jobs[0].job.digest,
+        "a retry goes out in a digest again"
+    );
+    let detail = store
+        .event("perf", "evt_quiet")
+        .await
+        .expect("read")
+        .expect("stored");
+    let mail = detail
+        .notifications
+        .iter()
+        .find(|job| job.notifier == "mail")
+        .expect("mail job");
+    assert!(mail.digest);
+}
+
 async fn claims_come_in_due_order_up_to_the_limit(store: &dyn Store) {
     for (i, id) in ["evt_c", "evt_a", "evt_b"].iter().enumerate() {
         store
@@ -287,6 +340,7 @@ async fn listing_filters_pages_newest_first_and_refuses_foreign_cursors(store: &
         };
         let endpoint = if i == 3 { "perf-test" } else { "perf" };
         let event = NewEvent {
+            deferred: Default::default(),
             record: record(endpoint, &format!("evt_l{i}"), kind, T0 + i),
             notifiers: Vec::new(),
             expires_at: T0 + 1_000,
@@ -690,6 +744,7 @@ async fn a_closed_store_refuses_work(store: &dyn Store) {
 
 fn marked(id: &str, received_at: u64, threshold: Option<u64>, usage: Option<u64>) -> NewEvent {
     NewEvent {
+        deferred: Default::default(),
         budget: Some(BudgetMark {
             budget: "b".repeat(64),
             threshold,
@@ -776,6 +831,7 @@ async fn a_crossing_already_notified_is_stored_with_suppressed_jobs_until_rearme
         .all(|(status, reason)| *status == JobStatus::Pending && reason.is_none()));
     // Another budget is another matter.
     let other = NewEvent {
+        deferred: Default::default(),
         budget: Some(BudgetMark {
             budget: "c".repeat(64),
             threshold: Some(80),
@@ -824,6 +880,7 @@ macro_rules! suite {
             an_event_reads_back_verbatim_with_its_pending_notifications,
             a_claimed_job_is_invisible_until_finished_or_its_lease_expires,
             a_retry_waits_for_its_time_and_a_dead_job_is_counted,
+            a_deferred_job_waits_for_its_digest_and_stays_a_digest_job_on_retry,
             claims_come_in_due_order_up_to_the_limit,
             purge_removes_expired_events_jobs_and_dedupe_keys_in_batches,
             listing_filters_pages_newest_first_and_refuses_foreign_cursors,

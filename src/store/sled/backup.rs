@@ -321,6 +321,7 @@ mod tests {
 
     fn record(id: &str) -> NewEvent {
         NewEvent {
+            deferred: Default::default(),
             record: EventRecord {
                 endpoint: "perf".into(),
                 id: id.into(),

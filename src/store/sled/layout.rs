@@ -180,6 +180,9 @@ struct JobWire<S> {
     attempts: u32,
     last_error: Option<S>,
     due_ms: u64,
+    /// Absent in jobs stored before digests existed.
+    #[serde(default)]
+    digest: bool,
     batch: u64,
     seq: u64,
 }
@@ -195,6 +198,7 @@ impl JobValue {
             attempts: job.attempts,
             last_error: job.last_error.as_deref(),
             due_ms: job.due_ms,
+            digest: job.digest,
             batch: self.batch,
             seq: self.seq,
         })
@@ -213,6 +217,7 @@ impl JobValue {
                 attempts: wire.attempts,
                 last_error: wire.last_error,
                 due_ms: wire.due_ms,
+                digest: wire.digest,
             },
             batch: wire.batch,
             seq: wire.seq,

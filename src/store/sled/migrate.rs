@@ -161,6 +161,7 @@ pub(super) fn migrate(db: &sled::Db, tree: &sled::Tree) -> Result<bool, StoreErr
                     attempts: old_job.attempts,
                     last_error: old_job.last_error,
                     due_ms: due,
+                    digest: false,
                 },
                 batch: 0,
                 seq,

@@ -555,6 +555,7 @@ fn record(
     let NewEvent {
         record,
         notifiers,
+        deferred,
         expires_at,
         budget,
     } = event;
@@ -600,7 +601,7 @@ fn record(
     // Everything is encoded before anything is written, so a failure leaves no part of the
     // event in the group's batch.
     let event_value = encode_event(&record, expires_at)?;
-    let due_ms = record.received_at.saturating_mul(1000);
+    let received_ms = record.received_at.saturating_mul(1000);
     let mut jobs = Vec::with_capacity(notifiers.len());
     let mut named = std::collections::HashSet::new();
     for notifier in notifiers {
@@ -609,6 +610,9 @@ fn record(
             continue;
         }
         meta.seq += 1;
+        let (due_ms, digest) = deferred
+            .get(&notifier)
+            .map_or((received_ms, false), |due| (*due, true));
         let stored = JobValue {
             job: Job {
                 endpoint: record.endpoint.clone(),
@@ -622,6 +626,7 @@ fn record(
                 attempts: 0,
                 last_error: suppressed_by.clone(),
                 due_ms,
+                digest,
             },
             batch: meta.batch,
             seq: meta.seq,
@@ -809,6 +814,7 @@ fn requeue(
                 attempts: 0,
                 last_error: None,
                 due_ms: now_ms,
+                digest: false,
             },
             batch: meta.batch,
             seq: meta.seq,

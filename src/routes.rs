@@ -173,6 +173,12 @@ async fn accept(
     let notifiers = routed.notifiers;
     // Inside the route's quiet hours, or for a notifier in digest mode, the job waits.
     let deferred = endpoint.deferred(&routed, now);
+    // A job held for a digest keeps its event the whole retention after it is due.
+    let expires_at = deferred
+        .values()
+        .map(|due_ms| due_ms / 1000)
+        .fold(now, u64::max)
+        .saturating_add(state.retention.as_secs());
     let id = event.id.as_str().to_owned();
     let budget = crate::collapse::mark_with(&endpoint.name, &alert, routed.cooldown);
     let recorded = state
@@ -188,7 +194,7 @@ async fn accept(
             },
             notifiers: notifiers.to_vec(),
             deferred,
-            expires_at: now.saturating_add(state.retention.as_secs()),
+            expires_at,
             budget,
         })
         .await

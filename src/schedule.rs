@@ -3,7 +3,7 @@
 //! midnight). Times are Unix seconds in and out; the zone only decides the wall clock.
 
 use jiff::civil::Time;
-use jiff::tz::TimeZone;
+use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::{Timestamp, ToSpan, ZonedDateTime as Zoned};
 
 /// A wall-clock time, `HH:MM`.
@@ -28,10 +28,6 @@ fn zoned(at: u64, zone: &TimeZone) -> Option<Zoned> {
     Timestamp::from_second(i64::try_from(at).ok()?)
         .ok()
         .map(|timestamp| timestamp.to_zoned_datetime(zone.clone()))
-}
-
-fn unix(zoned: &Zoned) -> Option<u64> {
-    u64::try_from(zoned.timestamp().as_second()).ok()
 }
 
 /// When a notifier in digest mode sends what has collected.
@@ -76,26 +72,30 @@ impl DigestSchedule {
     }
 }
 
-/// The first moment strictly after `after` whose wall clock in `zone` reads `at` (in a
-/// daylight-saving gap, the moment the clock jumps past it).
+/// The first moment strictly after `after` whose wall clock in `zone` reads `at`. When the
+/// clock falls back and reads `at` twice, either reading counts (an alert at the second
+/// 01:10 inside quiet hours that end at 01:30 waits twenty minutes, not a day); when it
+/// springs forward past `at`, the time is moved on by the length of the jump (02:30 becomes
+/// 03:30), as calendars do (RFC 5545).
 fn next_time_of_day(after: u64, at: Time, zone: &TimeZone) -> Option<u64> {
-    let now = zoned(after, zone)?;
-    let today = now
-        .date()
-        .to_datetime(at)
-        .to_zoned_datetime(zone.clone())
-        .ok()?;
-    let next = if unix(&today)? > after {
-        today
-    } else {
-        now.date()
-            .checked_add(1.day())
-            .ok()?
-            .to_datetime(at)
-            .to_zoned_datetime(zone.clone())
-            .ok()?
-    };
-    unix(&next)
+    let today = zoned(after, zone)?.date();
+    let tomorrow = today.checked_add(1.day()).ok()?;
+    let mut candidates = Vec::with_capacity(4);
+    for day in [today, tomorrow] {
+        let ambiguous = zone.to_ambiguous_timestamp(day.to_datetime(at));
+        if matches!(ambiguous.offset(), AmbiguousOffset::Fold { .. }) {
+            candidates.push(ambiguous.earlier().ok());
+            candidates.push(ambiguous.later().ok());
+        } else {
+            candidates.push(ambiguous.compatible().ok());
+        }
+    }
+    candidates
+        .into_iter()
+        .flatten()
+        .filter_map(|timestamp| u64::try_from(timestamp.as_second()).ok())
+        .filter(|candidate| *candidate > after)
+        .min()
 }
 
 /// A daily span during which a route's alerts wait, e.g. 22:00 to 07:00.
@@ -193,6 +193,31 @@ mod tests {
         assert_eq!(
             daytime.end_if_quiet(MONDAY_1030 + 2 * 3_600),
             Some(MONDAY_1030 + 3 * 3600 + 1_800)
+        );
+    }
+
+    #[test]
+    fn daylight_saving_changes_neither_lose_nor_repeat_a_day() {
+        let new_york = "America/New_York";
+        // 2026-11-01: the clock falls back from 02:00 EDT to 01:00 EST. Quiet hours ending at
+        // 01:30: at the second 01:10 (06:10 UTC) they end at the second 01:30 (06:30 UTC).
+        let quiet = QuietHours::parse("00:00-01:30", Some(new_york)).expect("span");
+        let second_0110 = 1_793_513_400;
+        assert_eq!(quiet.end_if_quiet(second_0110), Some(second_0110 + 1_200));
+        // At the first 01:10 (05:10 UTC) they end at the first 01:30.
+        assert_eq!(
+            quiet.end_if_quiet(second_0110 - 3_600),
+            Some(second_0110 - 3_600 + 1_200)
+        );
+        // 2026-03-08: the clock springs from 02:00 EST to 03:00 EDT; 02:30 does not exist
+        // that day and is taken as 03:30 EDT (07:30 UTC). The day after is 02:30 EDT again.
+        let daily = DigestSchedule::parse("daily", Some("02:30"), Some(new_york)).expect("daily");
+        let march_8_midnight = 1_772_946_000; // 00:00 EST = 05:00 UTC
+        assert_eq!(daily.next_after(march_8_midnight), 1_772_955_000);
+        assert_eq!(
+            daily.next_after(1_772_955_000),
+            1_773_037_800,
+            "02:30 EDT on the 9th"
         );
     }
 

@@ -342,10 +342,17 @@ impl<T: MailTransport> EmailNotifier<T> {
         for to in &self.to {
             builder = builder.to(to.clone());
         }
+        // A digest's own JSON holds every raw event it stands for: too much for a mail that
+        // already lists them; each one is on the inspector's event page.
+        let raw = if record.kind == crate::outbox::DIGEST {
+            ""
+        } else {
+            record.body.as_str()
+        };
         builder
             .multipart(MultiPart::alternative_plain_html(
-                wording.plain_text(&record.body),
-                wording.html(&record.body),
+                wording.plain_text(raw),
+                wording.html(raw),
             ))
             .map_err(|e| NotifyError::permanent(format!("cannot build the message: {e}")))
     }

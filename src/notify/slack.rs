@@ -84,14 +84,20 @@ impl SlackNotifier {
     #[must_use]
     pub fn message(notification: &Notification<'_>) -> serde_json::Value {
         let wording = Wording::of(notification.record, &notification.alert);
-        let fields: Vec<serde_json::Value> = wording
+        // Slack's limit for a section's fields is 10: beyond it, 9 and a count of the rest.
+        let shown = if wording.fields.len() > 10 { 9 } else { 10 };
+        let mut fields: Vec<serde_json::Value> = wording
             .fields
             .iter()
-            .take(10) // Slack's limit for a section's fields.
+            .take(shown)
             .map(|(label, value)| {
                 json!({"type": "mrkdwn", "text": truncate(&format!("*{}*\n{}", escape(label), escape(value)), 2000)})
             })
             .collect();
+        if wording.fields.len() > shown {
+            let rest = wording.fields.len() - shown;
+            fields.push(json!({"type": "mrkdwn", "text": format!("*And {rest} more*\nin the inspector and the raw event")}));
+        }
         let mut blocks = vec![
             json!({"type": "header", "text": {"type": "plain_text", "text": truncate(&wording.subject, 150)}}),
             json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&escape(&wording.summary), 3000)}}),

@@ -190,7 +190,7 @@ impl Wording {
         }
     }
 
-    /// The plain-text body: summary, figures, advice, then the raw event.
+    /// The plain-text body: summary, figures, advice, then the raw event (none when empty).
     #[must_use]
     pub fn plain_text(&self, raw_event: &str) -> String {
         let width = self
@@ -207,7 +207,9 @@ impl Wording {
         if let Some(advice) = &self.advice {
             text.push_str(&format!("\n{advice}\n"));
         }
-        text.push_str(&format!("\nRaw event:\n{raw_event}\n"));
+        if !raw_event.is_empty() {
+            text.push_str(&format!("\nRaw event:\n{raw_event}\n"));
+        }
         text
     }
 
@@ -230,10 +232,13 @@ impl Wording {
         if let Some(advice) = &self.advice {
             html.push_str(&format!("<p><strong>{}</strong></p>\n", escape(advice)));
         }
-        html.push_str(&format!(
-            "<p>Raw event:</p>\n<pre>{}</pre>\n</body></html>\n",
-            escape(raw_event)
-        ));
+        if !raw_event.is_empty() {
+            html.push_str(&format!(
+                "<p>Raw event:</p>\n<pre>{}</pre>\n",
+                escape(raw_event)
+            ));
+        }
+        html.push_str("</body></html>\n");
         html
     }
 }
@@ -330,7 +335,7 @@ impl Wording {
         let count = alerts.len();
         let noun = if count == 1 { "alert" } else { "alerts" };
         let mut subject = format!("Digest: {count} {noun}");
-        if record.endpoint != "several endpoints" {
+        if record.endpoint != crate::outbox::SEVERAL {
             subject = format!("{}: {subject}", record.endpoint);
         }
         if record.livemode == Some(false) {

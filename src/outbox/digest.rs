@@ -14,9 +14,47 @@ use crate::store::{ClaimedJob, EventRecord};
 
 /// The type of a digest.
 pub const DIGEST: &str = "perfhook.digest";
+/// A digest's endpoint when its alerts came to more than one (a name no endpoint has:
+/// endpoint names are letters, digits, - and _).
+pub const SEVERAL: &str = "(several)";
 
-/// Alerts one digest holds at most; more that came due together go in the next one.
-pub(super) const MAX_ALERTS: usize = 1_000;
+/// Alerts one digest holds at most.
+const MAX_ALERTS: usize = 1_000;
+/// Raw event bytes one digest carries at most, so every notifier can take it (a webhook
+/// receiver's body limit, a command's stdin); alerts beyond either bound go in another digest.
+const MAX_EVENT_BYTES: usize = 1 << 20;
+/// Digest jobs one round gathers at most.
+pub(super) const MAX_GATHERED: usize = 4 * MAX_ALERTS;
+
+/// Splits the digest jobs that came due together into digests within both bounds, oldest
+/// alerts first.
+pub(super) fn groups(mut jobs: Vec<ClaimedJob>) -> Vec<Vec<ClaimedJob>> {
+    jobs.sort_by(|a, b| {
+        (a.event.received_at, &a.event.endpoint, &a.event.id).cmp(&(
+            b.event.received_at,
+            &b.event.endpoint,
+            &b.event.id,
+        ))
+    });
+    let mut groups: Vec<Vec<ClaimedJob>> = Vec::new();
+    let mut bytes: usize = 0;
+    for job in jobs {
+        let size = job.event.body.len();
+        match groups.last_mut() {
+            Some(group)
+                if group.len() < MAX_ALERTS && bytes.saturating_add(size) <= MAX_EVENT_BYTES =>
+            {
+                bytes += size;
+                group.push(job);
+            }
+            _ => {
+                bytes = size;
+                groups.push(vec![job]);
+            }
+        }
+    }
+    groups
+}
 
 /// The digest of `jobs` (oldest alert first), composed at `now` (Unix seconds) for
 /// `notifier`. Its id is a hash of the jobs it stands for, so a retry is the same digest.
@@ -60,7 +98,7 @@ pub(super) fn compose(
         })
         .collect();
     let endpoint = common(events.iter().map(|event| event.endpoint.as_str()))
-        .map_or_else(|| "several endpoints".to_owned(), str::to_owned);
+        .map_or_else(|| SEVERAL.to_owned(), str::to_owned);
     let livemode = common(events.iter().map(|event| event.livemode)).flatten();
     let body = json!({
         "id": id,
@@ -168,6 +206,22 @@ mod tests {
             claimed("perf-eu", "evt_b", 200, 60),
         ];
         let digest = compose("email", &jobs, &EndpointFields::default(), 300);
-        assert_eq!(digest.endpoint, "several endpoints");
+        assert_eq!(digest.endpoint, SEVERAL);
+    }
+
+    #[test]
+    fn digests_split_by_count_and_bytes_oldest_first() {
+        let jobs: Vec<ClaimedJob> = (0..5)
+            .map(|i| claimed("perf", &format!("evt_{i}"), 100 - i, 50))
+            .collect();
+        let one = groups(jobs.clone());
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0][0].event.id, "evt_4", "oldest first");
+        let mut big = jobs;
+        for job in &mut big {
+            job.event.body = "x".repeat(MAX_EVENT_BYTES / 2);
+        }
+        let split: Vec<usize> = groups(big).iter().map(Vec::len).collect();
+        assert_eq!(split, [2, 2, 1]);
     }
 }

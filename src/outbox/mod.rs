@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Notify};
 
 pub use self::backoff::backoff;
-pub use self::digest::DIGEST;
+pub use self::digest::{DIGEST, SEVERAL};
 pub use self::retention::run_retention;
 use self::worker::Worker;
 use crate::clock::Clock;

@@ -19,9 +19,10 @@ use crate::store::{ClaimedJob, Finished, Outcome, Store, StoreError, StoreErrorK
 const IDLE_WAKE: Duration = Duration::from_secs(1);
 /// An outer bound on any one delivery, whatever the notifier's own deadline.
 const DELIVERY_GUARD: Duration = Duration::from_secs(120);
-/// How long a claimed job stays invisible to other claimers. Longer than a claim batch of
-/// guarded deliveries takes, so only a dead claimer's jobs come back.
-const LEASE: Duration = Duration::from_secs(600);
+/// How long a claimed job stays invisible to other claimers. Longer than two claim batches
+/// (a round that gathers a digest may claim a second) at the notifiers' longest deadline
+/// ([`crate::notify::MAX_SEND_TIMEOUT_MS`]), so only a dead claimer's jobs come back.
+const LEASE: Duration = Duration::from_secs(1_200);
 /// Outcomes are recorded in groups of this many, or sooner once the oldest waited
 /// [`FINISH_WITHIN`]: a crash re-sends at most that much.
 const FINISH_GROUP: usize = 64;
@@ -103,14 +104,15 @@ impl Worker {
             .partition(|claimed| claimed.job.digest);
         let (digest, single) = self
             .gather_digest(notifier.as_ref(), digest, single, now_ms)
-            .await?;
+            .await;
         let mut finished = Vec::new();
-        if digest.len() > 1 {
-            finished = self.attempt_digest(notifier.as_ref(), digest).await;
-            self.health.beat(&self.name, self.clock.now_ms());
-            self.record(std::mem::take(&mut finished)).await?;
-        } else {
-            for job in digest {
+        for mut group in digest::groups(digest) {
+            if group.len() > 1 {
+                let outcomes = self.attempt_digest(notifier.as_ref(), group).await;
+                self.health.beat(&self.name, self.clock.now_ms());
+                self.record(outcomes).await?;
+            } else if let Some(job) = group.pop() {
+                // A digest of one is the alert itself.
                 finished.push(self.attempt(notifier.as_ref(), job).await);
             }
         }
@@ -132,7 +134,7 @@ impl Worker {
 
     /// Every digest job of this notifier due now, so the alerts that waited together go out
     /// together: claims again while claims bring only digest jobs, up to
-    /// [`digest::MAX_ALERTS`]. Other jobs met on the way are delivered on their own (at most
+    /// [`digest::MAX_GATHERED`]. Other jobs met on the way are delivered on their own (at most
     /// one more claim batch of them, so the round stays inside its lease).
     async fn gather_digest(
         &self,
@@ -140,15 +142,18 @@ impl Worker {
         mut digest: Vec<ClaimedJob>,
         mut single: Vec<ClaimedJob>,
         now_ms: u64,
-    ) -> Result<(Vec<ClaimedJob>, Vec<ClaimedJob>), StoreError> {
+    ) -> (Vec<ClaimedJob>, Vec<ClaimedJob>) {
         let batch = notifier.claim_batch().max(1);
-        while !digest.is_empty() && digest.len() < digest::MAX_ALERTS {
-            let limit = batch.min(digest::MAX_ALERTS - digest.len());
-            let more = self
-                .store
-                .claim(&self.name, now_ms, LEASE, limit)
-                .await?
-                .jobs;
+        while !digest.is_empty() && digest.len() < digest::MAX_GATHERED {
+            let limit = batch.min(digest::MAX_GATHERED - digest.len());
+            // What is claimed already is delivered whatever a further claim does.
+            let more = match self.store.claim(&self.name, now_ms, LEASE, limit).await {
+                Ok(claimed) => claimed.jobs,
+                Err(error) => {
+                    tracing::warn!(notifier = %self.name, %error, "outbox: cannot gather more of a digest; sending what is claimed");
+                    break;
+                }
+            };
             let found = more.len();
             let mut others = false;
             for claimed in more {
@@ -163,7 +168,7 @@ impl Worker {
                 break;
             }
         }
-        Ok((digest, single))
+        (digest, single)
     }
 
     /// One digest for `jobs` (at least two), its outcome applied to each: one message, so

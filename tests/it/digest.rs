@@ -184,6 +184,10 @@ fn a_notifier_in_digest_mode_sends_one_mail_per_hour() {
     for id in ["evt_h1", "evt_h2", "evt_h3"] {
         assert!(mail.contains(id), "{id} in {mail}");
     }
+    assert!(
+        !mail.contains("Raw event"),
+        "the list, not every raw event: {mail}"
+    );
 
     // The next alert waits for the next hour, alone: a digest of one is the alert itself.
     deliver(alert("usage.threshold_reached.80.json", "evt_h4", "bot-d"));

@@ -32,6 +32,7 @@ mod properties;
 mod receiver;
 mod refused;
 mod reload;
+mod scenario;
 mod server;
 mod server_helpers;
 mod silence;

@@ -14,6 +14,7 @@
 
 pub(crate) mod fault;
 pub mod memory;
+pub mod postgres;
 pub mod sled;
 
 use std::fmt;

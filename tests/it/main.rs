@@ -28,6 +28,7 @@ mod notifiers;
 mod notify_test;
 mod operator_cli;
 mod packaging;
+mod pg_cluster;
 mod properties;
 mod receiver;
 mod refused;

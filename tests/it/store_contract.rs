@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use perfhook::event::Mode;
 use perfhook::store::memory::MemoryStore;
+use perfhook::store::postgres::{PostgresOptions, PostgresStore};
 use perfhook::store::sled::{SledOptions, SledStore};
 use perfhook::store::{
     ApiKeyRecord, BudgetMark, Counts, EventQuery, EventRecord, Finished, JobStatus, NewEvent,
@@ -19,19 +20,41 @@ pub struct Backend {
     _dir: Option<tempfile::TempDir>,
 }
 
-pub fn memory() -> Backend {
-    Backend {
+pub async fn memory() -> Option<Backend> {
+    Some(Backend {
         store: Arc::new(MemoryStore::new()),
         _dir: None,
-    }
+    })
 }
 
-pub fn sled() -> Backend {
+pub async fn sled() -> Option<Backend> {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = SledStore::open(dir.path(), SledOptions::default()).expect("open");
-    Backend {
+    Some(Backend {
         store: Arc::new(store),
         _dir: Some(dir),
+    })
+}
+
+/// A fresh database on the test process's private cluster; `None` (the test prints SKIPPED)
+/// without PostgreSQL.
+pub async fn postgres() -> Option<Backend> {
+    let url = crate::pg_cluster::fresh_database().await?;
+    let store = PostgresStore::connect(&pg_options(&url))
+        .await
+        .expect("connect and migrate");
+    Some(Backend {
+        store: Arc::new(store),
+        _dir: None,
+    })
+}
+
+pub fn pg_options(url: &str) -> PostgresOptions {
+    PostgresOptions {
+        url: zeroize::Zeroizing::new(url.to_owned()),
+        pool_size: 4,
+        statement_timeout: Duration::from_secs(10),
+        ca_file: None,
     }
 }
 
@@ -858,14 +881,14 @@ macro_rules! contract {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    let backend = super::$backend();
+                    let Some(backend) = super::$backend().await else { return };
                     super::$name(backend.store.as_ref()).await;
                 }
             )*
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $shared() {
-                    let backend = super::$backend();
+                    let Some(backend) = super::$backend().await else { return };
                     super::$shared(std::sync::Arc::clone(&backend.store)).await;
                 }
             )*
@@ -898,6 +921,7 @@ macro_rules! suite {
 
 suite!(memory);
 suite!(sled);
+suite!(postgres);
 
 /// What only a store with a disk promises: a reopen keeps events, jobs and counts, and ends
 /// every lease.

@@ -18,7 +18,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::AppConfig;
 use crate::metrics::Metrics;
 use crate::notify::Notifiers;
-use crate::outbox::{run_retention, Outbox};
+use crate::outbox::{run_retention, Outbox, Wakers};
 use crate::reload::{EndpointSlot, Reloader};
 use crate::routes;
 use crate::state::AppState;
@@ -27,6 +27,20 @@ use crate::store::Store;
 use crate::tls::CertificateSlot;
 use utoipa::OpenApi as _;
 use utoipa_actix_web::AppExt as _;
+
+/// Wakes every outbox worker when any replica sharing the PostgreSQL database queues jobs
+/// (`LISTEN perfhook_jobs`), reconnecting after a failure; the workers' polling covers the
+/// gaps.
+async fn wake_on_notify(options: crate::store::postgres::PostgresOptions, wakers: Wakers) {
+    loop {
+        let listened =
+            crate::store::postgres::PostgresStore::listen(&options, || wakers.all()).await;
+        if let Err(error) = listened {
+            tracing::debug!(%error, "postgres: LISTEN ended; polling until it is back");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
 
 /// How often retention runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
@@ -68,22 +82,37 @@ impl std::fmt::Debug for Application {
 }
 
 impl Application {
-    /// Opens the sled store, builds the notifiers and binds the listener.
+    /// Opens the store (sled in the data directory, or the PostgreSQL database, migrated),
+    /// builds the notifiers and binds the listener.
     ///
     /// # Errors
     /// When the store cannot be opened, a notifier cannot be built, or the address is taken.
-    pub fn build(config: &AppConfig) -> anyhow::Result<Self> {
-        let store = SledStore::open(&config.data_dir, config.store)
-            .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    pub async fn build(config: &AppConfig) -> anyhow::Result<Self> {
+        let store: Arc<dyn Store> = match &config.postgres {
+            Some(options) => Arc::new(
+                crate::store::postgres::PostgresStore::connect(options)
+                    .await
+                    .context("cannot open the PostgreSQL store ([storage.postgres])")?,
+            ),
+            None => Arc::new(
+                SledStore::open(&config.data_dir, config.store).with_context(|| {
+                    format!("cannot open the store in {}", config.data_dir.display())
+                })?,
+            ),
+        };
         let notifiers = crate::notify::build(&config.notifiers).map_err(anyhow::Error::msg)?;
-        Self::build_with(
+        let app = Self::build_with(
             config,
             Parts {
-                store: Arc::new(store),
+                store,
                 clock: Arc::new(SystemClock),
                 notifiers,
             },
-        )
+        )?;
+        if let Some(options) = &config.postgres {
+            tokio::spawn(wake_on_notify(options.clone(), app.outbox.wakers()));
+        }
+        Ok(app)
     }
 
     /// Binds the listener and wires the handlers and the outbox to `parts`.

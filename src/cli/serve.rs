@@ -54,7 +54,7 @@ pub(super) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         // Registered before the store opens (which can take a while): from here on SIGHUP
         // reloads instead of ending the process; one sent during start-up waits for the loop.
         let hangups = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
-        let app = Application::build(&config)?;
+        let app = Application::build(&config).await?;
         tokio::spawn(reload_on_hangup(
             hangups,
             args.config.clone(),
@@ -68,7 +68,11 @@ pub(super) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|e| format!("{} {} ({})", e.name, e.path, e.verifier.scheme()))
             .collect();
-        tracing::info!(%address, endpoints = ?endpoints, data_dir = %config.data_dir.display(), "listening");
+        let storage = match &config.postgres {
+            Some(_) => "postgres".to_owned(),
+            None => format!("sled in {}", config.data_dir.display()),
+        };
+        tracing::info!(%address, endpoints = ?endpoints, %storage, "listening");
         if let Some(admin) = app.admin_address() {
             tracing::info!(address = %admin, "admin API listening");
         }

@@ -135,6 +135,104 @@ pub struct StorageSettings {
     /// What a 2xx survives: `power-loss` (each group flush ends in `fdatasync`) or
     /// `process-crash` (sled's flush alone).
     pub durability: Durability,
+    /// `sled` (embedded, one machine; the default) or `postgres` (replicas sharing one
+    /// database).
+    pub backend: StorageBackend,
+    /// `[storage.postgres]`, read when `backend = "postgres"`.
+    pub postgres: PostgresSettings,
+}
+
+/// Where events, jobs and everything else are kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// The embedded sled store in `storage.path`.
+    #[default]
+    Sled,
+    /// A PostgreSQL database several replicas share.
+    Postgres,
+}
+
+/// `[storage.postgres]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresSettings {
+    /// The environment variable holding the connection URL
+    /// (`postgres://user:password@host:port/database`); it holds a password, so it never
+    /// sits in the file.
+    pub url_env: String,
+    /// A file holding the URL instead (one trailing newline removed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url_file: Option<PathBuf>,
+    /// Connections in the pool.
+    pub pool_size: usize,
+    /// Longest a statement may run, in milliseconds.
+    pub statement_timeout_ms: u64,
+    /// PEM CA certificates to trust for the database's TLS, besides Mozilla's roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The URL's environment variable when the config names none.
+pub const DEFAULT_DATABASE_URL_ENV: &str = "PERFHOOK_DATABASE_URL";
+
+impl Default for PostgresSettings {
+    fn default() -> Self {
+        Self {
+            url_env: DEFAULT_DATABASE_URL_ENV.to_owned(),
+            url_file: None,
+            pool_size: 16,
+            statement_timeout_ms: 5_000,
+            ca_file: None,
+        }
+    }
+}
+
+impl PostgresSettings {
+    /// Reads the URL and checks the rest; the message never holds the URL.
+    fn resolve(&self) -> Result<crate::store::postgres::PostgresOptions, ConfigError> {
+        let (bytes, place) = match &self.url_file {
+            Some(path) => (
+                secret_source::from_file(path),
+                format!("file {}", path.display()),
+            ),
+            None => (
+                secret_source::from_env(&self.url_env),
+                format!("environment variable {}", self.url_env),
+            ),
+        };
+        let bytes = bytes.map_err(|problem| invalid("storage.postgres", problem))?;
+        let url = String::from_utf8(bytes.to_vec()).map_err(|_| {
+            invalid(
+                "storage.postgres",
+                format!("the URL in {place} is not UTF-8"),
+            )
+        })?;
+        let url = Zeroizing::new(url);
+        if url.parse::<tokio_postgres::Config>().is_err() {
+            return Err(invalid(
+                "storage.postgres",
+                format!(
+                    "the URL in {place} does not parse; it must look like postgres://user:password@host:5432/database"
+                ),
+            ));
+        }
+        if self.pool_size == 0 || self.pool_size > 1_000 {
+            return Err(invalid("storage.postgres.pool_size", "must be 1 to 1000"));
+        }
+        if self.statement_timeout_ms < 100 {
+            return Err(invalid(
+                "storage.postgres.statement_timeout_ms",
+                "must be at least 100",
+            ));
+        }
+        Ok(crate::store::postgres::PostgresOptions {
+            url,
+            pool_size: self.pool_size,
+            statement_timeout: Duration::from_millis(self.statement_timeout_ms),
+            ca_file: self.ca_file.clone(),
+        })
+    }
 }
 
 /// One `[[endpoints]]` entry.
@@ -266,6 +364,8 @@ impl Default for StorageSettings {
             retention_days: 30,
             cache_mb: DEFAULT_CACHE_MB,
             durability: Durability::default(),
+            backend: StorageBackend::default(),
+            postgres: PostgresSettings::default(),
         }
     }
 }
@@ -559,6 +659,9 @@ impl Settings {
                 "max_attempts and initial_backoff_ms must be at least 1",
             ));
         }
+        if self.outbox.lease_secs == 0 {
+            return Err(invalid("outbox.lease_secs", "must be at least 1"));
+        }
         if self.endpoints.is_empty() {
             return Err(invalid("endpoints", "at least one endpoint is required"));
         }
@@ -667,6 +770,10 @@ impl Settings {
             store: SledOptions {
                 cache_bytes: self.storage.cache_mb.saturating_mul(1 << 20),
                 durability: self.storage.durability,
+            },
+            postgres: match self.storage.backend {
+                StorageBackend::Sled => None,
+                StorageBackend::Postgres => Some(self.storage.postgres.resolve()?),
             },
             retention: Duration::from_secs(self.storage.retention_days.saturating_mul(86_400)),
             outbox: self.outbox.clone(),
@@ -906,6 +1013,8 @@ pub struct AppConfig {
     pub data_dir: PathBuf,
     /// How the store is opened.
     pub store: SledOptions,
+    /// With `backend = "postgres"`: the database to use instead of `data_dir`.
+    pub postgres: Option<crate::store::postgres::PostgresOptions>,
     /// How long events and their dedupe keys are kept.
     pub retention: Duration,
     /// Retry policy.

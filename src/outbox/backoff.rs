@@ -28,6 +28,7 @@ mod tests {
             initial_backoff_ms: 5_000,
             max_backoff_ms: 3_600_000,
             max_attempts: 12,
+            lease_secs: 1_200,
         };
         for _ in 0..100 {
             let first = backoff(&settings, 1).as_millis();

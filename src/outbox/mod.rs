@@ -34,6 +34,11 @@ pub struct OutboxSettings {
     pub max_backoff_ms: u64,
     /// Attempts before a job is dead.
     pub max_attempts: u32,
+    /// How long a claimed job stays invisible to other claimers, in seconds: with several
+    /// replicas on PostgreSQL, how soon the jobs of a replica that died are sent by the others.
+    /// Longer than two claim batches at the notifiers' longest deadline (60 s each) by
+    /// default, so a slow but live delivery is never sent twice.
+    pub lease_secs: u64,
 }
 
 impl Default for OutboxSettings {
@@ -42,6 +47,7 @@ impl Default for OutboxSettings {
             initial_backoff_ms: 5_000,
             max_backoff_ms: 3_600_000,
             max_attempts: 12,
+            lease_secs: 1_200,
         }
     }
 }
@@ -66,7 +72,8 @@ impl Wakers {
         }
     }
 
-    fn all(&self) {
+    /// Wakes every worker (jobs came due elsewhere: a restart, another replica).
+    pub fn all(&self) {
         for notify in self.0.values() {
             notify.notify_one();
         }

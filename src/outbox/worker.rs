@@ -19,10 +19,6 @@ use crate::store::{ClaimedJob, Finished, Outcome, Store, StoreError, StoreErrorK
 const IDLE_WAKE: Duration = Duration::from_secs(1);
 /// An outer bound on any one delivery, whatever the notifier's own deadline.
 const DELIVERY_GUARD: Duration = Duration::from_secs(120);
-/// How long a claimed job stays invisible to other claimers. Longer than two claim batches
-/// (a round that gathers a digest may claim a second) at the notifiers' longest deadline
-/// ([`crate::notify::MAX_SEND_TIMEOUT_MS`]), so only a dead claimer's jobs come back.
-const LEASE: Duration = Duration::from_secs(1_200);
 /// Outcomes are recorded in groups of this many, or sooner once the oldest waited
 /// [`FINISH_WITHIN`]: a crash re-sends at most that much.
 const FINISH_GROUP: usize = 64;
@@ -84,13 +80,18 @@ impl Worker {
         }
     }
 
+    /// How long a claim holds its jobs (`[outbox] lease_secs`).
+    fn lease(&self) -> Duration {
+        Duration::from_secs(self.settings.lease_secs)
+    }
+
     /// Claims and delivers one batch; returns how long to wait before the next.
     async fn round(&self) -> Result<Duration, StoreError> {
         let now_ms = self.clock.now_ms();
         let notifier = self.notifier.current();
         let claimed = self
             .store
-            .claim(&self.name, now_ms, LEASE, notifier.claim_batch())
+            .claim(&self.name, now_ms, self.lease(), notifier.claim_batch())
             .await?;
         if claimed.jobs.is_empty() {
             let until = claimed.next_due_ms.map_or(IDLE_WAKE, |due| {
@@ -147,7 +148,11 @@ impl Worker {
         while !digest.is_empty() && digest.len() < digest::MAX_GATHERED {
             let limit = batch.min(digest::MAX_GATHERED - digest.len());
             // What is claimed already is delivered whatever a further claim does.
-            let more = match self.store.claim(&self.name, now_ms, LEASE, limit).await {
+            let more = match self
+                .store
+                .claim(&self.name, now_ms, self.lease(), limit)
+                .await
+            {
                 Ok(claimed) => claimed.jobs,
                 Err(error) => {
                     tracing::warn!(notifier = %self.name, %error, "outbox: cannot gather more of a digest; sending what is claimed");

@@ -33,6 +33,7 @@ mod properties;
 mod receiver;
 mod refused;
 mod reload;
+mod replicas;
 mod scenario;
 mod server;
 mod server_helpers;

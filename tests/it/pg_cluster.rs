@@ -54,6 +54,35 @@ impl Cluster {
         command(&self.bin, self.as_postgres, program)
     }
 
+    /// Stops the cluster at once, as a crash or a lost database host would.
+    pub fn stop(&self) {
+        let _ = self
+            .command("pg_ctl")
+            .args(["-D"])
+            .arg(&self.dir)
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    /// A new, empty database on this cluster: its URL.
+    pub async fn create_database(&self) -> String {
+        let name = format!("perfhook_{}", DATABASES.fetch_add(1, Ordering::SeqCst));
+        let admin = format!("postgres://perf@127.0.0.1:{}/postgres", self.port);
+        let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+            .await
+            .expect("connect to the test cluster");
+        let driver = tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create database");
+        drop(client);
+        let _ = driver.await;
+        format!("postgres://perf@127.0.0.1:{}/{name}", self.port)
+    }
+
     /// Starts it (again, on the same port).
     pub fn start(&self) {
         let status = self
@@ -169,20 +198,19 @@ pub fn cluster() -> Option<&'static Cluster> {
     CLUSTER.get_or_init(start).as_ref()
 }
 
-/// A new, empty database on the cluster: its URL.
+/// A cluster of the test's own, for a test that stops and starts it; `None` when
+/// PostgreSQL is absent.
+pub fn private() -> Option<Cluster> {
+    start()
+}
+
+/// A new, empty database on the shared cluster: its URL.
 pub async fn fresh_database() -> Option<String> {
-    let cluster = cluster()?;
-    let name = format!("perfhook_{}", DATABASES.fetch_add(1, Ordering::SeqCst));
-    let admin = format!("postgres://perf@127.0.0.1:{}/postgres", cluster.port);
-    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-        .await
-        .expect("connect to the test cluster");
-    let driver = tokio::spawn(connection);
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create database");
-    drop(client);
-    let _ = driver.await;
-    Some(format!("postgres://perf@127.0.0.1:{}/{name}", cluster.port))
+    Some(cluster()?.create_database().await)
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

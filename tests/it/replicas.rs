@@ -287,3 +287,104 @@ fn a_replica_killed_mid_load_loses_nothing_acknowledged_and_its_jobs_are_sent_by
         "sent twice by survivors alone: {twice:?}"
     );
 }
+
+#[test]
+fn the_database_stopped_for_30_s_under_load_costs_503s_and_nothing_acknowledged() {
+    let Some(cluster) = crate::pg_cluster::private() else {
+        return;
+    };
+    let url = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(cluster.create_database());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = replica(dir.path(), &url, 1_200);
+    let target = server.url("/webhooks/perf");
+    let ready = |server: &Server| {
+        client()
+            .get(&server.url("/readyz"))
+            .call()
+            .map(|response| response.status().as_u16())
+            .unwrap_or(0)
+    };
+    assert_eq!(ready(&server), 200);
+
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let acknowledged = std::sync::Mutex::new(BTreeSet::new());
+    let refused = std::sync::atomic::AtomicUsize::new(0);
+    thread::scope(|scope| {
+        for sender in 0..2 {
+            let (target, stop, acknowledged, refused) = (&target, &stop, &acknowledged, &refused);
+            scope.spawn(move || {
+                let agent = client();
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let id = format!("evt_o{sender}_{i:05}");
+                    i += 1;
+                    match send(&agent, target, &id) {
+                        Some((200, word)) => {
+                            assert_eq!(word, "accepted");
+                            acknowledged.lock().expect("lock").insert(id);
+                        }
+                        Some((503, word)) => {
+                            assert_eq!(word, "storage_unavailable", "{id}");
+                            refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        other => panic!("{id}: {other:?}"),
+                    }
+                }
+            });
+        }
+        thread::sleep(Duration::from_secs(1));
+        cluster.stop();
+        // Down: not ready, deliveries refused with 503 (the sender retries them).
+        assert!(
+            wait_until(Duration::from_secs(15), || ready(&server) == 503),
+            "/readyz stays ready with the database down"
+        );
+        thread::sleep(Duration::from_secs(30));
+        cluster.start();
+        // Back without a restart.
+        assert!(
+            wait_until(Duration::from_secs(30), || ready(&server) == 200),
+            "/readyz does not recover"
+        );
+        let before = acknowledged.lock().expect("lock").len();
+        assert!(
+            wait_until(Duration::from_secs(30), || acknowledged
+                .lock()
+                .expect("lock")
+                .len()
+                > before + 20),
+            "deliveries are not accepted again"
+        );
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let acknowledged = acknowledged.into_inner().expect("lock");
+    let refused = refused.into_inner();
+    assert!(
+        refused > 0,
+        "no delivery was refused while the database was down"
+    );
+    let stored = stored_ids(&url);
+    let missing: Vec<&String> = acknowledged
+        .iter()
+        .filter(|id| !stored.contains_key(*id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged but not stored: {missing:?}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            let counts = notified(&[server.stdout()]);
+            acknowledged.iter().all(|id| counts.contains_key(id))
+        }),
+        "an acknowledged event was never notified"
+    );
+    eprintln!(
+        "database down 30 s: {} acknowledged, {refused} refused with 503, all stored and notified",
+        acknowledged.len()
+    );
+}

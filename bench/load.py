@@ -11,10 +11,14 @@ the events the receiver reported accepted, and at least the 2xx answers wrk saw.
     bench/load.sh --peers ""                    # perfhook only
     bench/load.sh --preload 1000000             # plus growth: 1M stored, and 1M being purged
     bench/load.sh --baseline-bin OLD            # plus the same rows for another perfhook binary
+    bench/load.sh --postgres                    # plus stored-only on PostgreSQL (a private cluster)
 
 Rows: `perfhook` stores only (`notifiers = []`, warn logs); `perfhook-defaults` runs what a
 user runs (the embedded log notifier on stdout, INFO logs on stderr, both to files);
-`perfhook-notify` adds a log notifier to a file with warn logs.
+`perfhook-notify` adds a log notifier to a file with warn logs; `perfhook-pg` is `perfhook` on
+PostgreSQL ([storage] backend = "postgres", a private cluster started here, pinned to the
+receiver's core so the server side has one core in every row; integrity counted in the
+database).
 
 Options it does not know (e.g. --quiet-wait 30) go to the harness's run.sh.
 
@@ -63,7 +67,56 @@ def free_port():
         return s.getsockname()[1]
 
 
-def write_config(path, port, data_dir, notify_file=None, defaults=False):
+class Postgres:
+    """A private PostgreSQL cluster (initdb, pg_ctl) on a free port, as postgres under root."""
+
+    def __init__(self, server_cpu):
+        bins = sorted(d for d in os.listdir("/usr/lib/postgresql")) if os.path.isdir("/usr/lib/postgresql") else []
+        if not bins:
+            raise SystemExit("--postgres: no PostgreSQL (apt-get install postgresql)")
+        self.bin = os.path.join("/usr/lib/postgresql", bins[-1], "bin")
+        self.root = os.geteuid() == 0
+        self.dir = tempfile.mkdtemp(prefix="perfhook-bench-pg-")
+        if self.root:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self.port = free_port()
+        self.databases = 0
+        self.run(["initdb", "-D", self.dir, "-A", "trust", "-U", "perf", "-E", "UTF8"])
+        self.run(["pg_ctl", "-D", self.dir, "-l", os.path.join(self.dir, "log"), "-w", "start", "-o",
+                  "-p %d -k %s -c listen_addresses=127.0.0.1" % (self.port, self.dir)],
+                 pin=server_cpu)
+
+    def run(self, cmd, pin=None):
+        cmd = [os.path.join(self.bin, cmd[0])] + cmd[1:]
+        if self.root:
+            cmd = ["runuser", "-u", "postgres", "--"] + cmd
+        if pin is not None:
+            cmd = ["taskset", "-c", str(pin)] + cmd
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
+    def psql(self, database, sql):
+        out = subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "perf", "-d", database,
+                              "-tAc", sql], check=True, capture_output=True, text=True).stdout
+        return out.strip()
+
+    def create(self):
+        self.databases += 1
+        name = "bench_%d" % self.databases
+        self.psql("postgres", "CREATE DATABASE %s" % name)
+        return name, "postgres://perf@127.0.0.1:%d/%s" % (self.port, name)
+
+    def stats(self, database):
+        return {"events": int(self.psql(database, "SELECT count(*) FROM perfhook_events")),
+                "disk_bytes": int(self.psql(database, "SELECT pg_database_size(current_database())"))}
+
+    def stop(self):
+        try:
+            self.run(["pg_ctl", "-D", self.dir, "-m", "fast", "-w", "stop"])
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def write_config(path, port, data_dir, notify_file=None, defaults=False, postgres=False):
     if defaults:
         # The embedded defaults, but for the address, the data dir, the secret's variable
         # and one worker thread (the server has one core).
@@ -88,6 +141,7 @@ workers = 1
 
 [storage]
 path = "{data_dir}"
+backend = "{'postgres' if postgres else 'sled'}"
 
 [[endpoints]]
 name = "perf"
@@ -111,15 +165,18 @@ def http_get(url):
 class Receiver:
     """perfhook serve on cpu1 with its own config and data directory."""
 
-    def __init__(self, workdir, data_dir, server_cpu, notify=False, defaults=False, binary=BIN):
+    def __init__(self, workdir, data_dir, server_cpu, notify=False, defaults=False, binary=BIN,
+                 database_url=None):
         self.port = free_port()
         self.config = os.path.join(workdir, "perfhook.toml")
         self.data_dir = data_dir
         notify_file = os.path.join(workdir, "alerts.jsonl") if notify else None
-        write_config(self.config, self.port, data_dir, notify_file, defaults)
+        write_config(self.config, self.port, data_dir, notify_file, defaults, postgres=bool(database_url))
         self.log = open(os.path.join(workdir, "serve.log"), "w")
         self.stdout = open(os.path.join(workdir, "stdout.jsonl"), "w")
         env = dict(os.environ, **{SECRET_ENV: SECRET})
+        if database_url:
+            env["PERFHOOK_DATABASE_URL"] = database_url
         if defaults:
             env.pop("RUST_LOG", None)
         else:
@@ -185,16 +242,17 @@ def harness(args, out, extra):
 
 
 def measure_perfhook(args, label, conc, results, preload=None, no_check=True, notify=False,
-                     defaults=False, binary=BIN):
+                     defaults=False, binary=BIN, postgres=None):
     """One concurrency against a fresh perfhook; returns the integrity line."""
     workdir = tempfile.mkdtemp(prefix="perfhook-load-", dir=args.data_root)
     data_dir = os.path.join(workdir, "data")
+    database, database_url = postgres.create() if postgres else (None, None)
     preloaded = 0
     if preload:
         count, mode = preload
         sh([PRELOAD, data_dir, str(count)] + (["--expired"] if mode == "expired" else []))
         preloaded = 0 if mode == "expired" else count
-    rx = Receiver(workdir, data_dir, args.server_cpu, notify, defaults, binary)
+    rx = Receiver(workdir, data_dir, args.server_cpu, notify, defaults, binary, database_url)
     try:
         extra = ["--target-url", rx.url("/webhooks/perf"), "--secret", SECRET,
                  "--target-pid", str(rx.proc.pid), "--label", label, "--conc", str(conc)]
@@ -205,7 +263,7 @@ def measure_perfhook(args, label, conc, results, preload=None, no_check=True, no
         rss = rx.peak_rss_kib()
     finally:
         rx.stop()
-    stats = store_stats(data_dir, binary)
+    stats = postgres.stats(database) if postgres else store_stats(data_dir, binary)
     acked = sum(r["requests"] - r["err_status"] for r in records)
     accepted = counts.get("accepted", 0)
     if preload and preload[1] == "expired":
@@ -278,6 +336,7 @@ def main():
     ap.add_argument("--server-cpu", type=int, default=1)
     ap.add_argument("--preload", type=int, default=0, help="also measure c=64 with N events stored, and while N purge")
     ap.add_argument("--data-root", default=None, help="where data directories go (default: the temp dir)")
+    ap.add_argument("--postgres", action="store_true", help="also measure perfhook on PostgreSQL (a private cluster)")
     args, args.harness_options = ap.parse_known_args()
 
     sh(["cargo", "build", "--release", "--locked", "--bin", "perfhook", "--example", "preload"], cwd=ROOT)
@@ -302,6 +361,15 @@ def main():
             rs, line = measure_perfhook(args, label, 64, results, binary=args.baseline_bin, **kwargs)
             records += rs
             integrity.append(line)
+    if args.postgres:
+        postgres = Postgres(args.server_cpu)
+        try:
+            for conc in concs:
+                rs, line = measure_perfhook(args, "perfhook-pg", conc, results, postgres=postgres)
+                records += rs
+                integrity.append(line)
+        finally:
+            postgres.stop()
     if args.preload:
         for mode, label in (("kept", "perfhook-1M-stored"), ("expired", "perfhook-1M-purging")):
             rs, line = measure_perfhook(args, label, 64, results, preload=(args.preload, mode))

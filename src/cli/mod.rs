@@ -14,6 +14,7 @@ mod refused;
 mod send;
 mod serve;
 mod sign;
+mod store_migrate;
 mod store_stats;
 mod verify;
 

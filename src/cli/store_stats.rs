@@ -25,6 +25,8 @@ pub enum StoreCommand {
     Backup(BackupArgs),
     /// Replace the data directory with a checked copy of a backup (receiver stopped).
     Restore(RestoreArgs),
+    /// Apply the PostgreSQL schema migrations, or print them (--dry-run).
+    Migrate(super::store_migrate::MigrateArgs),
 }
 
 /// Arguments of `store backup`.
@@ -75,6 +77,7 @@ pub(super) fn run(command: &StoreCommand) -> anyhow::Result<ExitCode> {
         StoreCommand::Check(args) => runtime.block_on(check(args)),
         StoreCommand::Backup(args) => runtime.block_on(backup(args)),
         StoreCommand::Restore(args) => runtime.block_on(restore(args)),
+        StoreCommand::Migrate(args) => runtime.block_on(super::store_migrate::migrate(args)),
     }
 }
 

@@ -190,7 +190,10 @@ impl Default for PostgresSettings {
 
 impl PostgresSettings {
     /// Reads the URL and checks the rest; the message never holds the URL.
-    fn resolve(&self) -> Result<crate::store::postgres::PostgresOptions, ConfigError> {
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the variable or file, or the key.
+    pub fn resolve(&self) -> Result<crate::store::postgres::PostgresOptions, ConfigError> {
         let (bytes, place) = match &self.url_file {
             Some(path) => (
                 secret_source::from_file(path),

@@ -388,3 +388,47 @@ fn the_database_stopped_for_30_s_under_load_costs_503s_and_nothing_acknowledged(
         acknowledged.len()
     );
 }
+
+#[test]
+fn store_migrate_prints_then_applies_the_schema_once() {
+    let Some(url) = database() else { return };
+    let env = [
+        ("PERFHOOK_STORAGE__BACKEND", "postgres"),
+        ("PERFHOOK_DATABASE_URL", url.as_str()),
+    ];
+    let dry = crate::helpers::perfhook(&["store", "migrate", "--dry-run"], &env, b"");
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(dry.stdout.starts_with("-- migration 1: "), "{}", dry.stdout);
+    assert!(
+        dry.stdout.contains("CREATE TABLE perfhook_events"),
+        "{}",
+        dry.stdout
+    );
+    let applied = crate::helpers::perfhook(&["store", "migrate"], &env, b"");
+    assert_eq!(
+        (applied.code, applied.stdout.trim()),
+        (0, "applied migrations 1"),
+        "{}",
+        applied.stderr
+    );
+    let again = crate::helpers::perfhook(&["store", "migrate", "--dry-run"], &env, b"");
+    assert_eq!(
+        again.stdout.trim(),
+        "-- the database is up to date: no migration pending"
+    );
+    // The URL is a secret: a wrong one is named by its variable, never shown.
+    let wrong = crate::helpers::perfhook(
+        &["store", "migrate"],
+        &[
+            ("PERFHOOK_STORAGE__BACKEND", "postgres"),
+            (
+                "PERFHOOK_DATABASE_URL",
+                "postgres://perf:hunter2@127.0.0.1:1/none",
+            ),
+        ],
+        b"",
+    );
+    assert_eq!(wrong.code, 2, "{}", wrong.stderr);
+    assert!(!wrong.stderr.contains("hunter2"), "{}", wrong.stderr);
+    assert_eq!(wrong.stderr.lines().count(), 1, "{}", wrong.stderr);
+}

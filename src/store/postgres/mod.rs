@@ -92,7 +92,12 @@ pub(crate) fn db_error(error: &tokio_postgres::Error) -> StoreError {
             db.message(),
             db.code().code()
         )),
-        None => StoreError::unavailable(format!("postgres: {error}")),
+        // The driver's words and their cause ("error connecting to server: Connection
+        // refused"); neither holds the URL.
+        None => match std::error::Error::source(error) {
+            Some(cause) => StoreError::unavailable(format!("postgres: {error}: {cause}")),
+            None => StoreError::unavailable(format!("postgres: {error}")),
+        },
     }
 }
 
@@ -269,6 +274,16 @@ impl PostgresStore {
         let pool = Self::pool(options)?;
         let client = pool.get().await.map_err(|e| pool_error(&e))?;
         migrations::pending(&client).await
+    }
+
+    /// Applies the pending migrations (under the advisory lock); the versions applied.
+    ///
+    /// # Errors
+    /// When the database cannot be reached or a migration fails.
+    pub async fn migrate(options: &PostgresOptions) -> Result<Vec<i32>, StoreError> {
+        let pool = Self::pool(options)?;
+        let mut client = pool.get().await.map_err(|e| pool_error(&e))?;
+        migrations::apply(&mut client).await
     }
 
     fn pool(options: &PostgresOptions) -> Result<Pool, StoreError> {

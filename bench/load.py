@@ -18,7 +18,8 @@ user runs (the embedded log notifier on stdout, INFO logs on stderr, both to fil
 `perfhook-notify` adds a log notifier to a file with warn logs; `perfhook-pg` is `perfhook` on
 PostgreSQL ([storage] backend = "postgres", a private cluster started here, pinned to the
 receiver's core so the server side has one core in every row; integrity counted in the
-database).
+database); `perfhook-pg-2` is two such replicas sharing the database behind nginx
+round-robin, all on that one core.
 
 Options it does not know (e.g. --quiet-wait 30) go to the harness's run.sh.
 
@@ -283,6 +284,79 @@ def measure_perfhook(args, label, conc, results, preload=None, no_check=True, no
     return records, line
 
 
+class Balancer:
+    """nginx round-robin in front of several replicas, on the server core like them."""
+
+    def __init__(self, workdir, ports, server_cpu):
+        self.port = free_port()
+        self.workdir = workdir
+        upstreams = "".join("server 127.0.0.1:%d; " % p for p in ports)
+        conf = os.path.join(workdir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write("""worker_processes 1; daemon off; pid %s/nginx.pid; error_log %s/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream replicas { %s keepalive 128; }
+  server {
+    listen 127.0.0.1:%d;
+    location / { proxy_pass http://replicas; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+""" % (workdir, workdir, upstreams, self.port))
+        self.proc = subprocess.Popen(["taskset", "-c", str(server_cpu), "nginx", "-c", conf, "-p", workdir],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGQUIT)
+        self.proc.wait(timeout=30)
+
+
+def measure_pg_replicas(args, label, conc, results, postgres, count=2):
+    """Several replicas sharing one database behind nginx; returns the integrity line."""
+    workdir = tempfile.mkdtemp(prefix="perfhook-load-", dir=args.data_root)
+    database, database_url = postgres.create()
+    replicas = []
+    balancer = None
+    try:
+        for i in range(count):
+            replica_dir = os.path.join(workdir, "replica-%d" % i)
+            os.makedirs(replica_dir)
+            replicas.append(Receiver(replica_dir, os.path.join(replica_dir, "data"), args.server_cpu,
+                                     database_url=database_url))
+        balancer = Balancer(workdir, [r.port for r in replicas], args.server_cpu)
+        extra = ["--target-url", balancer.url("/webhooks/perf"), "--secret", SECRET,
+                 "--label", label, "--conc", str(conc), "--no-check"]
+        records = harness(args, os.path.join(results, "%s-c%d" % (label, conc)), extra)
+        counts = {}
+        for r in replicas:
+            for outcome, n in r.accepted().items():
+                counts[outcome] = counts.get(outcome, 0) + n
+        rss = max(r.peak_rss_kib() or 0 for r in replicas)
+    finally:
+        if balancer:
+            balancer.stop()
+        for r in replicas:
+            r.stop()
+    stats = postgres.stats(database)
+    acked = sum(r["requests"] - r["err_status"] for r in records)
+    accepted = counts.get("accepted", 0)
+    ok = stats["events"] == accepted and accepted >= acked
+    line = {"label": label, "conc": conc, "stored_events": stats["events"], "preloaded": 0,
+            "accepted_answers": accepted, "duplicate_answers": counts.get("duplicate", 0),
+            "wrk_2xx_measured": acked, "disk_bytes": stats["disk_bytes"], "peak_rss_kib": rss,
+            "ok": ok}
+    print("integrity: %s" % json.dumps(line), flush=True)
+    shutil.rmtree(workdir, ignore_errors=True)
+    for r in records:
+        r["peak_rss_kib"] = rss
+    return records, line
+
+
 def median(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
@@ -368,6 +442,12 @@ def main():
                 rs, line = measure_perfhook(args, "perfhook-pg", conc, results, postgres=postgres)
                 records += rs
                 integrity.append(line)
+            if shutil.which("nginx"):
+                rs, line = measure_pg_replicas(args, "perfhook-pg-2", 64, results, postgres)
+                records += rs
+                integrity.append(line)
+            else:
+                print("perfhook-pg-2 skipped: no nginx to balance two replicas (the peers' setup.sh installs it)")
         finally:
             postgres.stop()
     if args.preload:

@@ -71,6 +71,8 @@ pub struct Application {
     audit_retention: Duration,
     /// Notifies once when an endpoint's sender falls silent, and once when it resumes.
     silence: crate::silence::SilenceWatch,
+    /// Whether other replicas share the store (PostgreSQL).
+    shared_store: bool,
 }
 
 impl std::fmt::Debug for Application {
@@ -101,7 +103,7 @@ impl Application {
             ),
         };
         let notifiers = crate::notify::build(&config.notifiers).map_err(anyhow::Error::msg)?;
-        let app = Self::build_with(
+        let mut app = Self::build_with(
             config,
             Parts {
                 store,
@@ -110,6 +112,7 @@ impl Application {
             },
         )?;
         if let Some(options) = &config.postgres {
+            app.shared_store = true;
             tokio::spawn(wake_on_notify(options.clone(), app.outbox.wakers()));
         }
         Ok(app)
@@ -262,6 +265,7 @@ impl Application {
             started_at: clock.now(),
         };
         Ok(Self {
+            shared_store: false,
             silence,
             address,
             server: server.run(),
@@ -312,12 +316,17 @@ impl Application {
     /// When the server fails or the final flush fails.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let (stop, stopped) = watch::channel(false);
-        // Jobs of a notifier removed from the config would otherwise wait for ever.
-        match self
-            .store
-            .bury_unconfigured(&self.notifier_names, self.clock.now_ms())
-            .await
-        {
+        // Jobs of a notifier removed from the config would otherwise wait for ever. Not with
+        // a shared database: another replica may know a notifier this one does not yet (a
+        // rolling change), and would lose its jobs.
+        let buried = if self.shared_store {
+            Ok(0)
+        } else {
+            self.store
+                .bury_unconfigured(&self.notifier_names, self.clock.now_ms())
+                .await
+        };
+        match buried {
             Ok(0) => {}
             Ok(buried) => tracing::error!(
                 buried,

@@ -67,6 +67,12 @@ pub async fn pending(client: &Client) -> Result<Vec<Migration>, StoreError> {
 /// # Errors
 /// When one fails: its transaction is rolled back and the later ones are not tried.
 pub async fn apply(client: &mut Client) -> Result<Vec<i32>, StoreError> {
+    // Waiting for another replica's migration, and a long one (an index), are not stuck
+    // statements: no timeout on this connection while it migrates.
+    client
+        .batch_execute("SET statement_timeout = 0")
+        .await
+        .map_err(|e| db_error(&e))?;
     client
         .execute("SELECT pg_advisory_lock($1)", &[&LOCK])
         .await

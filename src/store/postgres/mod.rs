@@ -196,6 +196,12 @@ fn split_cursor(position: &[u8]) -> Result<(i64, String, String), StoreError> {
     ))
 }
 
+/// Whether any of `texts` holds a NUL, which PostgreSQL's text cannot: such a lookup
+/// matches nothing (no stored name, id or type holds one) rather than failing as a 503.
+fn has_nul(texts: &[&str]) -> bool {
+    texts.iter().any(|text| text.contains('\0'))
+}
+
 fn json_of<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::corrupt_json(&e))
 }
@@ -286,16 +292,46 @@ impl PostgresStore {
         migrations::apply(&mut client).await
     }
 
-    fn pool(options: &PostgresOptions) -> Result<Pool, StoreError> {
+    /// The driver's settings from the URL, with perfhook's: TLS required for a host that is
+    /// not this machine unless the URL says otherwise, and the kernel told to give up on a
+    /// connection that stops answering (a lost host or a partition) instead of waiting for
+    /// TCP's own minutes.
+    fn connection(options: &PostgresOptions) -> Result<tokio_postgres::Config, StoreError> {
         let mut config: tokio_postgres::Config = options.url.parse().map_err(|_| {
             StoreError::new(
                 StoreErrorKind::BadRequest,
                 "the database URL does not parse (postgres://user:password@host:port/database)",
             )
         })?;
+        let local = config.get_hosts().iter().all(|host| match host {
+            tokio_postgres::config::Host::Tcp(name) => {
+                name == "localhost"
+                    || name
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
+            tokio_postgres::config::Host::Unix(_) => true,
+        });
+        if !local && !options.url.contains("sslmode=") {
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+        }
+        let answer_within = options
+            .statement_timeout
+            .saturating_add(Duration::from_secs(5));
+        config
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_user_timeout(answer_within)
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            .keepalives_interval(Duration::from_secs(10))
+            .keepalives_retries(3);
+        Ok(config)
+    }
+
+    fn pool(options: &PostgresOptions) -> Result<Pool, StoreError> {
+        let mut config = Self::connection(options)?;
         let timeout_ms = options.statement_timeout.as_millis();
         config.options(format!("-c statement_timeout={timeout_ms}"));
-        config.connect_timeout(Duration::from_secs(5));
         let tls = tls(options).map_err(|e| StoreError::new(StoreErrorKind::BadRequest, e))?;
         let manager = Manager::from_config(
             config,
@@ -379,13 +415,7 @@ impl PostgresStore {
         mut wake: impl FnMut() + Send,
     ) -> Result<(), StoreError> {
         use futures_util::StreamExt;
-        let mut config: tokio_postgres::Config = options.url.parse().map_err(|_| {
-            StoreError::new(
-                StoreErrorKind::BadRequest,
-                "the database URL does not parse",
-            )
-        })?;
-        config.connect_timeout(Duration::from_secs(5));
+        let config = Self::connection(options)?;
         let tls = tls(options).map_err(|e| StoreError::new(StoreErrorKind::BadRequest, e))?;
         let (client, mut connection) = config.connect(tls).await.map_err(|e| db_error(&e))?;
         let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
@@ -804,6 +834,9 @@ impl Store for PostgresStore {
         notifiers: &[String],
         now_ms: u64,
     ) -> Result<Option<usize>, StoreError> {
+        if has_nul(&[endpoint, id]) || notifiers.iter().any(|n| n.contains('\0')) {
+            return Ok(None);
+        }
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(|e| db_error(&e))?;
         let exists = transaction
@@ -862,6 +895,9 @@ impl Store for PostgresStore {
     }
 
     async fn delete_event(&self, endpoint: &str, id: &str) -> Result<bool, StoreError> {
+        if has_nul(&[endpoint, id]) {
+            return Ok(false);
+        }
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(|e| db_error(&e))?;
         let exists = transaction
@@ -888,6 +924,9 @@ impl Store for PostgresStore {
         notifier: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Job>, StoreError> {
+        if notifier.is_some_and(|n| n.contains('\0')) {
+            return Ok(Vec::new());
+        }
         let client = self.client().await?;
         let rows = client
             .query(
@@ -908,6 +947,9 @@ impl Store for PostgresStore {
     }
 
     async fn event(&self, endpoint: &str, id: &str) -> Result<Option<EventDetail>, StoreError> {
+        if has_nul(&[endpoint, id]) {
+            return Ok(None);
+        }
         let client = self.client().await?;
         let Some(row) = client
             .query_opt(
@@ -948,6 +990,14 @@ impl Store for PostgresStore {
     }
 
     async fn list(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
+        // PostgreSQL's text holds no NUL, and no name or type does: nothing can match.
+        if [&query.endpoint, &query.kind]
+            .into_iter()
+            .flatten()
+            .any(|text| text.contains('\0'))
+        {
+            return Ok(EventPage::default());
+        }
         let after = match &query.cursor {
             Some(cursor) => Some(split_cursor(&decode_cursor(cursor)?)?),
             None => None,
@@ -1032,6 +1082,9 @@ impl Store for PostgresStore {
     }
 
     async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        if has_nul(&[id]) {
+            return Ok(None);
+        }
         let client = self.client().await?;
         client
             .query_opt("SELECT record FROM perfhook_api_keys WHERE id = $1", &[&id])
@@ -1285,10 +1338,16 @@ impl Store for PostgresStore {
 
     async fn check(&self) -> Result<(), StoreError> {
         let client = self.client().await?;
-        client
-            .execute("SELECT 1", &[])
+        let standby: bool = client
+            .query_one("SELECT pg_is_in_recovery()", &[])
             .await
-            .map_err(|e| db_error(&e))?;
+            .map_err(|e| db_error(&e))?
+            .get(0);
+        if standby {
+            return Err(StoreError::unavailable(
+                "postgres: the database is a read-only standby (point the URL at the primary)",
+            ));
+        }
         Ok(())
     }
 

@@ -29,6 +29,7 @@ mod notify_test;
 mod operator_cli;
 mod packaging;
 mod pg_cluster;
+mod pg_tls;
 mod properties;
 mod receiver;
 mod refused;

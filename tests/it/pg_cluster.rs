@@ -66,6 +66,32 @@ impl Cluster {
             .status();
     }
 
+    /// Serves TLS with `cert` and `key` (PEM files) from now on: copied into the cluster's
+    /// directory with the owner and mode PostgreSQL insists on, then a restart.
+    pub fn enable_tls(&self, cert: &Path, key: &Path) {
+        for (from, name) in [(cert, "server.crt"), (key, "server.key")] {
+            let to = self.dir.join(name);
+            std::fs::copy(from, &to).expect("copy");
+            std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .expect("chmod");
+            if self.as_postgres {
+                let owned = Command::new("chown")
+                    .args(["postgres:postgres"])
+                    .arg(&to)
+                    .status()
+                    .expect("chown");
+                assert!(owned.success());
+            }
+        }
+        let mut conf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.join("postgresql.conf"))
+            .expect("postgresql.conf");
+        std::io::Write::write_all(&mut conf, b"\nssl = on\n").expect("write conf");
+        self.stop();
+        self.start();
+    }
+
     /// A new, empty database on this cluster: its URL.
     pub async fn create_database(&self) -> String {
         let name = format!("perfhook_{}", DATABASES.fetch_add(1, Ordering::SeqCst));

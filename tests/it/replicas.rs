@@ -452,6 +452,7 @@ fn store_migrate_prints_then_applies_the_schema_once() {
     let dry = crate::helpers::perfhook(&["store", "migrate", "--dry-run"], &env, b"");
     assert_eq!(dry.code, 0, "{}", dry.stderr);
     assert!(dry.stdout.starts_with("-- migration 1: "), "{}", dry.stdout);
+    assert!(dry.stdout.contains("-- migration 2: "), "{}", dry.stdout);
     assert!(
         dry.stdout.contains("CREATE TABLE perfhook_events"),
         "{}",
@@ -460,7 +461,7 @@ fn store_migrate_prints_then_applies_the_schema_once() {
     let applied = crate::helpers::perfhook(&["store", "migrate"], &env, b"");
     assert_eq!(
         (applied.code, applied.stdout.trim()),
-        (0, "applied migrations 1"),
+        (0, "applied migrations 1, 2"),
         "{}",
         applied.stderr
     );

@@ -20,11 +20,18 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "events, jobs, budget state, API keys, refused deliveries, audit log",
-    sql: include_str!("migrations/0001_tables.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "events, jobs, budget state, API keys, refused deliveries, audit log",
+        sql: include_str!("migrations/0001_tables.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "an index of the jobs under a lease, for the next claimable time",
+        sql: include_str!("migrations/0002_lease_index.sql"),
+    },
+];
 
 /// The advisory lock key ("perfhook" in ASCII, as a number): held while migrating.
 const LOCK: i64 = 0x7065_7266_686f_6f6b;

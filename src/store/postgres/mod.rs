@@ -530,16 +530,110 @@ fn refused_of(row: &Row) -> RefusedDelivery {
 
 const REFUSED_COLUMNS: &str = "endpoint, received_at_ms, seq, source, reason, message, request";
 
+/// Inserts an event unless its key is taken.
+const INSERT_EVENT: &str =
+    "INSERT INTO perfhook_events (endpoint, id, kind, livemode, received_at, expires_at, body)
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
+
+/// An event without a budget mark, its jobs and the wake-up of the other replicas, in one
+/// statement: one round trip and one commit. The jobs are inserted only when the event was
+/// (the foreign key is checked at the end of the statement, when the event is there).
+const RECORD_UNMARKED: &str = "WITH event AS (
+         INSERT INTO perfhook_events (endpoint, id, kind, livemode, received_at, expires_at, body)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING 1),
+     jobs AS (
+         INSERT INTO perfhook_jobs (endpoint, event_id, notifier, status, attempts, last_error, due_ms, digest)
+         SELECT $1, $2, notifier, 'pending', 0, NULL, due_ms, digest
+         FROM unnest($8::text[], $9::bigint[], $10::boolean[]) AS t(notifier, due_ms, digest)
+         WHERE EXISTS (SELECT 1 FROM event)
+         RETURNING 1)
+     SELECT (SELECT count(*) FROM event), (SELECT count(*) FROM jobs),
+            (SELECT count(*) FROM (SELECT pg_notify('perfhook_jobs', '') FROM jobs LIMIT 1) AS woken)";
+
+/// The jobs an event is stored with: one per notifier, however often it is named.
+struct JobPlan {
+    notifiers: Vec<String>,
+    dues: Vec<i64>,
+    digests: Vec<bool>,
+}
+
+impl JobPlan {
+    fn of(event: &NewEvent) -> Self {
+        let mut plan = Self {
+            notifiers: Vec::new(),
+            dues: Vec::new(),
+            digests: Vec::new(),
+        };
+        for notifier in &event.notifiers {
+            if plan.notifiers.contains(notifier) {
+                continue;
+            }
+            let (due_ms, digest) = event.first_due(notifier);
+            plan.notifiers.push(notifier.clone());
+            plan.dues.push(int(due_ms));
+            plan.digests.push(digest);
+        }
+        plan
+    }
+}
+
+impl PostgresStore {
+    /// [`Store::record`] for an event without a budget mark: [`RECORD_UNMARKED`].
+    async fn record_unmarked(
+        &self,
+        event: &NewEvent,
+        plan: &JobPlan,
+    ) -> Result<Recorded, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(RECORD_UNMARKED)
+            .await
+            .map_err(|e| db_error(&e))?;
+        let record = &event.record;
+        let row = client
+            .query_one(
+                &statement,
+                &[
+                    &record.endpoint,
+                    &record.id,
+                    &record.kind,
+                    &record.livemode,
+                    &int(record.received_at),
+                    &int(event.expires_at),
+                    &record.body,
+                    &plan.notifiers,
+                    &plan.dues,
+                    &plan.digests,
+                ],
+            )
+            .await
+            .map_err(|e| db_error(&e))?;
+        if row.get::<_, i64>(0) == 0 {
+            // The first copy is committed (the insert waited for it): durable.
+            return Ok(Recorded::Duplicate);
+        }
+        self.count(1, row.get(1), 0);
+        Ok(Recorded::New)
+    }
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     async fn record(&self, event: NewEvent) -> Result<Recorded, StoreError> {
+        let plan = JobPlan::of(&event);
+        if event.budget.is_none() {
+            return self.record_unmarked(&event, &plan).await;
+        }
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(|e| db_error(&e))?;
         let record = &event.record;
+        let insert = transaction
+            .prepare_cached(INSERT_EVENT)
+            .await
+            .map_err(|e| db_error(&e))?;
         let inserted = transaction
             .execute(
-                "INSERT INTO perfhook_events (endpoint, id, kind, livemode, received_at, expires_at, body)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                &insert,
                 &[
                     &record.endpoint,
                     &record.id,
@@ -571,25 +665,12 @@ impl Store for PostgresStore {
                 }
             }
         }
-        let mut notifiers: Vec<String> = Vec::new();
-        let mut dues: Vec<i64> = Vec::new();
-        let mut digests: Vec<bool> = Vec::new();
-        for notifier in &event.notifiers {
-            // One job per notifier, however often it is named.
-            if notifiers.contains(notifier) {
-                continue;
-            }
-            let (due_ms, digest) = event.first_due(notifier);
-            notifiers.push(notifier.clone());
-            dues.push(int(due_ms));
-            digests.push(digest);
-        }
         let status = if suppressed_by.is_some() {
             JobStatus::Suppressed
         } else {
             JobStatus::Pending
         };
-        if !notifiers.is_empty() {
+        if !plan.notifiers.is_empty() {
             transaction
                 .execute(
                     "INSERT INTO perfhook_jobs (endpoint, event_id, notifier, status, attempts, last_error, due_ms, digest)
@@ -600,9 +681,9 @@ impl Store for PostgresStore {
                         &record.id,
                         &status_text(status),
                         &suppressed_by,
-                        &notifiers,
-                        &dues,
-                        &digests,
+                        &plan.notifiers,
+                        &plan.dues,
+                        &plan.digests,
                     ],
                 )
                 .await
@@ -616,7 +697,7 @@ impl Store for PostgresStore {
         }
         transaction.commit().await.map_err(|e| db_error(&e))?;
         let queued = if status == JobStatus::Pending {
-            i64::try_from(notifiers.len()).unwrap_or(0)
+            i64::try_from(plan.notifiers.len()).unwrap_or(0)
         } else {
             0
         };
@@ -638,7 +719,9 @@ impl Store for PostgresStore {
         let limit_rows = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = client
             .query(
-                "WITH picked AS (
+                &client
+                    .prepare_cached(
+                        "WITH picked AS (
                      SELECT endpoint, event_id, notifier FROM perfhook_jobs
                      WHERE notifier = $1 AND status = 'pending' AND due_ms <= $2
                        AND (lease_until_ms IS NULL OR lease_until_ms <= $2)
@@ -652,6 +735,9 @@ impl Store for PostgresStore {
                  RETURNING j.endpoint, j.event_id, j.notifier, j.status, j.attempts, j.last_error,
                            j.due_ms, j.digest, j.lease_token,
                            e.kind, e.livemode, e.received_at, e.body",
+                    )
+                    .await
+                    .map_err(|e| db_error(&e))?,
                 &[&notifier, &now, &limit_rows, &lease_end],
             )
             .await
@@ -686,12 +772,24 @@ impl Store for PostgresStore {
                 &b.job.event_id,
             ))
         });
+        // The earliest due among free jobs (the queue index stops at the first), and the
+        // earliest lease end among jobs others hold (the index of leased jobs).
         let next = client
             .query_one(
-                "SELECT min(greatest(due_ms, coalesce(lease_until_ms, 0))) FROM perfhook_jobs
-                 WHERE notifier = $1 AND status = 'pending'
-                   AND (lease_token IS NULL OR NOT (lease_token = ANY($2)))",
-                &[&notifier, &tokens],
+                &client
+                    .prepare_cached(
+                        "SELECT least(
+                     (SELECT min(due_ms) FROM perfhook_jobs
+                      WHERE notifier = $1 AND status = 'pending'
+                        AND (lease_until_ms IS NULL OR lease_until_ms <= $3)
+                        AND (lease_token IS NULL OR NOT (lease_token = ANY($2)))),
+                     (SELECT min(greatest(due_ms, lease_until_ms)) FROM perfhook_jobs
+                      WHERE notifier = $1 AND status = 'pending' AND lease_until_ms > $3
+                        AND NOT (lease_token = ANY($2))))",
+                    )
+                    .await
+                    .map_err(|e| db_error(&e))?,
+                &[&notifier, &tokens, &now],
             )
             .await
             .map_err(|e| db_error(&e))?;
@@ -719,11 +817,16 @@ impl Store for PostgresStore {
             };
             let updated = client
                 .execute(
-                    "UPDATE perfhook_jobs
+                    &client
+                        .prepare_cached(
+                            "UPDATE perfhook_jobs
                      SET attempts = attempts + 1, status = $5, last_error = coalesce($6, last_error),
                          due_ms = $7, lease_token = NULL, lease_until_ms = NULL
                      WHERE endpoint = $1 AND event_id = $2 AND notifier = $3 AND lease_token = $4
                        AND status = 'pending'",
+                        )
+                        .await
+                        .map_err(|e| db_error(&e))?,
                     &[
                         &endpoint,
                         &event_id,

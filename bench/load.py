@@ -352,7 +352,9 @@ def measure_pg_replicas(args, label, conc, results, postgres, count=2):
     stats = postgres.stats(database)
     acked = sum(r["requests"] - r["err_status"] for r in records)
     accepted = counts.get("accepted", 0)
-    ok = stats["events"] == accepted and accepted >= acked
+    # A request the balancer gave up on (wrk closing its connections at the end of a run)
+    # may still be committed: stored can exceed the answers, never fall short of them.
+    ok = stats["events"] >= accepted >= acked
     line = {"label": label, "conc": conc, "stored_events": stats["events"], "preloaded": 0,
             "accepted_answers": accepted, "duplicate_answers": counts.get("duplicate", 0),
             "wrk_2xx_measured": acked, "disk_bytes": stats["disk_bytes"], "peak_rss_kib": rss,

@@ -2,8 +2,9 @@
 //!
 //! # What a 2xx means here
 //! [`Store::record`] is one transaction: `INSERT … ON CONFLICT DO NOTHING` on (endpoint,
-//! event id), the budget state read `FOR UPDATE` and written back, the jobs and the expiry,
-//! then `COMMIT`. The answer comes after the commit, so the database's durability
+//! event id), the jobs and the expiry, then `COMMIT`; records without a budget mark that
+//! arrive together share one statement and one commit ([`group`]), and a record with one
+//! has its own transaction that reads the budget state `FOR UPDATE` and writes it back. The answer comes after the commit, so the database's durability
 //! (`synchronous_commit`, on by default) is the guarantee. A concurrent insert of the same
 //! key waits for the first transaction and then finds the row, so every replica answers
 //! exactly one `accepted` per event, and a duplicate is answered only once the first copy
@@ -23,6 +24,7 @@
 //! changes as it commits them, and replaces them with the database's figures every few
 //! seconds (other replicas' changes show then).
 
+mod group;
 mod migrations;
 
 pub use self::migrations::{Migration, MIGRATIONS};
@@ -80,6 +82,8 @@ pub struct PostgresStore {
     pool: Pool,
     counts: Arc<Mutex<Counts>>,
     closed: Arc<AtomicBool>,
+    /// Writes records without a budget mark in groups ([`group`]).
+    group: group::GroupWriter,
 }
 
 /// A database error as a store error: the SQLSTATE and the server's message for errors the
@@ -248,9 +252,14 @@ impl PostgresStore {
     /// failed migration.
     pub async fn connect(options: &PostgresOptions) -> Result<Self, StoreError> {
         let pool = Self::pool(options)?;
+        let counts = Arc::new(Mutex::new(Counts::default()));
+        let grouped = Arc::clone(&counts);
         let store = Self {
+            group: group::GroupWriter::start(pool.clone(), move |(events, jobs)| {
+                add_counts(&grouped, events, jobs, 0);
+            }),
             pool,
-            counts: Arc::new(Mutex::new(Counts::default())),
+            counts,
             closed: Arc::new(AtomicBool::new(false)),
         };
         {
@@ -381,18 +390,7 @@ impl PostgresStore {
 
     /// Applies a change this replica committed to its counts.
     fn count(&self, events: i64, outbox: i64, dead: i64) {
-        if let Ok(mut counts) = self.counts.lock() {
-            let apply = |value: u64, delta: i64| {
-                if delta >= 0 {
-                    value.saturating_add(delta.unsigned_abs())
-                } else {
-                    value.saturating_sub(delta.unsigned_abs())
-                }
-            };
-            counts.events = apply(counts.events, events);
-            counts.outbox = apply(counts.outbox, outbox);
-            counts.dead = apply(counts.dead, dead);
-        }
+        add_counts(&self.counts, events, outbox, dead);
     }
 
     /// Counts of `statuses` (jobs removed or changed): (pending, dead).
@@ -444,6 +442,22 @@ impl PostgresStore {
         Err(StoreError::unavailable(
             "postgres: the LISTEN connection ended",
         ))
+    }
+}
+
+/// Adds committed changes to `counts`.
+fn add_counts(counts: &Mutex<Counts>, events: i64, outbox: i64, dead: i64) {
+    if let Ok(mut counts) = counts.lock() {
+        let apply = |value: u64, delta: i64| {
+            if delta >= 0 {
+                value.saturating_add(delta.unsigned_abs())
+            } else {
+                value.saturating_sub(delta.unsigned_abs())
+            }
+        };
+        counts.events = apply(counts.events, events);
+        counts.outbox = apply(counts.outbox, outbox);
+        counts.dead = apply(counts.dead, dead);
     }
 }
 
@@ -535,21 +549,6 @@ const INSERT_EVENT: &str =
     "INSERT INTO perfhook_events (endpoint, id, kind, livemode, received_at, expires_at, body)
      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
 
-/// An event without a budget mark, its jobs and the wake-up of the other replicas, in one
-/// statement: one round trip and one commit. The jobs are inserted only when the event was
-/// (the foreign key is checked at the end of the statement, when the event is there).
-const RECORD_UNMARKED: &str = "WITH event AS (
-         INSERT INTO perfhook_events (endpoint, id, kind, livemode, received_at, expires_at, body)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING 1),
-     jobs AS (
-         INSERT INTO perfhook_jobs (endpoint, event_id, notifier, status, attempts, last_error, due_ms, digest)
-         SELECT $1, $2, notifier, 'pending', 0, NULL, due_ms, digest
-         FROM unnest($8::text[], $9::bigint[], $10::boolean[]) AS t(notifier, due_ms, digest)
-         WHERE EXISTS (SELECT 1 FROM event)
-         RETURNING 1)
-     SELECT (SELECT count(*) FROM event), (SELECT count(*) FROM jobs),
-            (SELECT count(*) FROM (SELECT pg_notify('perfhook_jobs', '') FROM jobs LIMIT 1) AS woken)";
-
 /// The jobs an event is stored with: one per notifier, however often it is named.
 struct JobPlan {
     notifiers: Vec<String>,
@@ -577,52 +576,15 @@ impl JobPlan {
     }
 }
 
-impl PostgresStore {
-    /// [`Store::record`] for an event without a budget mark: [`RECORD_UNMARKED`].
-    async fn record_unmarked(
-        &self,
-        event: &NewEvent,
-        plan: &JobPlan,
-    ) -> Result<Recorded, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(RECORD_UNMARKED)
-            .await
-            .map_err(|e| db_error(&e))?;
-        let record = &event.record;
-        let row = client
-            .query_one(
-                &statement,
-                &[
-                    &record.endpoint,
-                    &record.id,
-                    &record.kind,
-                    &record.livemode,
-                    &int(record.received_at),
-                    &int(event.expires_at),
-                    &record.body,
-                    &plan.notifiers,
-                    &plan.dues,
-                    &plan.digests,
-                ],
-            )
-            .await
-            .map_err(|e| db_error(&e))?;
-        if row.get::<_, i64>(0) == 0 {
-            // The first copy is committed (the insert waited for it): durable.
-            return Ok(Recorded::Duplicate);
-        }
-        self.count(1, row.get(1), 0);
-        Ok(Recorded::New)
-    }
-}
-
 #[async_trait]
 impl Store for PostgresStore {
     async fn record(&self, event: NewEvent) -> Result<Recorded, StoreError> {
         let plan = JobPlan::of(&event);
         if event.budget.is_none() {
-            return self.record_unmarked(&event, &plan).await;
+            if self.closed.load(Ordering::SeqCst) {
+                return Err(StoreError::unavailable("the store is closed"));
+            }
+            return self.group.record(event, plan).await;
         }
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(|e| db_error(&e))?;

@@ -119,11 +119,18 @@ async fn write(
 ) {
     // A key twice in one group: the first copy is written, the others answered after it.
     let mut keys = HashSet::new();
-    let (first, repeated): (Vec<Waiting>, Vec<Waiting>) = group.into_iter().partition(|waiting| {
-        keys.insert((
-            waiting.event.record.endpoint.clone(),
-            waiting.event.record.id.clone(),
-        ))
+    let (mut first, repeated): (Vec<Waiting>, Vec<Waiting>) =
+        group.into_iter().partition(|waiting| {
+            keys.insert((
+                waiting.event.record.endpoint.clone(),
+                waiting.event.record.id.clone(),
+            ))
+        });
+    // Every group takes its keys' locks in one order, so two groups holding some of the same
+    // keys (retries arriving at two replicas) wait for each other instead of deadlocking.
+    first.sort_by(|a, b| {
+        (&a.event.record.endpoint, &a.event.record.id)
+            .cmp(&(&b.event.record.endpoint, &b.event.record.id))
     });
     match statement(pool, &first).await {
         Ok(inserted) => {

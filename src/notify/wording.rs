@@ -179,9 +179,19 @@ impl Wording {
         {
             fields.extend(data_fields(&record.body));
         }
+        Self::printable(&subject, &summary, fields, advice)
+    }
+
+    /// The words made safe to print: control characters in every text escaped.
+    fn printable(
+        subject: &str,
+        summary: &str,
+        fields: Vec<(String, String)>,
+        advice: Option<String>,
+    ) -> Self {
         Self {
-            subject: printable(&subject),
-            summary: printable(&summary),
+            subject: printable(subject),
+            summary: printable(summary),
             fields: fields
                 .into_iter()
                 .map(|(label, value)| (printable(&label), printable(&value)))
@@ -301,15 +311,7 @@ impl Wording {
         if record.livemode == Some(false) {
             subject.push_str(" (test mode)");
         }
-        Self {
-            subject: printable(&subject),
-            summary: printable(&summary),
-            fields: fields
-                .into_iter()
-                .map(|(label, value)| (printable(&label), printable(&value)))
-                .collect(),
-            advice,
-        }
+        Self::printable(&subject, &summary, fields, advice)
     }
 }
 
@@ -366,19 +368,16 @@ impl Wording {
                 ),
             ));
         }
-        Self {
-            subject: printable(&subject),
-            summary: printable(&summary),
-            fields: fields
-                .into_iter()
-                .map(|(label, value)| (printable(&label), printable(&value)))
-                .collect(),
-            advice: Some(
+        Self::printable(
+            &subject,
+            &summary,
+            fields,
+            Some(
                 "Each alert's figures and delivery history are on the inspector's events page \
                  (or GET /admin/v1/events/ENDPOINT/ID)."
                     .to_owned(),
             ),
-        }
+        )
     }
 }
 

@@ -7,13 +7,7 @@ use perfhook::event::Mode;
 
 use crate::app::{key, spawn_app, TestApp};
 
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!(
-        "{}/fixtures/events/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .expect("fixture")
-}
+use crate::helpers::event_fixture as fixture;
 
 /// The 80% fixture under another id, in the period starting at `period_start`.
 fn eighty(id: &str, period_start: &str) -> Vec<u8> {

@@ -9,13 +9,7 @@ use perfhook::event::Mode;
 
 use crate::app::{key, spawn_app, TestApp, T0};
 
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!(
-        "{}/fixtures/events/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .expect("fixture")
-}
+use crate::helpers::event_fixture as fixture;
 
 /// A fixture under another id and project, so threshold collapse keeps each one.
 fn alert(name: &str, id: &str, project: &str) -> Vec<u8> {

@@ -11,6 +11,11 @@ pub fn fixture(path: &str) -> PathBuf {
         .join(path)
 }
 
+/// The text of an event fixture, `fixtures/events/NAME`.
+pub fn event_fixture(name: &str) -> String {
+    std::fs::read_to_string(fixture("events").join(name)).expect("fixture")
+}
+
 /// The result of running the real `perfhook` binary.
 pub struct Run {
     pub code: i32,

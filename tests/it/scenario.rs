@@ -42,11 +42,7 @@ const DEC_1_0900: u64 = 1_796_115_600;
 
 /// A fixture with a new id, changed by `edit`.
 fn alert(fixture: &str, id: &str, edit: impl FnOnce(&mut Value)) -> Vec<u8> {
-    let text = std::fs::read_to_string(format!(
-        "{}/fixtures/events/{fixture}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .expect("fixture");
+    let text = crate::helpers::event_fixture(fixture);
     let mut body: Value = serde_json::from_str(&text).expect("json");
     body["id"] = Value::from(id);
     edit(&mut body);

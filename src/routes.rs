@@ -3,21 +3,23 @@
 //! under a size limit and a total deadline.
 
 use crate::activity::Answer;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use actix_http::HttpMessage as _;
 use actix_web::http::header::{HeaderMap, CONTENT_LENGTH};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use futures_util::StreamExt;
 use serde_json::json;
 
+use crate::body_budget::Reservation;
 use crate::client_ip::client_address;
 use crate::config::Endpoint;
 use crate::error::ApiError;
 use crate::event::{parse_event, Mode};
 use crate::metrics::LatencyClass;
 use crate::reload::EndpointSlot;
-use crate::signature::{HeaderLookup, Lookup};
+use crate::signature::{HeaderLookup, Lookup, SignatureHeaders};
 use crate::state::AppState;
 use crate::store::{EventRecord, NewEvent, Recorded, RefusedBounds, RefusedDelivery};
 
@@ -49,50 +51,154 @@ pub async fn receive(
     // Read once: a reload (SIGHUP) during this request does not change its rules.
     let endpoint = endpoint.current();
     let outcome = accept(&request, payload, &endpoint, &state).await;
-    let (label, class) = match &outcome {
-        Ok((Recorded::New, _)) => ("accepted", LatencyClass::Served),
-        Ok((Recorded::Duplicate, _)) => ("duplicate", LatencyClass::Served),
+    note_outcome(
+        &state,
+        &endpoint.name,
+        outcome.as_ref().map(|(recorded, _)| *recorded),
+        started,
+    );
+    let (recorded, id) = outcome?;
+    let status = if recorded == Recorded::New {
+        "accepted"
+    } else {
+        "duplicate"
+    };
+    Ok(HttpResponse::Ok().json(json!({"status": status, "id": id})))
+}
+
+/// Counts a delivery's outcome in the metrics and the activity record, and logs a refusal.
+fn note_outcome(
+    state: &AppState,
+    endpoint: &str,
+    outcome: Result<Recorded, &ApiError>,
+    started: Instant,
+) {
+    let (label, class) = match outcome {
+        Ok(Recorded::New) => ("accepted", LatencyClass::Served),
+        Ok(Recorded::Duplicate) => ("duplicate", LatencyClass::Served),
         Err(error) => (
             error.code(),
             LatencyClass::of_status(error.status_code().as_u16()),
         ),
     };
-    state.metrics.request(
-        &endpoint.name,
-        label,
-        class,
-        started.elapsed().as_secs_f64(),
-    );
-    let answer = match &outcome {
-        Ok((Recorded::New, _)) => Answer::Accepted,
-        Ok((Recorded::Duplicate, _)) => Answer::Duplicate,
+    state
+        .metrics
+        .request(endpoint, label, class, started.elapsed().as_secs_f64());
+    let answer = match outcome {
+        Ok(Recorded::New) => Answer::Accepted,
+        Ok(Recorded::Duplicate) => Answer::Duplicate,
         Err(_) => Answer::Refused,
     };
     state
         .metrics
         .activity
-        .note(&endpoint.name, state.clock.now(), answer);
-    match outcome {
-        Ok((recorded, id)) => {
-            let status = if recorded == Recorded::New {
-                "accepted"
-            } else {
-                "duplicate"
-            };
-            Ok(HttpResponse::Ok().json(json!({"status": status, "id": id})))
+        .note(endpoint, state.clock.now(), answer);
+    if let Err(error) = outcome {
+        if let ApiError::Verify(verify) = error {
+            state.metrics.verification_failure(endpoint, verify.code());
         }
-        Err(error) => {
-            if let ApiError::Verify(verify) = &error {
-                state
-                    .metrics
-                    .verification_failure(&endpoint.name, verify.code());
-            }
-            // The error names the fault; it never holds header values or body bytes.
-            tracing::info!(endpoint = %endpoint.name, error = error.code(), detail = %error, "delivery refused");
-            Err(error)
-        }
+        // The error names the fault; it never holds header values or body bytes.
+        tracing::info!(endpoint = %endpoint, error = error.code(), detail = %error, "delivery refused");
     }
 }
+
+/// What the receiver knows of a delivery before it reads a body byte.
+struct BeforeBody<'h> {
+    /// The connection's peer.
+    peer: IpAddr,
+    /// The client behind trusted proxies; `None` when a forwarding header cannot be read.
+    client: Option<IpAddr>,
+    signature: SignatureHeaders<'h>,
+    /// `Content-Length`, when the request declares one.
+    declared: Option<usize>,
+}
+
+impl BeforeBody<'_> {
+    /// Where the delivery comes from, for the per-source budget and refused deliveries.
+    fn source(&self) -> IpAddr {
+        self.client.unwrap_or(self.peer)
+    }
+}
+
+/// The checks that need no body: the source against the allowlist, the signature headers
+/// present and well formed, the declared length within the limit. The receiver runs them
+/// before it reads the body, and the `Expect: 100-continue` gate before it tells the sender
+/// to send one.
+fn before_body<'h>(
+    peer: Option<SocketAddr>,
+    headers: &'h ActixHeaders<'h>,
+    endpoint: &Endpoint,
+    state: &AppState,
+) -> Result<BeforeBody<'h>, ApiError> {
+    let peer = peer.map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |peer| peer.ip());
+    let client = client_address(
+        peer,
+        &state.trusted_proxies,
+        state.client_ip_header,
+        headers
+            .0
+            .get_all(state.client_ip_header.name())
+            .map(|v| v.as_bytes()),
+    );
+    if !endpoint.allow.is_empty() && !client.is_some_and(|c| endpoint.allow.contains(c)) {
+        return Err(ApiError::IpNotAllowed(client));
+    }
+    let signature = endpoint.verifier.parse_headers(headers)?;
+    let declared = declared_length(headers.0);
+    if declared.is_some_and(|len| len > state.body_limit) {
+        return Err(ApiError::PayloadTooLarge(state.body_limit));
+    }
+    Ok(BeforeBody {
+        peer,
+        client,
+        signature,
+        declared,
+    })
+}
+
+/// Reserves the body's bytes in the global budget: the declared length, or the limit for a
+/// chunked body.
+fn reserve_body(state: &AppState, before: &BeforeBody<'_>) -> Result<Reservation, ApiError> {
+    let bytes = before
+        .declared
+        .unwrap_or(state.body_limit)
+        .min(state.body_limit);
+    state
+        .body_budget
+        .try_reserve(before.source(), bytes)
+        .ok_or(ApiError::Overloaded)
+}
+
+/// `Expect: 100-continue`: the checks [`before_body`] makes, and whether the budget has room,
+/// before the sender is told to send its body. A refusal is answered instead of
+/// `100 Continue` and counted like any other; the receiver checks again when it reads the body.
+///
+/// # Errors
+/// The refusal, as the receiver would answer it after the body.
+pub fn continue_gate(
+    request: &actix_http::Request,
+    endpoints: &EndpointPaths,
+    state: &AppState,
+) -> Result<(), ApiError> {
+    let Some(slot) = endpoints.get(request.path()) else {
+        return Err(ApiError::NotFound);
+    };
+    if request.method() != actix_web::http::Method::POST {
+        return Err(ApiError::MethodNotAllowed);
+    }
+    let started = Instant::now();
+    let endpoint = slot.current();
+    let headers = ActixHeaders(request.headers());
+    let checked = before_body(request.peer_addr(), &headers, &endpoint, state)
+        .and_then(|before| reserve_body(state, &before).map(drop));
+    if let Err(error) = &checked {
+        note_outcome(state, &endpoint.name, Err(error), started);
+    }
+    checked
+}
+
+/// Endpoints by path, for the `Expect: 100-continue` gate.
+pub type EndpointPaths = std::collections::HashMap<String, std::sync::Arc<EndpointSlot>>;
 
 async fn accept(
     request: &HttpRequest,
@@ -100,43 +206,37 @@ async fn accept(
     endpoint: &Endpoint,
     state: &AppState,
 ) -> Result<(Recorded, String), ApiError> {
-    let peer = request
-        .peer_addr()
-        .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |peer| peer.ip());
-    let client = client_address(
-        peer,
-        &state.trusted_proxies,
-        state.client_ip_header,
-        request
-            .headers()
-            .get_all(state.client_ip_header.name())
-            .map(|v| v.as_bytes()),
-    );
-    if !endpoint.allow.is_empty() && !client.is_some_and(|c| endpoint.allow.contains(c)) {
-        return Err(ApiError::IpNotAllowed(client));
-    }
     // Before any body byte: a request that cannot verify costs neither memory nor time.
     let headers = ActixHeaders(request.headers());
-    let signature = endpoint.verifier.parse_headers(&headers)?;
-    let declared = declared_length(request);
-    if declared.is_some_and(|len| len > state.body_limit) {
-        return Err(ApiError::PayloadTooLarge(state.body_limit));
-    }
+    let before = before_body(request.peer_addr(), &headers, endpoint, state)?;
     // Held until the answer: the body and its stored copy live that long.
-    let reserve = declared.unwrap_or(state.body_limit).min(state.body_limit);
-    let _reserved = state
-        .body_budget
-        .try_reserve(client.unwrap_or(peer), reserve)
-        .ok_or(ApiError::Overloaded)?;
-    let body = read_body(payload, declared, state.body_limit, state.body_deadline).await?;
+    let _reserved = reserve_body(state, &before)?;
+    let body = read_body(
+        payload,
+        before.declared,
+        state.body_limit,
+        state.body_deadline,
+    )
+    .await?;
     let now_ms = state.clock.now_ms();
     let now = now_ms / 1000;
-    let verified = match endpoint.verifier.verify_parsed(&signature, &body, now) {
+    let verified = match endpoint
+        .verifier
+        .verify_parsed(&before.signature, &body, now)
+    {
         Ok(verified) => verified,
         Err(error) => {
             let error = ApiError::Verify(error);
-            let source = client.unwrap_or(peer);
-            keep_refused(request, endpoint, state, source, now_ms, &body, &error).await;
+            keep_refused(
+                request,
+                endpoint,
+                state,
+                before.source(),
+                now_ms,
+                &body,
+                &error,
+            )
+            .await;
             return Err(error);
         }
     };
@@ -159,8 +259,16 @@ async fn accept(
                 event: event_mode,
                 endpoint: endpoint.mode,
             };
-            let source = client.unwrap_or(peer);
-            keep_refused(request, endpoint, state, source, now_ms, &body, &error).await;
+            keep_refused(
+                request,
+                endpoint,
+                state,
+                before.source(),
+                now_ms,
+                &body,
+                &error,
+            )
+            .await;
             return Err(error);
         }
     }
@@ -315,9 +423,8 @@ async fn read_body(
 }
 
 /// The `Content-Length` a request declares, when it declares a number.
-fn declared_length(request: &HttpRequest) -> Option<usize> {
-    request
-        .headers()
+fn declared_length(headers: &HeaderMap) -> Option<usize> {
+    headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())

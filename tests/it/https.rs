@@ -48,6 +48,17 @@ fn https_accepts_a_delivery_and_every_answer_carries_hsts() {
         .expect("POST unsigned");
     assert_eq!(refused.status().as_u16(), 400);
     assert!(refused.headers().contains_key("strict-transport-security"));
+    // Refused in place of `100 Continue`, outside the App's middleware: it carries HSTS too.
+    let refused_before_continue = client
+        .post(&format!("{base}/webhooks/perf"))
+        .header("Content-Type", "application/json")
+        .header("Expect", "100-continue")
+        .send(&body[..])
+        .expect("POST unsigned with Expect");
+    assert_eq!(refused_before_continue.status().as_u16(), 400);
+    assert!(refused_before_continue
+        .headers()
+        .contains_key("strict-transport-security"));
 
     // A client that trusts only the public roots refuses the certificate, and plain HTTP
     // gets no HTTP answer from the TLS port.

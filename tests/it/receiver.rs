@@ -485,6 +485,84 @@ fn a_missing_or_malformed_signature_header_is_refused_before_the_body_is_read() 
     }
 }
 
+/// Sends a request head with `Expect: 100-continue` and no body, and returns the first
+/// answer the server writes: `100 Continue`, or the refusal in its place.
+fn expect_continue(app: &crate::app::TestApp, path: &str, headers: &str) -> (TcpStream, String) {
+    let mut stream = TcpStream::connect(app.address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n{headers}\r\n"
+    )
+    .expect("write");
+    let mut answer = [0u8; 2048];
+    let n = stream.read(&mut answer).expect("an answer before the body");
+    let answer = String::from_utf8_lossy(answer.get(..n).unwrap_or_default()).into_owned();
+    (stream, answer)
+}
+
+/// `Expect: 100-continue`: a delivery that would be refused before its body is refused in
+/// place of `100 Continue`, with the JSON error, so its sender never sends the body; a good
+/// one gets `100 Continue` and is accepted once the body follows.
+#[test]
+fn expect_continue_is_answered_only_for_a_delivery_that_can_verify() {
+    let app = spawn_app("", "");
+    let (_, missing) = expect_continue(&app, "/webhooks/perf", "Content-Length: 200000\r\n");
+    assert!(missing.starts_with("HTTP/1.1 400"), "{missing}");
+    assert!(!missing.contains("100 Continue"), "{missing}");
+    assert!(missing.contains("\"type\":\"missing_header\""), "{missing}");
+    let (_, malformed) = expect_continue(
+        &app,
+        "/webhooks/perf",
+        "Content-Length: 10\r\nX-Perf-Signature: t=notanumber,v1=zz\r\n",
+    );
+    assert!(malformed.starts_with("HTTP/1.1 400"), "{malformed}");
+    assert!(malformed.contains("malformed_header"), "{malformed}");
+    let (_, unknown) = expect_continue(&app, "/webhooks/nope", "Content-Length: 10\r\n");
+    assert!(unknown.starts_with("HTTP/1.1 404"), "{unknown}");
+    assert!(unknown.contains("\"type\":\"not_found\""), "{unknown}");
+    let (_, too_large) = expect_continue(
+        &app,
+        "/webhooks/perf",
+        &format!(
+            "Content-Length: 999999999\r\n{}: {}\r\n",
+            app.sign(b"{}", 0).0,
+            app.sign(b"{}", 0).1
+        ),
+    );
+    assert!(too_large.starts_with("HTTP/1.1 413"), "{too_large}");
+
+    let body = alert("evt_expect");
+    let (name, value) = app.sign(&body, 0);
+    let (mut stream, go_on) = expect_continue(
+        &app,
+        "/webhooks/perf",
+        &format!("Content-Length: {}\r\n{name}: {value}\r\n", body.len()),
+    );
+    assert_eq!(go_on, "HTTP/1.1 100 Continue\r\n\r\n");
+    stream.write_all(&body).expect("body");
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !String::from_utf8_lossy(&answer).contains("\"id\"") {
+        let n = stream.read(&mut chunk).expect("the answer");
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(chunk.get(..n).unwrap_or_default());
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"status\":\"accepted\""), "{answer}");
+
+    // The gate's refusals are counted like any other.
+    let (_, metrics) = app.get("/metrics");
+    let refused = metrics
+        .lines()
+        .find(|line| line.starts_with("perfhook_requests_total") && line.contains("missing_header"))
+        .unwrap_or_default();
+    assert!(refused.ends_with(" 1"), "{refused}");
+}
+
 /// The IP allowlist behind a trusted proxy, with each client on a loopback address of its
 /// own: 127.0.0.1 is the real sender, 127.0.0.2 a stranger, 127.0.0.3 the trusted proxy.
 #[test]

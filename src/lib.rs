@@ -37,6 +37,8 @@ pub mod file_modes;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod http_errors;
+pub mod http_server;
 pub mod key_lifecycle;
 pub mod metrics;
 pub mod notify;

@@ -3,16 +3,16 @@
 //! close the store.
 
 use crate::body_budget::BodyBudget;
+use crate::http_server::{self, ContinueGate, Https};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_http::body::BoxBody;
-use actix_http::{HttpService, KeepAlive, Request, Response};
-use actix_service::map_config;
-use actix_web::dev::{fn_service, AppConfig as HttpAppConfig, Server, ServerHandle};
+use actix_http::{Request, Response};
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{Condition, DefaultHeaders};
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 use anyhow::Context;
 use tokio::sync::watch;
 
@@ -47,14 +47,14 @@ async fn wake_on_notify(options: crate::store::postgres::PostgresOptions, wakers
 
 /// The `Expect: 100-continue` gate: a delivery the receiver would refuse before reading its
 /// body is refused before its sender is told to send one.
-struct ContinueGate {
+struct ReceiverGate {
     endpoints: routes::EndpointPaths,
     state: web::Data<AppState>,
     /// `Strict-Transport-Security` over HTTPS: the gate's answers skip the App's middleware.
     hsts: Option<String>,
 }
 
-impl ContinueGate {
+impl ReceiverGate {
     /// `Ok` lets actix send `100 Continue` and hand the request to the App; `Err` is the
     /// answer instead, the App's JSON error.
     fn check(&self, request: &Request) -> Result<(), Response<BoxBody>> {
@@ -69,6 +69,20 @@ impl ContinueGate {
             }
             answer.into()
         })
+    }
+}
+
+/// HTTPS settings for a listener, when `[server.tls]` is set.
+fn https(
+    certificate: Option<&Arc<CertificateSlot>>,
+    tls: Option<&crate::config::ServerTls>,
+) -> anyhow::Result<Option<Https>> {
+    match (certificate, tls) {
+        (Some(slot), Some(tls)) => Ok(Some(Https {
+            config: crate::tls::server_config(Arc::clone(slot)).map_err(anyhow::Error::msg)?,
+            hsts: tls.hsts.as_str().into(),
+        })),
+        _ => Ok(None),
     }
 }
 
@@ -225,7 +239,7 @@ impl Application {
             .iter()
             .map(|(path, slot)| (path.clone(), Arc::clone(slot)))
             .collect();
-        let gate = Arc::new(ContinueGate {
+        let gate = Arc::new(ReceiverGate {
             endpoints: paths,
             state: state.clone(),
             hsts: hsts.clone(),
@@ -255,50 +269,22 @@ impl Application {
             .as_ref()
             .map(|tls| Arc::new(CertificateSlot::new(Arc::new(tls.key.clone()))));
         reloader.certificate = certificate.clone();
-        // actix-web's HttpServer, assembled from its parts with the same settings (its
-        // defaults: keep-alive 5 s, 5 s for a request head, 1 s to close), for the one hook
-        // it lacks: the `Expect: 100-continue` handler.
         let mut builder = actix_server::Server::build()
             .max_concurrent_connections(config.max_connections)
             .shutdown_timeout(30);
         if config.workers > 0 {
             builder = builder.workers(config.workers);
         }
-        let shutdown = builder.graceful_shutdown_signal();
-        // A macro, not a closure: the service's type names its stream, plain or TLS.
-        macro_rules! service {
-            () => {{
-                let gate = Arc::clone(&gate);
-                let shutdown = shutdown.clone();
-                HttpService::build()
-                    // Idle keep-alive connections close when a graceful stop begins.
-                    .graceful_shutdown_signal(move || {
-                        let shutdown = shutdown.clone();
-                        async move { shutdown.notified().await }
-                    })
-                    .keep_alive(KeepAlive::Timeout(Duration::from_secs(5)))
-                    .client_request_timeout(Duration::from_secs(5))
-                    .client_disconnect_timeout(Duration::from_secs(1))
-                    .local_addr(address)
-                    .expect(fn_service(move |request: Request| {
-                        let checked = gate.check(&request).map(|()| request);
-                        std::future::ready(checked)
-                    }))
-                    // The receiver generates no URLs and reads no connection info, the two
-                    // things an AppConfig's host and scheme are for.
-                    .finish(map_config(app(), |()| HttpAppConfig::default()))
-            }};
-        }
-        let builder = match &certificate {
-            Some(slot) => {
-                let tls =
-                    crate::tls::server_config(Arc::clone(slot)).map_err(anyhow::Error::msg)?;
-                builder.listen("perfhook-receiver", listener, move || {
-                    service!().rustls_0_23(tls.clone())
-                })?
-            }
-            None => builder.listen("perfhook-receiver", listener, move || service!().tcp())?,
-        };
+        let https = https(certificate.as_ref(), config.tls.as_ref())?;
+        let gate: ContinueGate = Arc::new(move |request: &Request| gate.check(request));
+        let builder = http_server::listen(
+            builder,
+            "perfhook-receiver",
+            listener,
+            app,
+            https.clone(),
+            Some(gate),
+        )?;
         let admin = match config.admin {
             Some(listen) => Some(admin_server(
                 listen,
@@ -317,7 +303,7 @@ impl Application {
                     started_at: clock.now(),
                 },
                 certificate.as_ref(),
-                config.tls.as_ref().map(|tls| tls.hsts.clone()),
+                https,
             )?),
             None => None,
         };
@@ -443,8 +429,9 @@ fn admin_server(
     listen: SocketAddr,
     state: AdminState,
     certificate: Option<&Arc<CertificateSlot>>,
-    hsts: Option<String>,
+    https: Option<Https>,
 ) -> anyhow::Result<(SocketAddr, Server)> {
+    let hsts = https.as_ref().map(|https| https.hsts.to_string());
     let listener = TcpListener::bind(listen)
         .with_context(|| format!("cannot listen on {listen} for the admin API ([admin] listen)"))?;
     let address = listener.local_addr()?;
@@ -453,7 +440,7 @@ fn admin_server(
         certificate.is_some(),
     ));
     let state = web::Data::new(state);
-    let server = HttpServer::new(move || {
+    let app = move || {
         let headers = hsts.as_ref().map_or_else(DefaultHeaders::new, |value| {
             DefaultHeaders::new().add(("Strict-Transport-Security", value.as_str()))
         });
@@ -469,17 +456,12 @@ fn admin_server(
             .app_data(ui.clone())
             .configure(crate::ui::configure)
             .default_service(web::to(admin::not_found))
-    })
-    .workers(1)
-    .max_connections(256)
-    .disable_signals()
-    .shutdown_timeout(5);
-    let server = match certificate {
-        Some(slot) => server.listen_rustls_0_23(
-            listener,
-            crate::tls::server_config(Arc::clone(slot)).map_err(anyhow::Error::msg)?,
-        )?,
-        None => server.listen(listener)?,
     };
+    let builder = actix_server::Server::build()
+        .workers(1)
+        .max_concurrent_connections(256)
+        .disable_signals()
+        .shutdown_timeout(5);
+    let server = http_server::listen(builder, "perfhook-admin", listener, app, https, None)?;
     Ok((address, server.run()))
 }

@@ -1,6 +1,8 @@
 //! HTTPS: the receiver behind `[server.tls]`, checked by clients that verify its certificate
 //! against a CA made at test time, with HSTS on every answer.
 
+use std::io::{Read, Write};
+
 use crate::app::spawn_app_with_server;
 use crate::server_helpers::alert;
 use crate::test_ca::TestCa;
@@ -59,6 +61,21 @@ fn https_accepts_a_delivery_and_every_answer_carries_hsts() {
     assert!(refused_before_continue
         .headers()
         .contains_key("strict-transport-security"));
+
+    // actix-http's own answer to bytes that are not HTTP carries the JSON error and HSTS.
+    let mut raw = ca.raw_tls(app.address.port());
+    raw.write_all(b"GARBAGE\r\n\r\n").expect("write");
+    let mut answer = String::new();
+    let _ = raw.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        answer.contains("strict-transport-security: max-age=31536000\r\n"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("\"type\":\"malformed_request\""),
+        "{answer}"
+    );
 
     // A client that trusts only the public roots refuses the certificate, and plain HTTP
     // gets no HTTP answer from the TLS port.

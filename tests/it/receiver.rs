@@ -563,6 +563,92 @@ fn expect_continue_is_answered_only_for_a_delivery_that_can_verify() {
     assert!(refused.ends_with(" 1"), "{refused}");
 }
 
+/// Writes `bytes` on a new connection and reads until the server closes it.
+fn raw_exchange(address: std::net::SocketAddr, bytes: &[u8]) -> String {
+    let mut stream = TcpStream::connect(address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    stream.write_all(bytes).expect("write");
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    // A reset after the answer (the server closes with request bytes unread) ends it too.
+    while let Ok(n) = stream.read(&mut chunk) {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(chunk.get(..n).unwrap_or_default());
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The answers actix-http writes itself, before any handler: bytes that are not HTTP, a head
+/// too large, a head that never ends. Each carries the JSON error body like every other.
+#[test]
+fn requests_actix_cannot_parse_get_the_json_error_too() {
+    let app = spawn_app("", "");
+    let error_type = |answer: &str| -> String {
+        let body = answer.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+        let body: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        let length = format!("content-length: {}\r\n", body.to_string().len());
+        assert!(answer.contains(&length), "{answer}");
+        assert!(
+            answer.contains("content-type: application/json\r\n"),
+            "{answer}"
+        );
+        body["error"]["type"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let garbage = raw_exchange(app.address, b"GARBAGE\r\n\r\n");
+    assert!(garbage.starts_with("HTTP/1.1 400 "), "{garbage}");
+    assert_eq!(error_type(&garbage), "malformed_request");
+    // The operator API's listener too.
+    let admin = raw_exchange(app.admin, b"GARBAGE\r\n\r\n");
+    assert!(admin.starts_with("HTTP/1.1 400 "), "{admin}");
+    assert_eq!(error_type(&admin), "malformed_request");
+
+    let mut huge = b"POST /webhooks/perf HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    huge.extend(std::iter::repeat_n(b'a', 140_000));
+    huge.extend_from_slice(b"\r\n\r\n");
+    let too_large = raw_exchange(app.address, &huge);
+    assert!(too_large.starts_with("HTTP/1.1 431 "), "{too_large}");
+    assert_eq!(error_type(&too_large), "headers_too_large");
+
+    let mut many = b"GET /healthz HTTP/1.1\r\n".to_vec();
+    for n in 0..100 {
+        many.extend_from_slice(format!("X-H{n}: 1\r\n").as_bytes());
+    }
+    many.extend_from_slice(b"\r\n");
+    let too_many = raw_exchange(app.address, &many);
+    assert!(too_many.starts_with("HTTP/1.1 431 "), "{too_many}");
+
+    // After a good answer on the same connection, the next request is garbage.
+    let pipelined = raw_exchange(
+        app.address,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGARBAGE\r\n\r\n",
+    );
+    let (first, second) = pipelined.split_at(
+        pipelined
+            .find("{\"status\":\"ok\"}")
+            .map_or(0, |at| at + 15),
+    );
+    assert!(first.starts_with("HTTP/1.1 200 "), "{pipelined}");
+    assert!(second.starts_with("HTTP/1.1 400 "), "{pipelined}");
+    assert_eq!(error_type(second), "malformed_request");
+
+    let started = Instant::now();
+    let slow = raw_exchange(app.address, b"POST /webhooks/perf HTTP/1.1\r\nHost");
+    assert!(slow.starts_with("HTTP/1.1 408 "), "{slow}");
+    assert_eq!(error_type(&slow), "request_timeout");
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 /// The IP allowlist behind a trusted proxy, with each client on a loopback address of its
 /// own: 127.0.0.1 is the real sender, 127.0.0.2 a stranger, 127.0.0.3 the trusted proxy.
 #[test]

@@ -65,6 +65,28 @@ impl TestCa {
         leaf
     }
 
+    /// A TLS connection to 127.0.0.1:`port` that trusts only this CA, to write raw bytes.
+    pub fn raw_tls(
+        &self,
+        port: u16,
+    ) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.issuer.der().clone()).expect("the CA");
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("protocols")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
+        let connection = rustls::ClientConnection::new(Arc::new(config), name).expect("TLS client");
+        let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        rustls::StreamOwned::new(connection, tcp)
+    }
+
     /// A client that reports every status and trusts only this CA.
     pub fn client(&self) -> ureq::Agent {
         let root = ureq::tls::Certificate::from_der(self.issuer.der()).to_owned();

@@ -1,0 +1,271 @@
+//! actix-http's own answers get perfhook's JSON error body: a request it cannot parse (400),
+//! a head that does not arrive in time (408) and a head too large (431).
+//!
+//! actix-http's HTTP/1 dispatcher builds these three itself, with an empty body and no hook
+//! (`h1/dispatcher.rs` in actix-http 3). Each is the last answer written on its connection,
+//! which closes after it. [`JsonErrors`] wraps the connection's stream, plain or inside TLS,
+//! and when a write ends with exactly such an answer (status line, `content-length: 0`,
+//! `connection: close` when present, `date`, nothing else), writes the JSON one in its
+//! place, with `Strict-Transport-Security` over HTTPS. Every other byte passes unchanged:
+//! perfhook's own answers always carry a body, so they never match. Only the bytes perfhook
+//! writes are looked at, never the bytes a client sends.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use serde_json::json;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// One of actix-http's own answers, and what perfhook says instead.
+struct OwnAnswer {
+    status_line: &'static str,
+    kind: &'static str,
+    message: &'static str,
+}
+
+const OWN_ANSWERS: [OwnAnswer; 3] = [
+    OwnAnswer {
+        status_line: "HTTP/1.1 400 Bad Request",
+        kind: "malformed_request",
+        message: "the request is not valid HTTP/1.1",
+    },
+    OwnAnswer {
+        status_line: "HTTP/1.1 408 Request Timeout",
+        kind: "request_timeout",
+        message: "the request head did not arrive within 5 s",
+    },
+    OwnAnswer {
+        status_line: "HTTP/1.1 431 Request Header Fields Too Large",
+        kind: "headers_too_large",
+        message: "the request head is over 128 KiB or has over 96 headers",
+    },
+];
+
+/// The longest empty-bodied answer actix-http writes: the 431 status line, the three
+/// header lines and the blank line come to 134 bytes.
+const LONGEST_OWN_ANSWER: usize = 160;
+
+/// `written` with its last answer replaced by the JSON one, when that answer is one of
+/// actix-http's own; `None` otherwise (nearly always: this returns at the first test for any
+/// answer with a body).
+fn rewrite(written: &[u8], hsts: Option<&str>) -> Option<Vec<u8>> {
+    if !written.ends_with(b"\r\n\r\n") {
+        return None;
+    }
+    let window = written.len().saturating_sub(LONGEST_OWN_ANSWER);
+    let tail = written.get(window..)?;
+    let start = window + find_last(tail, b"HTTP/1.1 ")?;
+    let head = std::str::from_utf8(written.get(start..)?).ok()?;
+    let mut lines = head.strip_suffix("\r\n\r\n")?.split("\r\n");
+    let status_line = lines.next()?;
+    let answer = OWN_ANSWERS
+        .iter()
+        .find(|answer| answer.status_line == status_line)?;
+    if lines.next()? != "content-length: 0" {
+        return None;
+    }
+    let (mut close, mut date) = (false, None);
+    for line in lines {
+        match line {
+            "connection: close" if !close && date.is_none() => close = true,
+            _ if line.starts_with("date: ") && date.is_none() => date = Some(line),
+            _ => return None,
+        }
+    }
+    let date = date?;
+    let body = json!({"error": {"type": answer.kind, "message": answer.message}}).to_string();
+    let mut out = written.get(..start)?.to_vec();
+    out.extend_from_slice(status_line.as_bytes());
+    out.extend_from_slice(format!("\r\ncontent-length: {}\r\n", body.len()).as_bytes());
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"content-type: application/json\r\n");
+    if let Some(hsts) = hsts {
+        out.extend_from_slice(format!("strict-transport-security: {hsts}\r\n").as_bytes());
+    }
+    out.extend_from_slice(date.as_bytes());
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(body.as_bytes());
+    Some(out)
+}
+
+fn find_last(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .rposition(|window| window == needle)
+}
+
+/// A connection's stream whose writes pass through [`rewrite`].
+pub struct JsonErrors<T> {
+    inner: T,
+    /// `Strict-Transport-Security`'s value, over HTTPS.
+    hsts: Option<Arc<str>>,
+    /// A rewritten answer not yet written, and how much of it is.
+    pending: Vec<u8>,
+    pending_written: usize,
+}
+
+impl<T> JsonErrors<T> {
+    /// Wraps `inner`; `hsts` is the header's value when the connection is HTTPS.
+    pub fn new(inner: T, hsts: Option<Arc<str>>) -> Self {
+        Self {
+            inner,
+            hsts,
+            pending: Vec::new(),
+            pending_written: 0,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for JsonErrors<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonErrors")
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: AsyncWrite + Unpin> JsonErrors<T> {
+    /// Writes what a rewrite left pending.
+    fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some(rest) = self
+            .pending
+            .get(self.pending_written..)
+            .filter(|rest| !rest.is_empty())
+        {
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, rest))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.pending_written += n;
+        }
+        self.pending.clear();
+        self.pending_written = 0;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for JsonErrors<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for JsonErrors<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        ready!(this.poll_pending(cx))?;
+        match rewrite(buf, this.hsts.as_deref()) {
+            Some(rewritten) => {
+                this.pending = rewritten;
+                // All of `buf` is taken; its replacement goes out now or with the next
+                // flush, which the dispatcher always makes before it closes.
+                if let Poll::Ready(Err(error)) = this.poll_pending(cx) {
+                    return Poll::Ready(Err(error));
+                }
+                Poll::Ready(Ok(buf.len()))
+            }
+            None => Pin::new(&mut this.inner).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_pending(cx))?;
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_pending(cx))?;
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DATE: &str = "date: Tue, 01 Dec 2026 23:03:25 GMT";
+
+    fn body_of(answer: &[u8]) -> serde_json::Value {
+        let text = String::from_utf8_lossy(answer);
+        let (_, body) = text.split_once("\r\n\r\n").unwrap_or_default();
+        serde_json::from_str(body).unwrap_or_default()
+    }
+
+    #[test]
+    fn each_own_answer_gets_the_json_error_with_its_length_and_date() {
+        for (status, kind) in [
+            ("400 Bad Request", "malformed_request"),
+            ("408 Request Timeout", "request_timeout"),
+            ("431 Request Header Fields Too Large", "headers_too_large"),
+        ] {
+            let own = format!(
+                "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n{DATE}\r\n\r\n"
+            );
+            let out = rewrite(own.as_bytes(), None).unwrap_or_default();
+            let text = String::from_utf8_lossy(&out).into_owned();
+            let body = body_of(&out);
+            assert_eq!(body["error"]["type"], kind, "{text}");
+            let length = format!("content-length: {}\r\n", body.to_string().len());
+            assert!(
+                text.starts_with(&format!("HTTP/1.1 {status}\r\n")),
+                "{text}"
+            );
+            assert!(text.contains(&length), "{text}");
+            assert!(text.contains("connection: close\r\n"), "{text}");
+            assert!(
+                text.contains("content-type: application/json\r\n"),
+                "{text}"
+            );
+            assert!(text.contains(DATE), "{text}");
+            assert!(!text.contains("strict-transport-security"), "{text}");
+            assert!(own.len() <= LONGEST_OWN_ANSWER, "{own}");
+        }
+    }
+
+    #[test]
+    fn a_pipelined_answer_before_it_is_kept_and_hsts_is_added_over_https() {
+        let ok = "HTTP/1.1 200 OK\r\ncontent-length: 15\r\ncontent-type: application/json\r\ndate: x\r\n\r\n{\"status\":\"ok\"}";
+        let own = format!("{ok}HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n{DATE}\r\n\r\n");
+        let out = rewrite(own.as_bytes(), Some("max-age=600")).unwrap_or_default();
+        let text = String::from_utf8_lossy(&out).into_owned();
+        assert!(text.starts_with(ok), "{text}");
+        assert!(
+            text.contains("strict-transport-security: max-age=600\r\n"),
+            "{text}"
+        );
+        assert!(!text.contains("connection: close"), "{text}");
+        assert_eq!(
+            body_of(&out[ok.len()..])["error"]["type"],
+            "malformed_request"
+        );
+    }
+
+    #[test]
+    fn any_other_answer_passes_unchanged() {
+        for other in [
+            // perfhook's own refusals carry a body.
+            "HTTP/1.1 400 Bad Request\r\ncontent-length: 12\r\ncontent-type: application/json\r\n\r\n{\"error\":{}}".to_owned(),
+            // Another status, an extra header, a header out of order, no date.
+            format!("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n{DATE}\r\n\r\n"),
+            format!("HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nx-extra: 1\r\n{DATE}\r\n\r\n"),
+            format!("HTTP/1.1 400 Bad Request\r\n{DATE}\r\ncontent-length: 0\r\n\r\n"),
+            "HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n".to_owned(),
+            "HTTP/1.1 100 Continue\r\n\r\n".to_owned(),
+            String::new(),
+        ] {
+            assert!(rewrite(other.as_bytes(), None).is_none(), "{other}");
+        }
+    }
+}

@@ -9,11 +9,10 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::admin_client::{encode, refusal_line};
-use super::keys::{route, KeyStore, KeysApi, Route};
+use super::keys::{route, KeyStore, KeysApi};
 use crate::admin::{verification, AuditFilter};
 use crate::audit::ActionKind;
 use crate::notify::rfc3339;
-use crate::store::Store;
 
 /// `audit` subcommands.
 #[derive(Debug, Clone, Subcommand)]
@@ -68,13 +67,14 @@ pub(super) fn run(command: &AuditCommand) -> anyhow::Result<ExitCode> {
         AuditCommand::List(args) => (&args.store, &args.api),
         AuditCommand::Verify(args) => (&args.store, &args.api),
     };
-    let Route::Store(store) = route(location, api, "audit:read", false)? else {
-        return through_api(command, location, api);
-    };
+    let route = route(location, api, "audit:read", false)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let Some(store) = runtime.block_on(route.open())? else {
+        return through_api(command, location, api);
+    };
     let read = runtime.block_on(async {
         Ok::<_, crate::store::StoreError>((store.audit_log().await?, store.audit_anchor().await?))
     });

@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::admin_client::{encode, refusal_line, AdminArgs, AdminClient, ADMIN_KEY_ENV};
+use super::store_stats::StoreLocation;
 use crate::api_key::{self, KeySpec, Scope, DEFAULT_RATE_LIMIT_PER_MINUTE};
 use crate::clock::unix_now;
 use crate::event::Mode;
@@ -74,8 +75,29 @@ impl KeysApi {
 pub(super) enum Route {
     /// The data directory, opened.
     Store(Box<SledStore>),
+    /// The PostgreSQL database: no lock to wait for, so always used directly.
+    Postgres(crate::store::postgres::PostgresOptions),
     /// The running receiver's operator API.
     Api,
+}
+
+impl Route {
+    /// The store to work on, opened (`None`: the operator API instead).
+    ///
+    /// # Errors
+    /// When the PostgreSQL database cannot be reached or migrated.
+    pub(super) async fn open(self) -> anyhow::Result<Option<Box<dyn Store>>> {
+        match self {
+            Self::Store(store) => Ok(Some(store)),
+            Self::Postgres(options) => {
+                let store = crate::store::postgres::PostgresStore::connect(&options)
+                    .await
+                    .context("cannot open the PostgreSQL store ([storage.postgres])")?;
+                Ok(Some(Box::new(store)))
+            }
+            Self::Api => Ok(None),
+        }
+    }
 }
 
 /// The operator API when `--admin-url` or `--admin-key-file` says so, or when the receiver
@@ -91,10 +113,11 @@ pub(super) fn route(
     if api.admin_url.is_some() || api.admin_key_file.is_some() {
         return Ok(Route::Api);
     }
-    let path = super::store_stats::resolve_data_dir(
-        location.config.as_deref(),
-        location.data_dir.as_ref(),
-    )?;
+    let path =
+        match super::store_stats::locate(location.config.as_deref(), location.data_dir.as_ref())? {
+            StoreLocation::DataDir(path) => path,
+            StoreLocation::Postgres(options) => return Ok(Route::Postgres(options)),
+        };
     if create {
         crate::file_modes::make_private_dir(&path)
             .with_context(|| format!("cannot create {}", path.display()))?;
@@ -188,19 +211,21 @@ pub(super) fn run(command: &KeysCommand) -> anyhow::Result<ExitCode> {
     };
     // A first key is made before the receiver ever ran: the data directory may not exist.
     let creates = matches!(command, KeysCommand::Create(_));
-    let Route::Store(store) = route(location, api, "keys:admin", creates)? else {
-        return through_api(command, location, api);
-    };
+    let route = route(location, api, "keys:admin", creates)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let Some(store) = runtime.block_on(route.open())? else {
+        return through_api(command, location, api);
+    };
+    let store = store.as_ref();
     let outcome = runtime.block_on(async {
         match command {
-            KeysCommand::Create(args) => create(&store, args).await,
-            KeysCommand::List(args) => list(&store, args).await,
-            KeysCommand::Revoke(args) => revoke(&store, &args.id).await,
-            KeysCommand::Rotate(args) => rotate(&store, args).await,
+            KeysCommand::Create(args) => create(store, args).await,
+            KeysCommand::List(args) => list(store, args).await,
+            KeysCommand::Revoke(args) => revoke(store, &args.id).await,
+            KeysCommand::Rotate(args) => rotate(store, args).await,
         }
     });
     runtime
@@ -266,7 +291,7 @@ fn through_api(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn create(store: &SledStore, args: &CreateArgs) -> anyhow::Result<ExitCode> {
+async fn create(store: &dyn Store, args: &CreateArgs) -> anyhow::Result<ExitCode> {
     let made = key_lifecycle::create(store, &spec(args), unix_now(), &Actor::cli()).await?;
     print_created(&made);
     Ok(ExitCode::SUCCESS)
@@ -297,7 +322,7 @@ fn print_created(made: &api_key::NewKey) {
     );
 }
 
-async fn list(store: &SledStore, args: &ListArgs) -> anyhow::Result<ExitCode> {
+async fn list(store: &dyn Store, args: &ListArgs) -> anyhow::Result<ExitCode> {
     let now = unix_now();
     let keys: Vec<serde_json::Value> = store
         .api_keys()
@@ -383,13 +408,13 @@ fn day(at: Option<u64>) -> String {
     )
 }
 
-async fn revoke(store: &SledStore, id: &str) -> anyhow::Result<ExitCode> {
+async fn revoke(store: &dyn Store, id: &str) -> anyhow::Result<ExitCode> {
     let key = key_lifecycle::revoke(store, id, unix_now(), &Actor::cli()).await?;
     println!("revoked {}", key.id);
     Ok(ExitCode::SUCCESS)
 }
 
-async fn rotate(store: &SledStore, args: &RotateArgs) -> anyhow::Result<ExitCode> {
+async fn rotate(store: &dyn Store, args: &RotateArgs) -> anyhow::Result<ExitCode> {
     let (made, old) =
         key_lifecycle::rotate(store, &args.key.id, args.overlap, unix_now(), &Actor::cli()).await?;
     println!("{}", made.key.as_str());

@@ -81,22 +81,42 @@ pub(super) fn run(command: &StoreCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The data directory the arguments name (flag, then config, then the default).
-fn data_dir(args: &StatsArgs) -> anyhow::Result<PathBuf> {
-    resolve_data_dir(args.config.as_deref(), args.data_dir.as_ref())
+/// The data directory the arguments name (flag, then config, then the default). A config
+/// whose store is PostgreSQL has none, unless `--data-dir` names one.
+fn data_dir(args: &StatsArgs, command: &str) -> anyhow::Result<PathBuf> {
+    match locate(args.config.as_deref(), args.data_dir.as_ref())? {
+        StoreLocation::DataDir(path) => Ok(path),
+        StoreLocation::Postgres(_) => anyhow::bail!(
+            "storage.backend is postgres: `store {command}` works on a sled data directory; use the operator API (`perfhook events list`) and PostgreSQL's own tools (pg_dump, base backups)"
+        ),
+    }
 }
 
-/// The data directory named by `--data-dir`, else by the config's `storage.path`, else the
-/// default.
-pub(super) fn resolve_data_dir(
+/// Where a command's store is.
+pub(super) enum StoreLocation {
+    /// A sled data directory.
+    DataDir(PathBuf),
+    /// The PostgreSQL database `[storage.postgres]` names.
+    Postgres(crate::store::postgres::PostgresOptions),
+}
+
+/// The store the arguments name: `--data-dir` (a sled directory), else the config's
+/// backend, else the default data directory.
+pub(super) fn locate(
     config: Option<&std::path::Path>,
     data_dir: Option<&PathBuf>,
-) -> anyhow::Result<PathBuf> {
+) -> anyhow::Result<StoreLocation> {
     let overrides = Overrides {
         data_dir: data_dir.cloned(),
         ..Overrides::default()
     };
-    Ok(Settings::load(config, &overrides)?.storage.path)
+    let settings = Settings::load(config, &overrides)?;
+    if data_dir.is_none() && settings.storage.backend == crate::config::StorageBackend::Postgres {
+        return Ok(StoreLocation::Postgres(
+            settings.storage.postgres.resolve()?,
+        ));
+    }
+    Ok(StoreLocation::DataDir(settings.storage.path))
 }
 
 /// Opens an existing data directory (never creates one).
@@ -109,7 +129,7 @@ pub(super) fn open(path: &std::path::Path) -> anyhow::Result<SledStore> {
 }
 
 async fn check(args: &StatsArgs) -> anyhow::Result<ExitCode> {
-    let path = data_dir(args)?;
+    let path = data_dir(args, "check")?;
     if !path.is_dir() {
         anyhow::bail!("{} is not a data directory", path.display());
     }
@@ -168,7 +188,7 @@ async fn check(args: &StatsArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn backup(args: &BackupArgs) -> anyhow::Result<ExitCode> {
-    let path = data_dir(&args.store)?;
+    let path = data_dir(&args.store, "backup")?;
     let store = open(&path)?;
     let copied = store.backup(&args.to).await;
     store.close().await.ok();
@@ -184,7 +204,7 @@ async fn backup(args: &BackupArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn restore(args: &RestoreArgs) -> anyhow::Result<ExitCode> {
-    let path = data_dir(&args.store)?;
+    let path = data_dir(&args.store, "restore")?;
     let aside = args.force.then(|| {
         let mut name = path.clone().into_os_string();
         name.push(format!(".before-restore-{}", crate::clock::unix_now()));
@@ -214,7 +234,7 @@ async fn restore(args: &RestoreArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn stats(args: &StatsArgs) -> anyhow::Result<ExitCode> {
-    let path = data_dir(args)?;
+    let path = data_dir(args, "stats")?;
     let store = open(&path)?;
     let counts = store.counts();
     let stats = serde_json::json!({

@@ -471,7 +471,7 @@ fn store_migrate_prints_then_applies_the_schema_once() {
     let applied = crate::helpers::perfhook(&["store", "migrate"], &env, b"");
     assert_eq!(
         (applied.code, applied.stdout.trim()),
-        (0, "applied migrations 1, 2"),
+        (0, "applied migrations 1, 2, 3"),
         "{}",
         applied.stderr
     );
@@ -495,4 +495,56 @@ fn store_migrate_prints_then_applies_the_schema_once() {
     assert_eq!(wrong.code, 2, "{}", wrong.stderr);
     assert!(!wrong.stderr.contains("hunter2"), "{}", wrong.stderr);
     assert_eq!(wrong.stderr.lines().count(), 1, "{}", wrong.stderr);
+}
+
+/// With PostgreSQL there is no data directory to lock: `keys` and `audit` work on the
+/// database directly (the first admin key is made this way), and the data-directory commands
+/// say they need sled instead of reading an empty directory.
+#[test]
+fn keys_and_audit_work_on_the_database_and_data_directory_commands_say_they_need_sled() {
+    let Some(url) = database() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("never-created");
+    let data_dir_env = data_dir.display().to_string();
+    let env = [
+        ("PERFHOOK_STORAGE__BACKEND", "postgres"),
+        ("PERFHOOK_DATABASE_URL", url.as_str()),
+        ("PERFHOOK_STORAGE__PATH", data_dir_env.as_str()),
+    ];
+    let created = crate::helpers::perfhook(
+        &["keys", "create", "--name", "ops", "--scope", "keys:admin"],
+        &env,
+        b"",
+    );
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    let key = created.stdout.trim().to_owned();
+    assert!(key.starts_with("phk_live_"), "{key}");
+    let stored = query(&url, "SELECT record FROM perfhook_api_keys", &[]);
+    assert_eq!(stored.len(), 1);
+    let record: String = stored.first().map(|row| row.get(0)).unwrap_or_default();
+    assert!(
+        !record.contains(&key[17..]),
+        "the secret part is stored in clear"
+    );
+    let listed = crate::helpers::perfhook(&["keys", "list", "--json"], &env, b"");
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert!(listed.stdout.contains("\"ops\""), "{}", listed.stdout);
+    let audit = crate::helpers::perfhook(&["audit", "verify"], &env, b"");
+    assert_eq!(audit.code, 0, "{}{}", audit.stdout, audit.stderr);
+    assert!(
+        audit.stdout.starts_with("intact: 1 entries"),
+        "{}",
+        audit.stdout
+    );
+    for command in ["stats", "check"] {
+        let refused = crate::helpers::perfhook(&["store", command], &env, b"");
+        assert_eq!(refused.code, 2, "{}", refused.stderr);
+        assert_eq!(refused.stderr.lines().count(), 1, "{}", refused.stderr);
+        assert!(
+            refused.stderr.contains("storage.backend is postgres"),
+            "{}",
+            refused.stderr
+        );
+    }
+    assert!(!data_dir.exists(), "a data directory was created");
 }

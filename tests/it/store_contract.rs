@@ -923,6 +923,56 @@ suite!(memory);
 suite!(sled);
 suite!(postgres);
 
+/// PostgreSQL only: a claim the database committed but whose answer was lost (the
+/// connection broke) reached no worker, so its job is claimable again at the next claim,
+/// not only when the lease ends. (The loss is injected: the `fault-injection` feature.)
+#[cfg(feature = "fault-injection")]
+#[tokio::test]
+async fn postgres_releases_a_claim_whose_answer_was_lost() {
+    let Some(url) = crate::pg_cluster::fresh_database().await else {
+        return;
+    };
+    let store = PostgresStore::connect(&pg_options(&url))
+        .await
+        .expect("connect and migrate");
+    store
+        .record(new_event("evt_lost_claim", &["log", "mail"], T0))
+        .await
+        .expect("record");
+    let long_lease = Duration::from_secs(1200);
+    store.lose_next_claim_answer();
+    let lost = store.claim("log", ms(T0), long_lease, 10).await;
+    assert!(lost.is_err(), "the fault was not injected");
+    // Another notifier's claims are its own: mail's job was never claimed.
+    let mail = store
+        .claim("mail", ms(T0), long_lease, 10)
+        .await
+        .expect("claim mail");
+    assert_eq!(mail.jobs.len(), 1);
+    // Within the lost claim's lease, the job comes back at once, delivered once.
+    let again = store
+        .claim("log", ms(T0) + 1_000, long_lease, 10)
+        .await
+        .expect("claim after the loss");
+    assert_eq!(again.jobs.len(), 1, "the lost claim still holds its job");
+    let token = again.jobs.into_iter().next().map(|c| c.token).expect("job");
+    store
+        .finish(vec![Finished {
+            token,
+            outcome: Outcome::Delivered,
+            at_ms: ms(T0) + 2_000,
+        }])
+        .await
+        .expect("finish");
+    // A release does not reach claims that did not fail: the next one finds nothing.
+    let idle = store
+        .claim("log", ms(T0) + 3_000, long_lease, 10)
+        .await
+        .expect("claim");
+    assert!(idle.jobs.is_empty());
+    store.close().await.expect("close");
+}
+
 /// What only a store with a disk promises: a reopen keeps events, jobs and counts, and ends
 /// every lease.
 #[tokio::test]

@@ -31,6 +31,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "an index of the jobs under a lease, for the next claimable time",
         sql: include_str!("migrations/0002_lease_index.sql"),
     },
+    Migration {
+        version: 3,
+        name: "the claim that holds a leased job, to release a claim whose answer was lost",
+        sql: include_str!("migrations/0003_claim_id.sql"),
+    },
 ];
 
 /// The advisory lock key ("perfhook" in ASCII, as a number): held while migrating.

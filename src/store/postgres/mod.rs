@@ -15,7 +15,11 @@
 //! token and a lease end in the same statement, so two replicas never hold one job. A
 //! finish must present the token; once the lease has ended and another claimer has stamped
 //! the job anew, the finish fails with a lost-lease error. A replica that dies leaves its
-//! leases to expire; then any replica claims the jobs again. Each record that queues jobs
+//! leases to expire; then any replica claims the jobs again. A claim whose answer is lost
+//! (the connection breaks after the database may have committed it) reached no worker, so
+//! its jobs were never attempted: each claim carries a random id, and the replica releases
+//! a failed claim's jobs by that id as soon as it reaches the database again (until that
+//! claim's lease would have ended), instead of leaving them to wait for the lease. Each record that queues jobs
 //! sends `NOTIFY perfhook_jobs` in its transaction, which [`PostgresStore::listen`] turns
 //! into a wake of this replica's workers; polling stays the fallback.
 //!
@@ -84,6 +88,20 @@ pub struct PostgresStore {
     closed: Arc<AtomicBool>,
     /// Writes records without a budget mark in groups ([`group`]).
     group: group::GroupWriter,
+    /// Claims that failed after they were sent: their jobs may be leased to nobody.
+    lost_claims: Arc<Mutex<Vec<LostClaim>>>,
+    /// Test hook: the next claim's answer is lost after the database committed it.
+    #[cfg(feature = "fault-injection")]
+    lose_claim_answer: Arc<AtomicBool>,
+}
+
+/// A claim that failed after it was sent.
+#[derive(Debug, Clone)]
+struct LostClaim {
+    notifier: String,
+    id: i64,
+    /// When its lease ends: past it, the jobs are free anyway.
+    lease_until_ms: i64,
 }
 
 /// A database error as a store error: the SQLSTATE and the server's message for errors the
@@ -261,6 +279,9 @@ impl PostgresStore {
             pool,
             counts,
             closed: Arc::new(AtomicBool::new(false)),
+            lost_claims: Arc::new(Mutex::new(Vec::new())),
+            #[cfg(feature = "fault-injection")]
+            lose_claim_answer: Arc::new(AtomicBool::new(false)),
         };
         {
             let mut client = store.client().await?;
@@ -357,6 +378,154 @@ impl PostgresStore {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::unavailable(format!("postgres pool: {e}")))
+    }
+
+    /// One claim, stamped with `claim_id`.
+    async fn claim_with(
+        &self,
+        client: &deadpool_postgres::Object,
+        notifier: &str,
+        now_ms: u64,
+        lease_end: i64,
+        limit: usize,
+        claim_id: i64,
+    ) -> Result<Claimed, StoreError> {
+        let now = int(now_ms);
+        let limit_rows = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(
+                &client
+                    .prepare_cached(
+                        "WITH picked AS (
+                     SELECT endpoint, event_id, notifier FROM perfhook_jobs
+                     WHERE notifier = $1 AND status = 'pending' AND due_ms <= $2
+                       AND (lease_until_ms IS NULL OR lease_until_ms <= $2)
+                     ORDER BY due_ms, endpoint, event_id
+                     LIMIT $3
+                     FOR UPDATE SKIP LOCKED)
+                 UPDATE perfhook_jobs j
+                 SET lease_token = nextval('perfhook_lease_seq'), lease_until_ms = $4, claim_id = $5
+                 FROM picked p JOIN perfhook_events e ON e.endpoint = p.endpoint AND e.id = p.event_id
+                 WHERE j.endpoint = p.endpoint AND j.event_id = p.event_id AND j.notifier = p.notifier
+                 RETURNING j.endpoint, j.event_id, j.notifier, j.status, j.attempts, j.last_error,
+                           j.due_ms, j.digest, j.lease_token,
+                           e.kind, e.livemode, e.received_at, e.body",
+                    )
+                    .await
+                    .map_err(|e| db_error(&e))?,
+                &[&notifier, &now, &limit_rows, &lease_end, &claim_id],
+            )
+            .await
+            .map_err(|e| db_error(&e))?;
+        #[cfg(feature = "fault-injection")]
+        if self.lose_claim_answer.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::unavailable(
+                "fault injection: the claim's answer was lost",
+            ));
+        }
+        let mut claimed = Claimed::default();
+        let mut tokens = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let job = job_of(row)?;
+            let lease_token: i64 = row.get(8);
+            tokens.push(lease_token);
+            let event = EventRecord {
+                endpoint: job.endpoint.clone(),
+                id: job.event_id.clone(),
+                kind: row.get(9),
+                livemode: row.get(10),
+                received_at: uint(row.get(11)),
+                body: row.get(12),
+            };
+            claimed.jobs.push(ClaimedJob {
+                token: JobToken {
+                    key: token_key(&job.endpoint, &job.event_id, &job.notifier),
+                    lease: uint(lease_token),
+                },
+                job,
+                event,
+            });
+        }
+        claimed.jobs.sort_by(|a, b| {
+            (a.job.due_ms, &a.job.endpoint, &a.job.event_id).cmp(&(
+                b.job.due_ms,
+                &b.job.endpoint,
+                &b.job.event_id,
+            ))
+        });
+        // The earliest due among free jobs (the queue index stops at the first), and the
+        // earliest lease end among jobs others hold (the index of leased jobs).
+        let next = client
+            .query_one(
+                &client
+                    .prepare_cached(
+                        "SELECT least(
+                     (SELECT min(due_ms) FROM perfhook_jobs
+                      WHERE notifier = $1 AND status = 'pending'
+                        AND (lease_until_ms IS NULL OR lease_until_ms <= $3)
+                        AND (lease_token IS NULL OR NOT (lease_token = ANY($2)))),
+                     (SELECT min(greatest(due_ms, lease_until_ms)) FROM perfhook_jobs
+                      WHERE notifier = $1 AND status = 'pending' AND lease_until_ms > $3
+                        AND NOT (lease_token = ANY($2))))",
+                    )
+                    .await
+                    .map_err(|e| db_error(&e))?,
+                &[&notifier, &tokens, &now],
+            )
+            .await
+            .map_err(|e| db_error(&e))?;
+        claimed.next_due_ms = next.get::<_, Option<i64>>(0).map(uint);
+        Ok(claimed)
+    }
+
+    /// Releases the jobs of this notifier's lost claims whose leases have not ended. A
+    /// claim's statement may still commit after its connection broke, so a lost claim is
+    /// released at every claim until its lease would have ended.
+    async fn release_lost_claims(
+        &self,
+        client: &deadpool_postgres::Object,
+        notifier: &str,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let now = int(now_ms);
+        let ids: Vec<i64> = {
+            let Ok(mut lost) = self.lost_claims.lock() else {
+                return Ok(());
+            };
+            lost.retain(|claim| claim.lease_until_ms > now);
+            lost.iter()
+                .filter(|claim| claim.notifier == notifier)
+                .map(|claim| claim.id)
+                .collect()
+        };
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let released = client
+            .execute(
+                "UPDATE perfhook_jobs
+                 SET lease_token = NULL, lease_until_ms = NULL, claim_id = NULL
+                 WHERE notifier = $1 AND status = 'pending' AND lease_until_ms IS NOT NULL
+                   AND claim_id = ANY($2)",
+                &[&notifier, &ids],
+            )
+            .await
+            .map_err(|e| db_error(&e))?;
+        if released > 0 {
+            tracing::warn!(
+                notifier,
+                released,
+                "postgres: released the jobs of a claim whose answer was lost"
+            );
+        }
+        Ok(())
+    }
+
+    /// Test hook: the next claim commits, then fails as if its answer were lost with the
+    /// connection.
+    #[cfg(feature = "fault-injection")]
+    pub fn lose_next_claim_answer(&self) {
+        self.lose_claim_answer.store(true, Ordering::SeqCst);
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
@@ -675,88 +844,27 @@ impl Store for PostgresStore {
         limit: usize,
     ) -> Result<Claimed, StoreError> {
         let client = self.client().await?;
-        let now = int(now_ms);
+        self.release_lost_claims(&client, notifier, now_ms).await?;
+        let claim_id = i64::from_ne_bytes(
+            getrandom::u64()
+                .map_err(|_| StoreError::unavailable("the system's random source failed"))?
+                .to_ne_bytes(),
+        );
         let lease_end =
             int(now_ms.saturating_add(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX)));
-        let limit_rows = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = client
-            .query(
-                &client
-                    .prepare_cached(
-                        "WITH picked AS (
-                     SELECT endpoint, event_id, notifier FROM perfhook_jobs
-                     WHERE notifier = $1 AND status = 'pending' AND due_ms <= $2
-                       AND (lease_until_ms IS NULL OR lease_until_ms <= $2)
-                     ORDER BY due_ms, endpoint, event_id
-                     LIMIT $3
-                     FOR UPDATE SKIP LOCKED)
-                 UPDATE perfhook_jobs j
-                 SET lease_token = nextval('perfhook_lease_seq'), lease_until_ms = $4
-                 FROM picked p JOIN perfhook_events e ON e.endpoint = p.endpoint AND e.id = p.event_id
-                 WHERE j.endpoint = p.endpoint AND j.event_id = p.event_id AND j.notifier = p.notifier
-                 RETURNING j.endpoint, j.event_id, j.notifier, j.status, j.attempts, j.last_error,
-                           j.due_ms, j.digest, j.lease_token,
-                           e.kind, e.livemode, e.received_at, e.body",
-                    )
-                    .await
-                    .map_err(|e| db_error(&e))?,
-                &[&notifier, &now, &limit_rows, &lease_end],
-            )
-            .await
-            .map_err(|e| db_error(&e))?;
-        let mut claimed = Claimed::default();
-        let mut tokens = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let job = job_of(row)?;
-            let lease_token: i64 = row.get(8);
-            tokens.push(lease_token);
-            let event = EventRecord {
-                endpoint: job.endpoint.clone(),
-                id: job.event_id.clone(),
-                kind: row.get(9),
-                livemode: row.get(10),
-                received_at: uint(row.get(11)),
-                body: row.get(12),
-            };
-            claimed.jobs.push(ClaimedJob {
-                token: JobToken {
-                    key: token_key(&job.endpoint, &job.event_id, &job.notifier),
-                    lease: uint(lease_token),
-                },
-                job,
-                event,
-            });
+        let claimed = self
+            .claim_with(&client, notifier, now_ms, lease_end, limit, claim_id)
+            .await;
+        if claimed.is_err() {
+            if let Ok(mut lost) = self.lost_claims.lock() {
+                lost.push(LostClaim {
+                    notifier: notifier.to_owned(),
+                    id: claim_id,
+                    lease_until_ms: lease_end,
+                });
+            }
         }
-        claimed.jobs.sort_by(|a, b| {
-            (a.job.due_ms, &a.job.endpoint, &a.job.event_id).cmp(&(
-                b.job.due_ms,
-                &b.job.endpoint,
-                &b.job.event_id,
-            ))
-        });
-        // The earliest due among free jobs (the queue index stops at the first), and the
-        // earliest lease end among jobs others hold (the index of leased jobs).
-        let next = client
-            .query_one(
-                &client
-                    .prepare_cached(
-                        "SELECT least(
-                     (SELECT min(due_ms) FROM perfhook_jobs
-                      WHERE notifier = $1 AND status = 'pending'
-                        AND (lease_until_ms IS NULL OR lease_until_ms <= $3)
-                        AND (lease_token IS NULL OR NOT (lease_token = ANY($2)))),
-                     (SELECT min(greatest(due_ms, lease_until_ms)) FROM perfhook_jobs
-                      WHERE notifier = $1 AND status = 'pending' AND lease_until_ms > $3
-                        AND NOT (lease_token = ANY($2))))",
-                    )
-                    .await
-                    .map_err(|e| db_error(&e))?,
-                &[&notifier, &tokens, &now],
-            )
-            .await
-            .map_err(|e| db_error(&e))?;
-        claimed.next_due_ms = next.get::<_, Option<i64>>(0).map(uint);
-        Ok(claimed)
+        claimed
     }
 
     async fn finish(&self, finished: Vec<Finished>) -> Result<(), StoreError> {
@@ -783,7 +891,7 @@ impl Store for PostgresStore {
                         .prepare_cached(
                             "UPDATE perfhook_jobs
                      SET attempts = attempts + 1, status = $5, last_error = coalesce($6, last_error),
-                         due_ms = $7, lease_token = NULL, lease_until_ms = NULL
+                         due_ms = $7, lease_token = NULL, lease_until_ms = NULL, claim_id = NULL
                      WHERE endpoint = $1 AND event_id = $2 AND notifier = $3 AND lease_token = $4
                        AND status = 'pending'",
                         )
@@ -859,7 +967,7 @@ impl Store for PostgresStore {
             let count = client
                 .execute(
                     "UPDATE perfhook_jobs SET status = 'dead', last_error = $2, due_ms = $3,
-                         lease_token = NULL, lease_until_ms = NULL
+                         lease_token = NULL, lease_until_ms = NULL, claim_id = NULL
                      WHERE status = 'pending' AND notifier = $1",
                     &[&notifier, &unconfigured_reason(&notifier), &int(at_ms)],
                 )
@@ -941,7 +1049,7 @@ impl Store for PostgresStore {
                      VALUES ($1, $2, $3, 'pending', 0, NULL, $4, false)
                      ON CONFLICT (endpoint, event_id, notifier) DO UPDATE
                      SET status = 'pending', attempts = 0, last_error = NULL, due_ms = $4, digest = false,
-                         lease_token = NULL, lease_until_ms = NULL",
+                         lease_token = NULL, lease_until_ms = NULL, claim_id = NULL",
                     &[&endpoint, &id, notifier, &int(now_ms)],
                 )
                 .await

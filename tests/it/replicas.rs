@@ -471,7 +471,7 @@ fn store_migrate_prints_then_applies_the_schema_once() {
     let applied = crate::helpers::perfhook(&["store", "migrate"], &env, b"");
     assert_eq!(
         (applied.code, applied.stdout.trim()),
-        (0, "applied migrations 1, 2, 3"),
+        (0, "applied migrations 1, 2, 3, 4"),
         "{}",
         applied.stderr
     );

@@ -973,6 +973,93 @@ async fn postgres_releases_a_claim_whose_answer_was_lost() {
     store.close().await.expect("close");
 }
 
+/// PostgreSQL only: the counts its triggers keep equal `count(*)` over the tables after
+/// every kind of write, and a store connecting anew reads them.
+#[tokio::test]
+async fn postgres_counts_kept_by_triggers_match_the_tables() {
+    let Some(url) = crate::pg_cluster::fresh_database().await else {
+        return;
+    };
+    let store = PostgresStore::connect(&pg_options(&url))
+        .await
+        .expect("connect and migrate");
+    for (n, expires) in [(1, 100), (2, 100), (3, 900), (4, 900), (5, 900)] {
+        let mut event = new_event(&format!("evt_count_{n}"), &["log", "mail"], T0);
+        event.expires_at = T0 + expires;
+        store.record(event).await.expect("record");
+    }
+    // A duplicate, a delivery, a death, a retry, a requeue, a deletion and a purge.
+    store
+        .record(new_event("evt_count_1", &["log"], T0))
+        .await
+        .expect("duplicate");
+    let claimed = store.claim("log", ms(T0), LEASE, 3).await.expect("claim");
+    let outcomes = [
+        Outcome::Delivered,
+        Outcome::Dead {
+            reason: "gone".into(),
+        },
+        Outcome::Retry {
+            at_ms: ms(T0 + 60),
+            error: "later".into(),
+        },
+    ];
+    let finished = claimed
+        .jobs
+        .into_iter()
+        .zip(outcomes)
+        .map(|(claimed, outcome)| Finished {
+            token: claimed.token,
+            outcome,
+            at_ms: ms(T0 + 1),
+        })
+        .collect();
+    store.finish(finished).await.expect("finish");
+    store
+        .requeue("perf", "evt_count_4", &["log".to_owned()], ms(T0 + 2))
+        .await
+        .expect("requeue");
+    assert_eq!(store.delete_event("perf", "evt_count_5").await, Ok(true));
+    assert_eq!(store.purge_expired(T0 + 200, 10).await, Ok(2));
+
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    let driver = tokio::spawn(connection);
+    let row = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM perfhook_events),
+                    (SELECT count(*) FROM perfhook_jobs WHERE status = 'pending'),
+                    (SELECT count(*) FROM perfhook_jobs WHERE status = 'dead'),
+                    (SELECT sum(value) FROM perfhook_counts WHERE name = 'events')::bigint,
+                    (SELECT sum(value) FROM perfhook_counts WHERE name = 'pending')::bigint,
+                    (SELECT sum(value) FROM perfhook_counts WHERE name = 'dead')::bigint",
+            &[],
+        )
+        .await
+        .expect("query");
+    let tables: (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    let counted: (i64, i64, i64) = (row.get(3), row.get(4), row.get(5));
+    assert_eq!(counted, tables);
+    drop(client);
+    let _ = driver.await;
+    assert_eq!(tables.0, 2, "events 3 and 4 are left");
+    store.close().await.expect("close");
+    let again = PostgresStore::connect(&pg_options(&url))
+        .await
+        .expect("connect again");
+    let counts = again.counts();
+    assert_eq!(
+        (counts.events, counts.outbox, counts.dead),
+        (
+            2,
+            u64::try_from(tables.1).unwrap_or(0),
+            u64::try_from(tables.2).unwrap_or(0)
+        )
+    );
+    again.close().await.expect("close");
+}
+
 /// What only a store with a disk promises: a reopen keeps events, jobs and counts, and ends
 /// every lease.
 #[tokio::test]

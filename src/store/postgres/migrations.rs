@@ -36,6 +36,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "the claim that holds a leased job, to release a claim whose answer was lost",
         sql: include_str!("migrations/0003_claim_id.sql"),
     },
+    Migration {
+        version: 4,
+        name: "stored events, pending and dead jobs counted by triggers, read in O(1)",
+        sql: include_str!("migrations/0004_counts.sql"),
+    },
 ];
 
 /// The advisory lock key ("perfhook" in ASCII, as a number): held while migrating.

@@ -24,9 +24,10 @@
 //! into a wake of this replica's workers; polling stays the fallback.
 //!
 //! # Counts
-//! [`Store::counts`] must be O(1): each replica keeps the counts in memory, applies its own
-//! changes as it commits them, and replaces them with the database's figures every few
-//! seconds (other replicas' changes show then).
+//! [`Store::counts`] must be O(1): triggers keep the database's counts (migration 0004, a
+//! few rows per counter), each replica keeps them in memory, applies its own changes as it
+//! commits them, and reads the database's figures again every few seconds (other replicas'
+//! changes show then).
 
 mod group;
 mod migrations;
@@ -539,9 +540,10 @@ impl PostgresStore {
         let client = self.client().await?;
         let row = client
             .query_one(
-                "SELECT (SELECT count(*) FROM perfhook_events),
-                        (SELECT count(*) FROM perfhook_jobs WHERE status = 'pending'),
-                        (SELECT count(*) FROM perfhook_jobs WHERE status = 'dead')",
+                "SELECT coalesce(sum(value) FILTER (WHERE name = 'events'), 0)::bigint,
+                        coalesce(sum(value) FILTER (WHERE name = 'pending'), 0)::bigint,
+                        coalesce(sum(value) FILTER (WHERE name = 'dead'), 0)::bigint
+                 FROM perfhook_counts",
                 &[],
             )
             .await

@@ -12,6 +12,7 @@ the events the receiver reported accepted, and at least the 2xx answers wrk saw.
     bench/load.sh --preload 1000000             # plus growth: 1M stored, and 1M being purged
     bench/load.sh --baseline-bin OLD            # plus the same rows for another perfhook binary
     bench/load.sh --postgres                    # plus stored-only on PostgreSQL (a private cluster)
+    bench/load.sh --postgres-only --baseline-bin OLD   # PostgreSQL rows only, OLD's one-replica row beside
 
 Rows: `perfhook` stores only (`notifiers = []`, warn logs); `perfhook-defaults` runs what a
 user runs (the embedded log notifier on stdout, INFO logs on stderr, both to files);
@@ -420,6 +421,8 @@ def main():
     ap.add_argument("--preload", type=int, default=0, help="also measure c=64 with N events stored, and while N purge")
     ap.add_argument("--data-root", default=None, help="where data directories go (default: the temp dir)")
     ap.add_argument("--postgres", action="store_true", help="also measure perfhook on PostgreSQL (a private cluster)")
+    ap.add_argument("--postgres-only", action="store_true",
+                    help="only the PostgreSQL rows (with --baseline-bin: that binary's one-replica row too)")
     args, args.harness_options = ap.parse_known_args()
 
     sh(["cargo", "build", "--release", "--locked", "--bin", "perfhook", "--example", "preload"], cwd=ROOT)
@@ -430,16 +433,21 @@ def main():
 
     records, integrity = [], []
     concs = [int(c) for c in args.conc.split(",") if c]
-    for i, conc in enumerate(concs):
+    if args.postgres_only:
+        args.postgres = True
+        concs_sled = []
+    else:
+        concs_sled = concs
+    for i, conc in enumerate(concs_sled):
         rs, line = measure_perfhook(args, "perfhook", conc, results, no_check=i > 0)
         records += rs
         integrity.append(line)
     for label, kwargs in (("perfhook-defaults", {"defaults": True}),
-                          ("perfhook-notify", {"notify": True})):
+                          ("perfhook-notify", {"notify": True})) if concs_sled else ():
         rs, line = measure_perfhook(args, label, 64, results, **kwargs)
         records += rs
         integrity.append(line)
-    if args.baseline_bin:
+    if args.baseline_bin and concs_sled:
         for label, kwargs in (("perfhook-before", {}), ("perfhook-before-defaults", {"defaults": True})):
             rs, line = measure_perfhook(args, label, 64, results, binary=args.baseline_bin, **kwargs)
             records += rs
@@ -448,9 +456,15 @@ def main():
         postgres = Postgres(args.server_cpu)
         try:
             for conc in concs:
-                rs, line = measure_perfhook(args, "perfhook-pg", conc, results, postgres=postgres)
-                records += rs
-                integrity.append(line)
+                # The baseline first, then this build: a second run swaps nothing but the order.
+                rows = [("perfhook-pg", BIN)]
+                if args.baseline_bin and args.postgres_only:
+                    rows.insert(0, ("perfhook-pg-before", args.baseline_bin))
+                for label, binary in rows:
+                    rs, line = measure_perfhook(args, label, conc, results, binary=binary,
+                                                postgres=postgres)
+                    records += rs
+                    integrity.append(line)
             if shutil.which("nginx"):
                 rs, line = measure_pg_replicas(args, "perfhook-pg-2", 64, results, postgres)
                 records += rs

@@ -211,6 +211,7 @@ async fn accept(
     let before = before_body(request.peer_addr(), &headers, endpoint, state)?;
     // Held until the answer: the body and its stored copy live that long.
     let _reserved = reserve_body(state, &before)?;
+    let source = before.source();
     let body = read_body(
         payload,
         before.declared,
@@ -227,16 +228,7 @@ async fn accept(
         Ok(verified) => verified,
         Err(error) => {
             let error = ApiError::Verify(error);
-            keep_refused(
-                request,
-                endpoint,
-                state,
-                before.source(),
-                now_ms,
-                &body,
-                &error,
-            )
-            .await;
+            keep_refused(request, endpoint, state, source, now_ms, &body, &error).await;
             return Err(error);
         }
     };
@@ -259,16 +251,7 @@ async fn accept(
                 event: event_mode,
                 endpoint: endpoint.mode,
             };
-            keep_refused(
-                request,
-                endpoint,
-                state,
-                before.source(),
-                now_ms,
-                &body,
-                &error,
-            )
-            .await;
+            keep_refused(request, endpoint, state, source, now_ms, &body, &error).await;
             return Err(error);
         }
     }

@@ -6,9 +6,15 @@
 //! which closes after it. [`JsonErrors`] wraps the connection's stream, plain or inside TLS,
 //! and when a write ends with exactly such an answer (status line, `content-length: 0`,
 //! `connection: close` when present, `date`, nothing else), writes the JSON one in its
-//! place, with `Strict-Transport-Security` over HTTPS. Every other byte passes unchanged:
-//! perfhook's own answers always carry a body, so they never match. Only the bytes perfhook
-//! writes are looked at, never the bytes a client sends.
+//! place, with `Strict-Transport-Security` over HTTPS. Only the bytes perfhook writes are
+//! looked at, never the bytes a client sends.
+//!
+//! Why nothing else can match: the wrapper serves the receiver's listener only, whose every
+//! answer has a body that holds no CR or LF at all (JSON, whose strings escape both, and
+//! the metrics text, whose lines end in LF alone), so no answer of its own can end in the
+//! blank line (CR LF CR LF) that ends an empty-bodied head. The operator API's listener
+//! sends stored requests back byte for byte (a refused delivery's download), so it is not
+//! wrapped: there, a sender could end a body with a forged head.
 
 use std::io;
 use std::pin::Pin;
@@ -20,24 +26,25 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// One of actix-http's own answers, and what perfhook says instead.
 struct OwnAnswer {
-    status_line: &'static str,
+    /// The status line after `HTTP/1.x `.
+    status: &'static str,
     kind: &'static str,
     message: &'static str,
 }
 
 const OWN_ANSWERS: [OwnAnswer; 3] = [
     OwnAnswer {
-        status_line: "HTTP/1.1 400 Bad Request",
+        status: "400 Bad Request",
         kind: "malformed_request",
         message: "the request is not valid HTTP/1.1",
     },
     OwnAnswer {
-        status_line: "HTTP/1.1 408 Request Timeout",
+        status: "408 Request Timeout",
         kind: "request_timeout",
         message: "the request head did not arrive within 5 s",
     },
     OwnAnswer {
-        status_line: "HTTP/1.1 431 Request Header Fields Too Large",
+        status: "431 Request Header Fields Too Large",
         kind: "headers_too_large",
         message: "the request head is over 128 KiB or has over 96 headers",
     },
@@ -47,22 +54,23 @@ const OWN_ANSWERS: [OwnAnswer; 3] = [
 /// header lines and the blank line come to 134 bytes.
 const LONGEST_OWN_ANSWER: usize = 160;
 
-/// `written` with its last answer replaced by the JSON one, when that answer is one of
-/// actix-http's own; `None` otherwise (nearly always: this returns at the first test for any
-/// answer with a body).
-fn rewrite(written: &[u8], hsts: Option<&str>) -> Option<Vec<u8>> {
+/// Where `written`'s last answer starts and the JSON answer to write in its place, when that
+/// answer is one of actix-http's own; `None` otherwise (nearly always: this returns at the
+/// first test for any answer with a body).
+fn rewrite(written: &[u8], hsts: Option<&str>) -> Option<(usize, Vec<u8>)> {
     if !written.ends_with(b"\r\n\r\n") {
         return None;
     }
     let window = written.len().saturating_sub(LONGEST_OWN_ANSWER);
     let tail = written.get(window..)?;
-    let start = window + find_last(tail, b"HTTP/1.1 ")?;
+    let start = window + find_last(tail, b"HTTP/1.")?;
     let head = std::str::from_utf8(written.get(start..)?).ok()?;
     let mut lines = head.strip_suffix("\r\n\r\n")?.split("\r\n");
     let status_line = lines.next()?;
-    let answer = OWN_ANSWERS
-        .iter()
-        .find(|answer| answer.status_line == status_line)?;
+    let status = status_line
+        .strip_prefix("HTTP/1.1 ")
+        .or_else(|| status_line.strip_prefix("HTTP/1.0 "))?;
+    let answer = OWN_ANSWERS.iter().find(|answer| answer.status == status)?;
     if lines.next()? != "content-length: 0" {
         return None;
     }
@@ -76,7 +84,7 @@ fn rewrite(written: &[u8], hsts: Option<&str>) -> Option<Vec<u8>> {
     }
     let date = date?;
     let body = json!({"error": {"type": answer.kind, "message": answer.message}}).to_string();
-    let mut out = written.get(..start)?.to_vec();
+    let mut out = Vec::with_capacity(LONGEST_OWN_ANSWER + body.len() + 64);
     out.extend_from_slice(status_line.as_bytes());
     out.extend_from_slice(format!("\r\ncontent-length: {}\r\n", body.len()).as_bytes());
     if close {
@@ -89,7 +97,7 @@ fn rewrite(written: &[u8], hsts: Option<&str>) -> Option<Vec<u8>> {
     out.extend_from_slice(date.as_bytes());
     out.extend_from_slice(b"\r\n\r\n");
     out.extend_from_slice(body.as_bytes());
-    Some(out)
+    Some((start, out))
 }
 
 fn find_last(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -101,6 +109,8 @@ fn find_last(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// A connection's stream whose writes pass through [`rewrite`].
 pub struct JsonErrors<T> {
     inner: T,
+    /// Off: every byte passes (the operator API's listener).
+    enabled: bool,
     /// `Strict-Transport-Security`'s value, over HTTPS.
     hsts: Option<Arc<str>>,
     /// A rewritten answer not yet written, and how much of it is.
@@ -109,10 +119,12 @@ pub struct JsonErrors<T> {
 }
 
 impl<T> JsonErrors<T> {
-    /// Wraps `inner`; `hsts` is the header's value when the connection is HTTPS.
-    pub fn new(inner: T, hsts: Option<Arc<str>>) -> Self {
+    /// Wraps `inner`, rewriting when `enabled`; `hsts` is the header's value when the
+    /// connection is HTTPS.
+    pub fn new(inner: T, enabled: bool, hsts: Option<Arc<str>>) -> Self {
         Self {
             inner,
+            enabled,
             hsts,
             pending: Vec::new(),
             pending_written: 0,
@@ -159,25 +171,36 @@ impl<T: AsyncRead + Unpin> AsyncRead for JsonErrors<T> {
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for JsonErrors<T> {
+    /// Bytes before an own answer are written as they are; the own answer is taken only
+    /// once its replacement is wholly written to the inner stream (until then the write is
+    /// pending), so a caller that stops at its first error loses nothing it was told went out.
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        ready!(this.poll_pending(cx))?;
-        match rewrite(buf, this.hsts.as_deref()) {
-            Some(rewritten) => {
-                this.pending = rewritten;
-                // All of `buf` is taken; its replacement goes out now or with the next
-                // flush, which the dispatcher always makes before it closes.
-                if let Poll::Ready(Err(error)) = this.poll_pending(cx) {
-                    return Poll::Ready(Err(error));
-                }
-                Poll::Ready(Ok(buf.len()))
-            }
-            None => Pin::new(&mut this.inner).poll_write(cx, buf),
+        if !this.enabled {
+            return Pin::new(&mut this.inner).poll_write(cx, buf);
         }
+        if this.pending.is_empty() {
+            match rewrite(buf, this.hsts.as_deref()) {
+                None => return Pin::new(&mut this.inner).poll_write(cx, buf),
+                // What comes before goes out first; the own answer comes back in a later call.
+                Some((start, _)) if start > 0 => {
+                    return Pin::new(&mut this.inner)
+                        .poll_write(cx, buf.get(..start).unwrap_or(buf))
+                }
+                Some((_, replacement)) => {
+                    this.pending = replacement;
+                    this.pending_written = 0;
+                }
+            }
+        }
+        // `buf` is the own answer whose replacement is under way (a caller retries a pending
+        // write with the same bytes).
+        ready!(this.poll_pending(cx))?;
+        Poll::Ready(Ok(buf.len()))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -213,7 +236,8 @@ mod tests {
             let own = format!(
                 "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n{DATE}\r\n\r\n"
             );
-            let out = rewrite(own.as_bytes(), None).unwrap_or_default();
+            let (start, out) = rewrite(own.as_bytes(), None).unwrap_or_default();
+            assert_eq!(start, 0);
             let text = String::from_utf8_lossy(&out).into_owned();
             let body = body_of(&out);
             assert_eq!(body["error"]["type"], kind, "{text}");
@@ -238,17 +262,84 @@ mod tests {
     fn a_pipelined_answer_before_it_is_kept_and_hsts_is_added_over_https() {
         let ok = "HTTP/1.1 200 OK\r\ncontent-length: 15\r\ncontent-type: application/json\r\ndate: x\r\n\r\n{\"status\":\"ok\"}";
         let own = format!("{ok}HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n{DATE}\r\n\r\n");
-        let out = rewrite(own.as_bytes(), Some("max-age=600")).unwrap_or_default();
+        let (start, out) = rewrite(own.as_bytes(), Some("max-age=600")).unwrap_or_default();
+        assert_eq!(
+            start,
+            ok.len(),
+            "the answer before is left to pass as it is"
+        );
         let text = String::from_utf8_lossy(&out).into_owned();
-        assert!(text.starts_with(ok), "{text}");
+        assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
         assert!(
             text.contains("strict-transport-security: max-age=600\r\n"),
             "{text}"
         );
         assert!(!text.contains("connection: close"), "{text}");
+        assert_eq!(body_of(&out)["error"]["type"], "malformed_request");
+    }
+
+    /// An inner stream that takes at most 7 bytes a call and is not ready every other call.
+    #[derive(Default)]
+    struct Trickle {
+        out: Vec<u8>,
+        calls: usize,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.calls += 1;
+            if self.calls.is_multiple_of(2) {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let n = buf.len().min(7);
+            self.out.extend_from_slice(buf.get(..n).unwrap_or_default());
+            Poll::Ready(Ok(n))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Written the way actix-http's dispatcher writes: the rest of its buffer each call,
+    /// again after a pending one. Everything before the own answer arrives unchanged, then
+    /// the whole replacement, and the own answer is reported written only once it is.
+    #[test]
+    fn partial_and_pending_writes_deliver_every_byte_once() {
+        let ok = "HTTP/1.1 200 OK\r\ncontent-length: 15\r\ncontent-type: application/json\r\ndate: x\r\n\r\n{\"status\":\"ok\"}";
+        let own = format!("HTTP/1.0 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n{DATE}\r\n\r\n");
+        let buffer = format!("{ok}{own}");
+        let (_, replacement) = rewrite(own.as_bytes(), None).unwrap_or_default();
+        let mut stream = JsonErrors::new(Trickle::default(), true, None);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut written = 0;
+        let mut reported = Vec::new();
+        while written < buffer.len() {
+            let rest = buffer.as_bytes().get(written..).unwrap_or_default();
+            if let Poll::Ready(result) = Pin::new(&mut stream).poll_write(&mut cx, rest) {
+                let n = result.unwrap_or_default();
+                assert!(n > 0, "wrote nothing");
+                reported.push((written, n));
+                written += n;
+            }
+        }
+        // The own answer was taken in one call, after all of its replacement went out.
+        assert_eq!(reported.last(), Some(&(ok.len(), own.len())));
+        let mut expected = ok.as_bytes().to_vec();
+        expected.extend_from_slice(&replacement);
         assert_eq!(
-            body_of(&out[ok.len()..])["error"]["type"],
-            "malformed_request"
+            String::from_utf8_lossy(&stream.inner.out),
+            String::from_utf8_lossy(&expected)
+        );
+        assert!(
+            String::from_utf8_lossy(&replacement).starts_with("HTTP/1.0 408 Request Timeout\r\n")
         );
     }
 

@@ -1,6 +1,7 @@
 //! actix-web's `HttpServer`, assembled from its parts with its own defaults, for the two
-//! things it does not offer: an `Expect: 100-continue` gate, and a connection stream that
-//! gives actix-http's own 400/408/431 the JSON error body ([`crate::http_errors`]).
+//! things it does not offer the receiver: an `Expect: 100-continue` gate, and a connection
+//! stream that gives actix-http's own 400/408/431 the JSON error body
+//! ([`crate::http_errors`]).
 //! HTTP/1.1 only, plain or over rustls.
 
 use std::fmt;
@@ -25,6 +26,26 @@ use crate::http_errors::JsonErrors;
 /// Decides an `Expect: 100-continue` request before `100 Continue` is sent: `Ok` sends it and
 /// hands the request on; `Err` is the answer instead.
 pub type ContinueGate = Arc<dyn Fn(&Request) -> Result<(), Response<BoxBody>> + Send + Sync>;
+
+/// Which listener: they differ in two hooks.
+pub enum Role {
+    /// The webhook receiver: its `Expect: 100-continue` gate, and JSON bodies on
+    /// actix-http's own answers ([`crate::http_errors`], sound there because no answer
+    /// body of the receiver holds CR or LF).
+    Receiver(ContinueGate),
+    /// The operator API: no gate, and actix-http's own answers as they are (it sends stored
+    /// requests back byte for byte, so a body may end like a head).
+    Admin,
+}
+
+impl fmt::Debug for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Receiver(_) => "Receiver",
+            Self::Admin => "Admin",
+        })
+    }
+}
 
 /// HTTPS: the rustls configuration and the `Strict-Transport-Security` value.
 #[derive(Clone)]
@@ -98,7 +119,7 @@ pub fn listen<F, I, S, B>(
     listener: TcpListener,
     app: F,
     https: Option<Https>,
-    gate: Option<ContinueGate>,
+    role: Role,
 ) -> std::io::Result<ServerBuilder>
 where
     F: Fn() -> I + Send + Clone + 'static,
@@ -111,6 +132,10 @@ where
 {
     let address = listener.local_addr()?;
     let shutdown = builder.graceful_shutdown_signal();
+    let (gate, json_errors) = match role {
+        Role::Receiver(gate) => (Some(gate), true),
+        Role::Admin => (None, false),
+    };
     match https {
         Some(Https { config, hsts }) => builder.listen(name, listener, move || {
             let hsts = hsts.clone();
@@ -119,16 +144,22 @@ where
                 .map_err(TlsError::into_service_error)
                 .map(move |io: TlsStream<TcpStream>| {
                     let peer = io.get_ref().0.peer_addr().ok();
-                    (JsonErrors::new(io, Some(Arc::clone(&hsts))), peer)
+                    (
+                        JsonErrors::new(io, json_errors, Some(Arc::clone(&hsts))),
+                        peer,
+                    )
                 })
                 .and_then(
                     h1_service(address, &shutdown, gate.clone(), &app).map_err(TlsError::Service),
                 )
         }),
         None => builder.listen(name, listener, move || {
-            fn_service(|io: TcpStream| {
+            fn_service(move |io: TcpStream| {
                 let peer = io.peer_addr().ok();
-                std::future::ready(Ok::<_, DispatchError>((JsonErrors::new(io, None), peer)))
+                std::future::ready(Ok::<_, DispatchError>((
+                    JsonErrors::new(io, json_errors, None),
+                    peer,
+                )))
             })
             .and_then(h1_service(address, &shutdown, gate.clone(), &app))
         }),

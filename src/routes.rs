@@ -169,8 +169,8 @@ fn reserve_body(state: &AppState, before: &BeforeBody<'_>) -> Result<Reservation
         .ok_or(ApiError::Overloaded)
 }
 
-/// `Expect: 100-continue`: the checks [`before_body`] makes, and whether the budget has room,
-/// before the sender is told to send its body. A refusal is answered instead of
+/// `Expect: 100-continue` to an endpoint's path: the checks [`before_body`] makes, and
+/// whether the budget has room, before the sender is told to send its body. A refusal is answered instead of
 /// `100 Continue` and counted like any other; the receiver checks again when it reads the body.
 ///
 /// # Errors
@@ -180,8 +180,9 @@ pub fn continue_gate(
     endpoints: &EndpointPaths,
     state: &AppState,
 ) -> Result<(), ApiError> {
+    // Any other path is the App's to answer (its router decodes paths; this map does not).
     let Some(slot) = endpoints.get(request.path()) else {
-        return Err(ApiError::NotFound);
+        return Ok(());
     };
     if request.method() != actix_web::http::Method::POST {
         return Err(ApiError::MethodNotAllowed);

@@ -3,7 +3,7 @@
 //! close the store.
 
 use crate::body_budget::BodyBudget;
-use crate::http_server::{self, ContinueGate, Https};
+use crate::http_server::{self, ContinueGate, Https, Role};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
@@ -283,7 +283,7 @@ impl Application {
             listener,
             app,
             https.clone(),
-            Some(gate),
+            Role::Receiver(gate),
         )?;
         let admin = match config.admin {
             Some(listen) => Some(admin_server(
@@ -462,6 +462,6 @@ fn admin_server(
         .max_concurrent_connections(256)
         .disable_signals()
         .shutdown_timeout(5);
-    let server = http_server::listen(builder, "perfhook-admin", listener, app, https, None)?;
+    let server = http_server::listen(builder, "perfhook-admin", listener, app, https, Role::Admin)?;
     Ok((address, server.run()))
 }

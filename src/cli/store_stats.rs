@@ -100,8 +100,9 @@ pub(super) enum StoreLocation {
     Postgres(crate::store::postgres::PostgresOptions),
 }
 
-/// The store the arguments name: `--data-dir` (a sled directory), else the config's
-/// backend, else the default data directory.
+/// The store the arguments name: the PostgreSQL database when the config's backend is
+/// postgres (refusing `--data-dir` then), else the sled data directory (`--data-dir`, the
+/// config's `storage.path`, or the default).
 pub(super) fn locate(
     config: Option<&std::path::Path>,
     data_dir: Option<&PathBuf>,
@@ -111,7 +112,13 @@ pub(super) fn locate(
         ..Overrides::default()
     };
     let settings = Settings::load(config, &overrides)?;
-    if data_dir.is_none() && settings.storage.backend == crate::config::StorageBackend::Postgres {
+    if settings.storage.backend == crate::config::StorageBackend::Postgres {
+        // A key made in a sled directory would be one the replicas never see.
+        if data_dir.is_some() {
+            anyhow::bail!(
+                "storage.backend is postgres: --data-dir names a sled data directory; leave it out to work on the database, or give a config whose backend is sled"
+            );
+        }
         return Ok(StoreLocation::Postgres(
             settings.storage.postgres.resolve()?,
         ));

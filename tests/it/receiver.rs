@@ -520,9 +520,12 @@ fn expect_continue_is_answered_only_for_a_delivery_that_can_verify() {
     );
     assert!(malformed.starts_with("HTTP/1.1 400"), "{malformed}");
     assert!(malformed.contains("malformed_header"), "{malformed}");
-    let (_, unknown) = expect_continue(&app, "/webhooks/nope", "Content-Length: 10\r\n");
-    assert!(unknown.starts_with("HTTP/1.1 404"), "{unknown}");
-    assert!(unknown.contains("\"type\":\"not_found\""), "{unknown}");
+    // Any other path is the App's: its router decides, after `100 Continue`.
+    let (_, other) = expect_continue(&app, "/webhooks/nope", "Content-Length: 10\r\n");
+    assert!(
+        other.starts_with("HTTP/1.1 100 Continue\r\n\r\n"),
+        "{other}"
+    );
     let (_, too_large) = expect_continue(
         &app,
         "/webhooks/perf",
@@ -604,10 +607,11 @@ fn requests_actix_cannot_parse_get_the_json_error_too() {
     let garbage = raw_exchange(app.address, b"GARBAGE\r\n\r\n");
     assert!(garbage.starts_with("HTTP/1.1 400 "), "{garbage}");
     assert_eq!(error_type(&garbage), "malformed_request");
-    // The operator API's listener too.
+    // Not the operator API's listener: it sends stored requests back byte for byte, so a
+    // body there may end like a head; actix-http's own answer stays as it is.
     let admin = raw_exchange(app.admin, b"GARBAGE\r\n\r\n");
     assert!(admin.starts_with("HTTP/1.1 400 "), "{admin}");
-    assert_eq!(error_type(&admin), "malformed_request");
+    assert!(admin.contains("content-length: 0\r\n"), "{admin}");
 
     let mut huge = b"POST /webhooks/perf HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
     huge.extend(std::iter::repeat_n(b'a', 140_000));

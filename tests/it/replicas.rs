@@ -546,5 +546,27 @@ fn keys_and_audit_work_on_the_database_and_data_directory_commands_say_they_need
             refused.stderr
         );
     }
+    // A sled directory named beside a PostgreSQL config is refused, not filled with a key
+    // the replicas would never see.
+    let elsewhere = crate::helpers::perfhook(
+        &[
+            "keys",
+            "create",
+            "--name",
+            "x",
+            "--scope",
+            "events:read",
+            "--data-dir",
+            data_dir_env.as_str(),
+        ],
+        &env,
+        b"",
+    );
+    assert_eq!(elsewhere.code, 2, "{}", elsewhere.stderr);
+    assert!(
+        elsewhere.stderr.contains("--data-dir"),
+        "{}",
+        elsewhere.stderr
+    );
     assert!(!data_dir.exists(), "a data directory was created");
 }

@@ -974,7 +974,7 @@ async fn postgres_releases_a_claim_whose_answer_was_lost() {
 }
 
 /// PostgreSQL only: the counts its triggers keep equal `count(*)` over the tables after
-/// every kind of write, and a store connecting anew reads them.
+/// every kind of write, and a store connecting anew folds and reads them.
 #[tokio::test]
 async fn postgres_counts_kept_by_triggers_match_the_tables() {
     let Some(url) = crate::pg_cluster::fresh_database().await else {
@@ -1058,6 +1058,19 @@ async fn postgres_counts_kept_by_triggers_match_the_tables() {
         )
     );
     again.close().await.expect("close");
+    // Connecting read the counts, and folded the rows appended per change into one a name.
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    let driver = tokio::spawn(connection);
+    let rows: i64 = client
+        .query_one("SELECT count(*) FROM perfhook_counts", &[])
+        .await
+        .expect("query")
+        .get(0);
+    assert!(rows <= 3, "{rows} count rows after a fold");
+    drop(client);
+    let _ = driver.await;
 }
 
 /// What only a store with a disk promises: a reopen keeps events, jobs and counts, and ends

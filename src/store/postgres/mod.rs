@@ -24,8 +24,9 @@
 //! into a wake of this replica's workers; polling stays the fallback.
 //!
 //! # Counts
-//! [`Store::counts`] must be O(1): triggers keep the database's counts (migration 0004, a
-//! few rows per counter), each replica keeps them in memory, applies its own changes as it
+//! [`Store::counts`] must be O(1): triggers keep the database's counts (migration 0004: a
+//! row appended per change, folded into one per counter at each refresh), each replica
+//! keeps them in memory, applies its own changes as it
 //! commits them, and reads the database's figures again every few seconds (other replicas'
 //! changes show then).
 
@@ -53,6 +54,8 @@ use super::{
 
 /// How often the counts are read anew from the database.
 const COUNTS_EVERY: Duration = Duration::from_secs(5);
+/// The advisory lock that makes the folding of the counts one replica at a time.
+const COUNTS_LOCK: i64 = 0x7065_7266_636f_756e;
 /// The advisory lock that makes audit appends and retention one at a time across replicas.
 const AUDIT_LOCK: i64 = 0x7065_7266_6175_6474;
 
@@ -103,6 +106,30 @@ struct LostClaim {
     id: i64,
     /// When its lease ends: past it, the jobs are free anyway.
     lease_until_ms: i64,
+}
+
+/// Folds the count rows the triggers appended into one per name, so a read sums a handful:
+/// one replica at a time (the others skip it), and rows appended meanwhile are left for the
+/// next fold (the delete sees only rows committed before it).
+async fn fold_counts(client: &mut deadpool_postgres::Object) -> Result<(), StoreError> {
+    let transaction = client.transaction().await.map_err(|e| db_error(&e))?;
+    let locked: bool = transaction
+        .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&COUNTS_LOCK])
+        .await
+        .map_err(|e| db_error(&e))?
+        .get(0);
+    if locked {
+        transaction
+            .execute(
+                "WITH gone AS (DELETE FROM perfhook_counts RETURNING name, value)
+                 INSERT INTO perfhook_counts (name, value)
+                 SELECT name, sum(value)::bigint FROM gone GROUP BY name",
+                &[],
+            )
+            .await
+            .map_err(|e| db_error(&e))?;
+    }
+    transaction.commit().await.map_err(|e| db_error(&e))
 }
 
 /// A database error as a store error: the SQLSTATE and the server's message for errors the
@@ -489,26 +516,30 @@ impl PostgresStore {
         now_ms: u64,
     ) -> Result<(), StoreError> {
         let now = int(now_ms);
-        let ids: Vec<i64> = {
+        let ids: Vec<(i64, i64)> = {
             let Ok(mut lost) = self.lost_claims.lock() else {
                 return Ok(());
             };
             lost.retain(|claim| claim.lease_until_ms > now);
             lost.iter()
                 .filter(|claim| claim.notifier == notifier)
-                .map(|claim| claim.id)
+                .map(|claim| (claim.id, claim.lease_until_ms))
                 .collect()
         };
         if ids.is_empty() {
             return Ok(());
         }
+        let (claims, lease_ends): (Vec<i64>, Vec<i64>) = ids.into_iter().unzip();
+        // The claim's own lease end too: a job claimed anew since (by a replica that does not
+        // stamp claims) keeps its lease.
         let released = client
             .execute(
                 "UPDATE perfhook_jobs
                  SET lease_token = NULL, lease_until_ms = NULL, claim_id = NULL
                  WHERE notifier = $1 AND status = 'pending' AND lease_until_ms IS NOT NULL
-                   AND claim_id = ANY($2)",
-                &[&notifier, &ids],
+                   AND (claim_id, lease_until_ms) IN
+                       (SELECT * FROM unnest($2::bigint[], $3::bigint[]))",
+                &[&notifier, &claims, &lease_ends],
             )
             .await
             .map_err(|e| db_error(&e))?;
@@ -537,7 +568,8 @@ impl PostgresStore {
     }
 
     async fn refresh_counts(&self) -> Result<(), StoreError> {
-        let client = self.client().await?;
+        let mut client = self.client().await?;
+        fold_counts(&mut client).await?;
         let row = client
             .query_one(
                 "SELECT coalesce(sum(value) FILTER (WHERE name = 'events'), 0)::bigint,

@@ -1,19 +1,16 @@
--- The counts /metrics shows (stored events, pending jobs, dead jobs), kept by statement
--- triggers so reading them is O(1) instead of a count(*) over the tables every few seconds
--- on every replica. Each counter is spread over 16 rows, chosen by the writing backend, so
--- concurrent writers seldom wait on one row; a reader sums them.
+-- The counts /metrics shows (stored events, pending jobs, dead jobs), kept by triggers so
+-- reading them costs the same at any size, instead of a count(*) over the tables every few
+-- seconds on every replica. A change appends a row (name, delta) and never updates one, so
+-- writers take no lock on a shared row and cannot wait on, or deadlock with, each other
+-- through it; a reader sums the rows, and a replica now and then folds them into one per name.
 CREATE TABLE perfhook_counts (
     name  text NOT NULL,
-    shard integer NOT NULL,
-    value bigint NOT NULL,
-    PRIMARY KEY (name, shard)
+    value bigint NOT NULL
 );
 
 CREATE FUNCTION perfhook_count(counter text, delta bigint) RETURNS void
 LANGUAGE sql AS $$
-    INSERT INTO perfhook_counts AS c (name, shard, value)
-    VALUES (counter, pg_backend_pid() % 16, delta)
-    ON CONFLICT (name, shard) DO UPDATE SET value = c.value + EXCLUDED.value
+    INSERT INTO perfhook_counts (name, value) VALUES (counter, delta)
 $$;
 
 CREATE FUNCTION perfhook_events_counted() RETURNS trigger
@@ -72,7 +69,9 @@ END
 $$;
 
 -- Triggers first: creating them locks out writers until this migration commits, so the
--- figures below count every row written before, and the triggers every row after.
+-- figures below count every row written before, and the triggers every row after. Both
+-- tables are locked at once, in one order, before any trigger is made.
+LOCK TABLE perfhook_events, perfhook_jobs IN SHARE ROW EXCLUSIVE MODE;
 CREATE TRIGGER perfhook_events_inserted AFTER INSERT ON perfhook_events
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION perfhook_events_counted();
 CREATE TRIGGER perfhook_events_deleted AFTER DELETE ON perfhook_events
@@ -85,9 +84,9 @@ CREATE TRIGGER perfhook_jobs_status AFTER UPDATE OF status ON perfhook_jobs
 CREATE TRIGGER perfhook_jobs_deleted AFTER DELETE ON perfhook_jobs
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION perfhook_jobs_counted();
 
-INSERT INTO perfhook_counts (name, shard, value)
-SELECT 'events', 0, count(*) FROM perfhook_events;
-INSERT INTO perfhook_counts (name, shard, value)
-SELECT 'pending', 0, count(*) FROM perfhook_jobs WHERE status = 'pending';
-INSERT INTO perfhook_counts (name, shard, value)
-SELECT 'dead', 0, count(*) FROM perfhook_jobs WHERE status = 'dead';
+INSERT INTO perfhook_counts (name, value)
+SELECT 'events', count(*) FROM perfhook_events;
+INSERT INTO perfhook_counts (name, value)
+SELECT 'pending', count(*) FROM perfhook_jobs WHERE status = 'pending';
+INSERT INTO perfhook_counts (name, value)
+SELECT 'dead', count(*) FROM perfhook_jobs WHERE status = 'dead';

@@ -9,12 +9,17 @@
 //! place, with `Strict-Transport-Security` over HTTPS. Only the bytes perfhook writes are
 //! looked at, never the bytes a client sends.
 //!
-//! Why nothing else can match: the wrapper serves the receiver's listener only, whose every
-//! answer has a body that holds no CR or LF at all (JSON, whose strings escape both, and
-//! the metrics text, whose lines end in LF alone), so no answer of its own can end in the
-//! blank line (CR LF CR LF) that ends an empty-bodied head. The operator API's listener
-//! sends stored requests back byte for byte (a refused delivery's download), so it is not
-//! wrapped: there, a sender could end a body with a forged head.
+//! Why nothing else can match ([`Scope`]):
+//! - On the receiver's listener, every answer has a body that holds no CR or LF at all
+//!   (JSON, whose strings escape both, and the metrics text, whose lines end in LF alone),
+//!   so no answer of its own can end in the blank line (CR LF CR LF) that ends an
+//!   empty-bodied head.
+//! - The operator API's listener sends stored requests back byte for byte (a refused
+//!   delivery's download), so a sender could end a body there with a forged head. There only
+//!   the connection's first write is rewritten, and only when it is wholly an own answer: a
+//!   first write starts with a real head, so no body can come before it. That covers bytes
+//!   that are not HTTP, a head that never arrives and a head too large on a new connection;
+//!   after an answer on the same connection, actix-http's own stays as it is.
 
 use std::io;
 use std::pin::Pin;
@@ -106,11 +111,21 @@ fn find_last(haystack: &[u8], needle: &[u8]) -> Option<usize> {
         .rposition(|window| window == needle)
 }
 
+/// Which own answers a listener rewrites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Any, wherever it ends a write: for a listener none of whose answer bodies holds CR or LF.
+    Anywhere,
+    /// Only a connection's first write, when it is wholly an own answer.
+    FirstWrite,
+}
+
 /// A connection's stream whose writes pass through [`rewrite`].
 pub struct JsonErrors<T> {
     inner: T,
-    /// Off: every byte passes (the operator API's listener).
-    enabled: bool,
+    scope: Scope,
+    /// Whether any byte was written yet.
+    wrote: bool,
     /// `Strict-Transport-Security`'s value, over HTTPS.
     hsts: Option<Arc<str>>,
     /// A rewritten answer not yet written, and how much of it is.
@@ -119,12 +134,13 @@ pub struct JsonErrors<T> {
 }
 
 impl<T> JsonErrors<T> {
-    /// Wraps `inner`, rewriting when `enabled`; `hsts` is the header's value when the
-    /// connection is HTTPS.
-    pub fn new(inner: T, enabled: bool, hsts: Option<Arc<str>>) -> Self {
+    /// Wraps `inner`, rewriting own answers within `scope`; `hsts` is the header's value
+    /// when the connection is HTTPS.
+    pub fn new(inner: T, scope: Scope, hsts: Option<Arc<str>>) -> Self {
         Self {
             inner,
-            enabled,
+            scope,
+            wrote: false,
             hsts,
             pending: Vec::new(),
             pending_written: 0,
@@ -153,6 +169,7 @@ impl<T: AsyncWrite + Unpin> JsonErrors<T> {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             self.pending_written += n;
+            self.wrote = true;
         }
         self.pending.clear();
         self.pending_written = 0;
@@ -180,16 +197,21 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for JsonErrors<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        if !this.enabled {
-            return Pin::new(&mut this.inner).poll_write(cx, buf);
-        }
         if this.pending.is_empty() {
-            match rewrite(buf, this.hsts.as_deref()) {
-                None => return Pin::new(&mut this.inner).poll_write(cx, buf),
+            let found = rewrite(buf, this.hsts.as_deref())
+                .filter(|(start, _)| this.scope == Scope::Anywhere || (!this.wrote && *start == 0));
+            match found {
+                None => {
+                    let written = ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
+                    this.wrote |= written > 0;
+                    return Poll::Ready(Ok(written));
+                }
                 // What comes before goes out first; the own answer comes back in a later call.
                 Some((start, _)) if start > 0 => {
-                    return Pin::new(&mut this.inner)
-                        .poll_write(cx, buf.get(..start).unwrap_or(buf))
+                    let before = buf.get(..start).unwrap_or(buf);
+                    let written = ready!(Pin::new(&mut this.inner).poll_write(cx, before))?;
+                    this.wrote |= written > 0;
+                    return Poll::Ready(Ok(written));
                 }
                 Some((_, replacement)) => {
                     this.pending = replacement;
@@ -317,7 +339,7 @@ mod tests {
         let own = format!("HTTP/1.0 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n{DATE}\r\n\r\n");
         let buffer = format!("{ok}{own}");
         let (_, replacement) = rewrite(own.as_bytes(), None).unwrap_or_default();
-        let mut stream = JsonErrors::new(Trickle::default(), true, None);
+        let mut stream = JsonErrors::new(Trickle::default(), Scope::Anywhere, None);
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let mut written = 0;
         let mut reported = Vec::new();
@@ -340,6 +362,49 @@ mod tests {
         );
         assert!(
             String::from_utf8_lossy(&replacement).starts_with("HTTP/1.0 408 Request Timeout\r\n")
+        );
+    }
+
+    /// Writes `buf` whole (through pending and partial writes) and returns what reached
+    /// the inner stream.
+    fn write_all(stream: &mut JsonErrors<Trickle>, buf: &[u8]) -> Vec<u8> {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let before = stream.inner.out.len();
+        let mut written = 0;
+        while written < buf.len() {
+            let rest = buf.get(written..).unwrap_or_default();
+            if let Poll::Ready(result) = Pin::new(&mut *stream).poll_write(&mut cx, rest) {
+                written += result.unwrap_or_default();
+            }
+        }
+        stream.inner.out.get(before..).unwrap_or_default().to_vec()
+    }
+
+    /// The operator API's scope: a forged head at the end of a first write's body, and an
+    /// own answer after another one, pass unchanged; an own answer as the first write is
+    /// rewritten.
+    #[test]
+    fn first_write_scope_rewrites_only_a_first_write_that_is_wholly_an_own_answer() {
+        let own = format!("HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n{DATE}\r\n\r\n");
+        let download = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{own}",
+            own.len()
+        );
+        let mut forged = JsonErrors::new(Trickle::default(), Scope::FirstWrite, None);
+        assert_eq!(
+            write_all(&mut forged, download.as_bytes()),
+            download.as_bytes()
+        );
+        assert_eq!(write_all(&mut forged, own.as_bytes()), own.as_bytes());
+        let mut fresh = JsonErrors::new(Trickle::default(), Scope::FirstWrite, None);
+        let out = write_all(&mut fresh, own.as_bytes());
+        assert_eq!(body_of(&out)["error"]["type"], "malformed_request");
+        // The same forged body on the receiver's scope would be rewritten: which is why that
+        // scope serves only answers whose bodies never hold CR or LF.
+        let mut anywhere = JsonErrors::new(Trickle::default(), Scope::Anywhere, None);
+        assert_ne!(
+            write_all(&mut anywhere, download.as_bytes()),
+            download.as_bytes()
         );
     }
 

@@ -21,7 +21,7 @@ use actix_web::dev::AppConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use crate::http_errors::JsonErrors;
+use crate::http_errors::{JsonErrors, Scope};
 
 /// Decides an `Expect: 100-continue` request before `100 Continue` is sent: `Ok` sends it and
 /// hands the request on; `Err` is the answer instead.
@@ -29,12 +29,13 @@ pub type ContinueGate = Arc<dyn Fn(&Request) -> Result<(), Response<BoxBody>> + 
 
 /// Which listener: they differ in two hooks.
 pub enum Role {
-    /// The webhook receiver: its `Expect: 100-continue` gate, and JSON bodies on
-    /// actix-http's own answers ([`crate::http_errors`], sound there because no answer
-    /// body of the receiver holds CR or LF).
+    /// The webhook receiver: its `Expect: 100-continue` gate, and JSON bodies on every one
+    /// of actix-http's own answers ([`Scope::Anywhere`]: no answer body of the receiver
+    /// holds CR or LF).
     Receiver(ContinueGate),
-    /// The operator API: no gate, and actix-http's own answers as they are (it sends stored
-    /// requests back byte for byte, so a body may end like a head).
+    /// The operator API: no gate, and JSON bodies on actix-http's own answers only as a
+    /// connection's first write ([`Scope::FirstWrite`]: it sends stored requests back byte
+    /// for byte, so a body there may end like a head).
     Admin,
 }
 
@@ -132,9 +133,9 @@ where
 {
     let address = listener.local_addr()?;
     let shutdown = builder.graceful_shutdown_signal();
-    let (gate, json_errors) = match role {
-        Role::Receiver(gate) => (Some(gate), true),
-        Role::Admin => (None, false),
+    let (gate, scope) = match role {
+        Role::Receiver(gate) => (Some(gate), Scope::Anywhere),
+        Role::Admin => (None, Scope::FirstWrite),
     };
     match https {
         Some(Https { config, hsts }) => builder.listen(name, listener, move || {
@@ -144,10 +145,7 @@ where
                 .map_err(TlsError::into_service_error)
                 .map(move |io: TlsStream<TcpStream>| {
                     let peer = io.get_ref().0.peer_addr().ok();
-                    (
-                        JsonErrors::new(io, json_errors, Some(Arc::clone(&hsts))),
-                        peer,
-                    )
+                    (JsonErrors::new(io, scope, Some(Arc::clone(&hsts))), peer)
                 })
                 .and_then(
                     h1_service(address, &shutdown, gate.clone(), &app).map_err(TlsError::Service),
@@ -157,7 +155,7 @@ where
             fn_service(move |io: TcpStream| {
                 let peer = io.peer_addr().ok();
                 std::future::ready(Ok::<_, DispatchError>((
-                    JsonErrors::new(io, json_errors, None),
+                    JsonErrors::new(io, scope, None),
                     peer,
                 )))
             })

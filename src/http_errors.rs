@@ -131,6 +131,8 @@ pub struct JsonErrors<T> {
     /// A rewritten answer not yet written, and how much of it is.
     pending: Vec<u8>,
     pending_written: usize,
+    /// The length of the own answer being replaced, reported written once its replacement is.
+    owed: usize,
 }
 
 impl<T> JsonErrors<T> {
@@ -144,6 +146,7 @@ impl<T> JsonErrors<T> {
             hsts,
             pending: Vec::new(),
             pending_written: 0,
+            owed: 0,
         }
     }
 }
@@ -197,7 +200,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for JsonErrors<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        if this.pending.is_empty() {
+        if this.owed == 0 {
             let found = rewrite(buf, this.hsts.as_deref())
                 .filter(|(start, _)| this.scope == Scope::Anywhere || (!this.wrote && *start == 0));
             match found {
@@ -216,13 +219,16 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for JsonErrors<T> {
                 Some((_, replacement)) => {
                     this.pending = replacement;
                     this.pending_written = 0;
+                    this.owed = buf.len();
                 }
             }
         }
-        // `buf` is the own answer whose replacement is under way (a caller retries a pending
-        // write with the same bytes).
+        // `buf` starts with the own answer whose replacement is under way (a caller retries
+        // a pending write with the same bytes): once that is out, the own answer's bytes
+        // are reported written, and nothing after them.
         ready!(this.poll_pending(cx))?;
-        Poll::Ready(Ok(buf.len()))
+        let owed = std::mem::take(&mut this.owed);
+        Poll::Ready(Ok(owed.min(buf.len())))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -331,7 +337,7 @@ mod tests {
     }
 
     /// Written the way actix-http's dispatcher writes: the rest of its buffer each call,
-    /// again after a pending one. Everything before the own answer arrives unchanged, then
+    /// again after a pending one (here with a flush between). Everything before the own answer arrives unchanged, then
     /// the whole replacement, and the own answer is reported written only once it is.
     #[test]
     fn partial_and_pending_writes_deliver_every_byte_once() {
@@ -345,11 +351,18 @@ mod tests {
         let mut reported = Vec::new();
         while written < buffer.len() {
             let rest = buffer.as_bytes().get(written..).unwrap_or_default();
-            if let Poll::Ready(result) = Pin::new(&mut stream).poll_write(&mut cx, rest) {
-                let n = result.unwrap_or_default();
-                assert!(n > 0, "wrote nothing");
-                reported.push((written, n));
-                written += n;
+            match Pin::new(&mut stream).poll_write(&mut cx, rest) {
+                Poll::Ready(result) => {
+                    let n = result.unwrap_or_default();
+                    assert!(n > 0, "wrote nothing");
+                    reported.push((written, n));
+                    written += n;
+                }
+                // A flush between the retries may finish the replacement; the retry must
+                // then report the own answer written, not write its replacement again.
+                Poll::Pending => {
+                    let _ = Pin::new(&mut stream).poll_flush(&mut cx);
+                }
             }
         }
         // The own answer was taken in one call, after all of its replacement went out.

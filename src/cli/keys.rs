@@ -90,7 +90,7 @@ impl Route {
         match self {
             Self::Store(store) => Ok(Some(store)),
             Self::Postgres(options) => {
-                let store = crate::store::postgres::PostgresStore::connect(&options)
+                let store = crate::store::postgres::PostgresStore::connect_current(&options)
                     .await
                     .context("cannot open the PostgreSQL store ([storage.postgres])")?;
                 Ok(Some(Box::new(store)))

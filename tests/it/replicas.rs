@@ -498,8 +498,8 @@ fn store_migrate_prints_then_applies_the_schema_once() {
 }
 
 /// With PostgreSQL there is no data directory to lock: `keys` and `audit` work on the
-/// database directly (the first admin key is made this way), and the data-directory commands
-/// say they need sled instead of reading an empty directory.
+/// database directly once it is migrated (the first admin key is made this way), and the
+/// data-directory commands say they need sled instead of reading an empty directory.
 #[test]
 fn keys_and_audit_work_on_the_database_and_data_directory_commands_say_they_need_sled() {
     let Some(url) = database() else { return };
@@ -511,6 +511,16 @@ fn keys_and_audit_work_on_the_database_and_data_directory_commands_say_they_need
         ("PERFHOOK_DATABASE_URL", url.as_str()),
         ("PERFHOOK_STORAGE__PATH", data_dir_env.as_str()),
     ];
+    // The command line never migrates: a fresh database is refused until it is migrated.
+    let unmigrated = crate::helpers::perfhook(&["keys", "list"], &env, b"");
+    assert_eq!(unmigrated.code, 2, "{}", unmigrated.stderr);
+    assert!(
+        unmigrated.stderr.contains("perfhook store migrate"),
+        "{}",
+        unmigrated.stderr
+    );
+    let migrated = crate::helpers::perfhook(&["store", "migrate"], &env, b"");
+    assert_eq!(migrated.code, 0, "{}", migrated.stderr);
     let created = crate::helpers::perfhook(
         &["keys", "create", "--name", "ops", "--scope", "keys:admin"],
         &env,

@@ -99,6 +99,15 @@ pub struct PostgresStore {
     lose_claim_answer: Arc<AtomicBool>,
 }
 
+/// Whether connecting applies pending schema migrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Schema {
+    /// Apply them (a replica starting).
+    Migrate,
+    /// Refuse a database that has any (the command line).
+    RequireCurrent,
+}
+
 /// A claim that failed after it was sent.
 #[derive(Debug, Clone)]
 struct LostClaim {
@@ -297,6 +306,20 @@ impl PostgresStore {
     /// A URL that does not parse (the message never holds it), an unreachable database, or a
     /// failed migration.
     pub async fn connect(options: &PostgresOptions) -> Result<Self, StoreError> {
+        Self::connect_with(options, Schema::Migrate).await
+    }
+
+    /// Connects without changing the schema, for the command line: a database with
+    /// migrations pending is refused, naming `perfhook store migrate`, so a newer CLI never
+    /// migrates a database that older replicas still serve.
+    ///
+    /// # Errors
+    /// As [`PostgresStore::connect`], and a schema behind this binary's.
+    pub async fn connect_current(options: &PostgresOptions) -> Result<Self, StoreError> {
+        Self::connect_with(options, Schema::RequireCurrent).await
+    }
+
+    async fn connect_with(options: &PostgresOptions, schema: Schema) -> Result<Self, StoreError> {
         let pool = Self::pool(options)?;
         let counts = Arc::new(Mutex::new(Counts::default()));
         let grouped = Arc::clone(&counts);
@@ -313,7 +336,23 @@ impl PostgresStore {
         };
         {
             let mut client = store.client().await?;
-            migrations::apply(&mut client).await?;
+            match schema {
+                Schema::Migrate => {
+                    migrations::apply(&mut client).await?;
+                }
+                Schema::RequireCurrent => {
+                    let pending = migrations::pending(&client).await?;
+                    if !pending.is_empty() {
+                        return Err(StoreError::new(
+                            StoreErrorKind::BadRequest,
+                            format!(
+                                "the database's schema is {} migration(s) behind this perfhook: apply them with `perfhook store migrate` (replicas also apply them when they start)",
+                                pending.len()
+                            ),
+                        ));
+                    }
+                }
+            }
         }
         store.refresh_counts().await?;
         let refresher = store.clone();

@@ -104,20 +104,12 @@ fn note_outcome(
 
 /// What the receiver knows of a delivery before it reads a body byte.
 struct BeforeBody<'h> {
-    /// The connection's peer.
-    peer: IpAddr,
-    /// The client behind trusted proxies; `None` when a forwarding header cannot be read.
-    client: Option<IpAddr>,
+    /// Where the delivery comes from, for the per-source budget and refused deliveries:
+    /// the client behind trusted proxies, or the peer when that cannot be read.
+    source: IpAddr,
     signature: SignatureHeaders<'h>,
     /// `Content-Length`, when the request declares one.
     declared: Option<usize>,
-}
-
-impl BeforeBody<'_> {
-    /// Where the delivery comes from, for the per-source budget and refused deliveries.
-    fn source(&self) -> IpAddr {
-        self.client.unwrap_or(self.peer)
-    }
 }
 
 /// The checks that need no body: the source against the allowlist, the signature headers
@@ -149,8 +141,7 @@ fn before_body<'h>(
         return Err(ApiError::PayloadTooLarge(state.body_limit));
     }
     Ok(BeforeBody {
-        peer,
-        client,
+        source: client.unwrap_or(peer),
         signature,
         declared,
     })
@@ -165,7 +156,7 @@ fn reserve_body(state: &AppState, before: &BeforeBody<'_>) -> Result<Reservation
         .min(state.body_limit);
     state
         .body_budget
-        .try_reserve(before.source(), bytes)
+        .try_reserve(before.source, bytes)
         .ok_or(ApiError::Overloaded)
 }
 
@@ -212,7 +203,7 @@ async fn accept(
     let before = before_body(request.peer_addr(), &headers, endpoint, state)?;
     // Held until the answer: the body and its stored copy live that long.
     let _reserved = reserve_body(state, &before)?;
-    let source = before.source();
+    let source = before.source;
     let body = read_body(
         payload,
         before.declared,

@@ -81,8 +81,8 @@ pub(super) fn run(command: &StoreCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The data directory the arguments name (flag, then config, then the default). A config
-/// whose store is PostgreSQL has none, unless `--data-dir` names one.
+/// The data directory the arguments name (flag, then config, then the default); a config
+/// whose store is PostgreSQL has none.
 fn data_dir(args: &StatsArgs, command: &str) -> anyhow::Result<PathBuf> {
     match locate(args.config.as_deref(), args.data_dir.as_ref())? {
         StoreLocation::DataDir(path) => Ok(path),

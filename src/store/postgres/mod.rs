@@ -2,13 +2,13 @@
 //!
 //! # What a 2xx means here
 //! [`Store::record`] is one transaction: `INSERT … ON CONFLICT DO NOTHING` on (endpoint,
-//! event id), the jobs and the expiry, then `COMMIT`; records without a budget mark that
-//! arrive together share one statement and one commit ([`group`]), and a record with one
-//! has its own transaction that reads the budget state `FOR UPDATE` and writes it back. The answer comes after the commit, so the database's durability
-//! (`synchronous_commit`, on by default) is the guarantee. A concurrent insert of the same
-//! key waits for the first transaction and then finds the row, so every replica answers
-//! exactly one `accepted` per event, and a duplicate is answered only once the first copy
-//! is committed.
+//! event id), the jobs and the expiry, then `COMMIT`. Records without a budget mark that
+//! arrive together share one statement and one commit ([`group`]); a record with one has
+//! its own transaction, which reads the budget state `FOR UPDATE` and writes it back. The
+//! answer comes after the commit, so the database's durability (`synchronous_commit`, on by
+//! default) is the guarantee. A concurrent insert of the same key waits for the first
+//! transaction and then finds the row, so every replica answers exactly one `accepted` per
+//! event, and a duplicate is answered only once the first copy is committed.
 //!
 //! # Claims
 //! A claim takes due pending jobs `FOR UPDATE SKIP LOCKED` and stamps each with a lease
@@ -19,16 +19,16 @@
 //! (the connection breaks after the database may have committed it) reached no worker, so
 //! its jobs were never attempted: each claim carries a random id, and the replica releases
 //! a failed claim's jobs by that id as soon as it reaches the database again (until that
-//! claim's lease would have ended), instead of leaving them to wait for the lease. Each record that queues jobs
-//! sends `NOTIFY perfhook_jobs` in its transaction, which [`PostgresStore::listen`] turns
-//! into a wake of this replica's workers; polling stays the fallback.
+//! claim's lease would have ended), instead of leaving them to wait for the lease. Each
+//! record that queues jobs sends `NOTIFY perfhook_jobs` in its transaction, which
+//! [`PostgresStore::listen`] turns into a wake of this replica's workers; polling stays the
+//! fallback.
 //!
 //! # Counts
 //! [`Store::counts`] must be O(1): triggers keep the database's counts (migration 0004: a
-//! row appended per change, folded into one per counter at each refresh), each replica
-//! keeps them in memory, applies its own changes as it
-//! commits them, and reads the database's figures again every few seconds (other replicas'
-//! changes show then).
+//! row appended per change, folded into one per counter at each refresh). Each replica
+//! keeps them in memory, applies its own changes as it commits them, and reads the
+//! database's figures again every few seconds (other replicas' changes show then).
 
 mod group;
 mod migrations;

@@ -72,7 +72,7 @@ def free_port():
 class Postgres:
     """A private PostgreSQL cluster (initdb, pg_ctl) on a free port, as postgres under root."""
 
-    def __init__(self, server_cpu):
+    def __init__(self, server_cpu, settings=()):
         bins = sorted(d for d in os.listdir("/usr/lib/postgresql")) if os.path.isdir("/usr/lib/postgresql") else []
         if not bins:
             raise SystemExit("--postgres: no PostgreSQL (apt-get install postgresql)")
@@ -85,7 +85,8 @@ class Postgres:
         self.databases = 0
         self.run(["initdb", "-D", self.dir, "-A", "trust", "-U", "perf", "-E", "UTF8"])
         self.run(["pg_ctl", "-D", self.dir, "-l", os.path.join(self.dir, "log"), "-w", "start", "-o",
-                  "-p %d -k %s -c listen_addresses=127.0.0.1" % (self.port, self.dir)],
+                  "-p %d -k %s -c listen_addresses=127.0.0.1" % (self.port, self.dir)
+                  + "".join(" -c %s" % setting for setting in settings)],
                  pin=server_cpu)
 
     def run(self, cmd, pin=None):
@@ -423,6 +424,8 @@ def main():
     ap.add_argument("--postgres", action="store_true", help="also measure perfhook on PostgreSQL (a private cluster)")
     ap.add_argument("--postgres-only", action="store_true",
                     help="only the PostgreSQL rows (with --baseline-bin: that binary's one-replica row too)")
+    ap.add_argument("--pg-setting", action="append", default=[], metavar="NAME=VALUE",
+                    help="a server setting for the private cluster (repeatable), e.g. max_wal_size=8GB")
     args, args.harness_options = ap.parse_known_args()
 
     sh(["cargo", "build", "--release", "--locked", "--bin", "perfhook", "--example", "preload"], cwd=ROOT)
@@ -453,7 +456,7 @@ def main():
             records += rs
             integrity.append(line)
     if args.postgres:
-        postgres = Postgres(args.server_cpu)
+        postgres = Postgres(args.server_cpu, args.pg_setting)
         try:
             for conc in concs:
                 # The baseline first, then this build: a second run swaps nothing but the order.

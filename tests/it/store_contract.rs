@@ -1073,6 +1073,78 @@ async fn postgres_counts_kept_by_triggers_match_the_tables() {
     let _ = driver.await;
 }
 
+/// PostgreSQL only: migration 0004 locks both tables while an older replica's purge, which
+/// deletes jobs and then events, is halfway. PostgreSQL ends the deadlock by aborting the
+/// migration (its lock wait began first, so its check runs first); the migration is tried
+/// again once the purge is through, and applies.
+#[tokio::test]
+async fn postgres_migration_tried_again_after_a_deadlock_with_a_purge() {
+    let Some(url) = crate::pg_cluster::fresh_database().await else {
+        return;
+    };
+    let connect = || async {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        client
+    };
+    let mut migrator = connect().await;
+    assert_eq!(
+        perfhook::store::postgres::migrations::apply_through(&mut migrator, 3).await,
+        Ok(vec![1, 2, 3])
+    );
+    // The older replica's purge: its jobs are deleted, its events not yet.
+    let mut purger = connect().await;
+    let purge = purger.transaction().await.expect("begin");
+    purge
+        .execute("DELETE FROM perfhook_jobs WHERE event_id = 'gone'", &[])
+        .await
+        .expect("delete jobs");
+    let migrating = tokio::spawn(async move {
+        let applied = perfhook::store::postgres::migrations::apply(&mut migrator).await;
+        (applied, migrator)
+    });
+    // The migration holds the events table and waits for the jobs table.
+    let observer = connect().await;
+    let mut waiting = 0i64;
+    for _ in 0..100 {
+        waiting = observer
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'perfhook_jobs'::regclass",
+                &[],
+            )
+            .await
+            .expect("pg_locks")
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        waiting, 1,
+        "the migration waits for the purge's lock on the jobs"
+    );
+    // The purge's second step closes the cycle; the migration is the side aborted.
+    purge
+        .execute("DELETE FROM perfhook_events WHERE id = 'gone'", &[])
+        .await
+        .expect("the purge goes on once the migration is aborted");
+    purge.commit().await.expect("commit the purge");
+    let (applied, migrator) = migrating.await.expect("join");
+    assert_eq!(applied, Ok(vec![4]));
+    let counted: i64 = migrator
+        .query_one(
+            "SELECT count(*) FROM pg_trigger WHERE tgname = 'perfhook_events_inserted'",
+            &[],
+        )
+        .await
+        .expect("query")
+        .get(0);
+    assert_eq!(counted, 1, "migration 0004's triggers exist");
+}
+
 /// What only a store with a disk promises: a reopen keeps events, jobs and counts, and ends
 /// every lease.
 #[tokio::test]

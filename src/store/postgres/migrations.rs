@@ -2,7 +2,15 @@
 //! so replicas starting together migrate once: the first takes the lock and applies what is
 //! missing, each in its own transaction with its version row; the others wait for the lock
 //! and find nothing left to do.
+//!
+//! Older replicas keep writing while a newer one migrates, and a migration that locks
+//! tables can meet one of their transactions in a deadlock, which PostgreSQL ends by
+//! aborting one side. When that side is the migration, its transaction is rolled back whole
+//! and tried again, a few times, so a rolling upgrade under load does not fail a start.
 
+use std::time::Duration;
+
+use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 use super::db_error;
@@ -79,11 +87,26 @@ pub async fn pending(client: &Client) -> Result<Vec<Migration>, StoreError> {
         .collect())
 }
 
+/// How often one migration is tried when PostgreSQL aborts it to end a deadlock or a lock
+/// wait, and the pause before each further try (times the number of tries so far).
+const TRIES: u32 = 5;
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
+
 /// Applies every pending migration under the advisory lock; returns the versions applied.
 ///
 /// # Errors
 /// When one fails: its transaction is rolled back and the later ones are not tried.
 pub async fn apply(client: &mut Client) -> Result<Vec<i32>, StoreError> {
+    apply_through(client, i32::MAX).await
+}
+
+/// Applies the pending migrations up to version `last`, under the advisory lock; returns the
+/// versions applied. [`apply`] is this for every version; tests use it to build the schema
+/// one migration runs against.
+///
+/// # Errors
+/// When one fails: its transaction is rolled back and the later ones are not tried.
+pub async fn apply_through(client: &mut Client, last: i32) -> Result<Vec<i32>, StoreError> {
     // Waiting for another replica's migration, and a long one (an index), are not stuck
     // statements: no timeout on this connection while it migrates.
     client
@@ -94,7 +117,7 @@ pub async fn apply(client: &mut Client) -> Result<Vec<i32>, StoreError> {
         .execute("SELECT pg_advisory_lock($1)", &[&LOCK])
         .await
         .map_err(|e| db_error(&e))?;
-    let result = apply_locked(client).await;
+    let result = apply_locked(client, last).await;
     // Released whatever happened; a dropped connection releases it too.
     let unlocked = client
         .execute("SELECT pg_advisory_unlock($1)", &[&LOCK])
@@ -105,26 +128,32 @@ pub async fn apply(client: &mut Client) -> Result<Vec<i32>, StoreError> {
     Ok(applied)
 }
 
-async fn apply_locked(client: &mut Client) -> Result<Vec<i32>, StoreError> {
+async fn apply_locked(client: &mut Client, last: i32) -> Result<Vec<i32>, StoreError> {
     client
         .batch_execute(VERSIONS)
         .await
         .map_err(|e| db_error(&e))?;
     let mut applied = Vec::new();
     for migration in pending(client).await? {
-        let transaction = client.transaction().await.map_err(|e| db_error(&e))?;
-        transaction
-            .batch_execute(migration.sql)
-            .await
-            .map_err(|e| db_error(&e))?;
-        transaction
-            .execute(
-                "INSERT INTO perfhook_migrations (version, name) VALUES ($1, $2)",
-                &[&migration.version, &migration.name],
-            )
-            .await
-            .map_err(|e| db_error(&e))?;
-        transaction.commit().await.map_err(|e| db_error(&e))?;
+        if migration.version > last {
+            break;
+        }
+        let mut tries = 1;
+        loop {
+            match apply_one(client, migration).await {
+                Ok(()) => break,
+                Err(error) if tries < TRIES && is_transient(&error) => {
+                    tracing::warn!(
+                        version = migration.version,
+                        %error,
+                        "postgres: a migration was aborted by a concurrent transaction; trying it again"
+                    );
+                    tokio::time::sleep(RETRY_PAUSE * tries).await;
+                    tries += 1;
+                }
+                Err(error) => return Err(db_error(&error)),
+            }
+        }
         tracing::info!(
             version = migration.version,
             name = migration.name,
@@ -133,4 +162,28 @@ async fn apply_locked(client: &mut Client) -> Result<Vec<i32>, StoreError> {
         applied.push(migration.version);
     }
     Ok(applied)
+}
+
+/// One migration and its version row, in one transaction (rolled back when dropped
+/// uncommitted).
+async fn apply_one(client: &mut Client, migration: Migration) -> Result<(), tokio_postgres::Error> {
+    let transaction = client.transaction().await?;
+    transaction.batch_execute(migration.sql).await?;
+    transaction
+        .execute(
+            "INSERT INTO perfhook_migrations (version, name) VALUES ($1, $2)",
+            &[&migration.version, &migration.name],
+        )
+        .await?;
+    transaction.commit().await
+}
+
+/// Whether PostgreSQL aborted the transaction only because of what ran beside it: a
+/// deadlock, a serialization failure or a lock wait that timed out.
+fn is_transient(error: &tokio_postgres::Error) -> bool {
+    error.code().is_some_and(|code| {
+        *code == SqlState::T_R_DEADLOCK_DETECTED
+            || *code == SqlState::T_R_SERIALIZATION_FAILURE
+            || *code == SqlState::LOCK_NOT_AVAILABLE
+    })
 }

@@ -31,7 +31,7 @@
 //! database's figures again every few seconds (other replicas' changes show then).
 
 mod group;
-mod migrations;
+pub mod migrations;
 
 pub use self::migrations::{Migration, MIGRATIONS};
 

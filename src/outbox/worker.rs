@@ -231,13 +231,14 @@ impl Worker {
     }
 
     /// When the event's budget runs out at the rate of its period's figures up to the event
-    /// (so a retry says what the first attempt said); none when it cannot be told.
+    /// (so a retry says what the first attempt said); none when it cannot be told. The
+    /// budget is named from the figures already read for the notification.
     async fn projection(
         &self,
         event: &crate::store::EventRecord,
-        fields: &crate::fields::FieldMap,
+        alert: &crate::event::Alert,
     ) -> Option<String> {
-        let mark = crate::collapse::mark(&event.endpoint, event.body.as_bytes(), fields)?;
+        let mark = crate::collapse::mark_with(&event.endpoint, alert, None)?;
         let points = match self.store.budget_usage(&mark.budget).await {
             Ok(points) => points,
             Err(error) => {
@@ -269,7 +270,7 @@ impl Worker {
         let attempts = job.attempts.saturating_add(1);
         let fields = self.fields.of(&event.endpoint);
         let mut notification = Notification::with_fields(&event, &fields);
-        notification.alert.runs_out_at = self.projection(&event, &fields).await;
+        notification.alert.runs_out_at = self.projection(&event, &notification.alert).await;
         let outcome = tokio::time::timeout(DELIVERY_GUARD, notifier.deliver(&notification))
             .await
             .unwrap_or_else(|_| {

@@ -43,6 +43,26 @@ fn smtp_down_then_up_delivers_after_recovery_and_a_restart_keeps_dedupe() {
     assert_eq!(smtp.messages().len(), 1);
 }
 
+/// mimalloc asks for transparent huge pages, which kept every touched 2 MiB resident; the
+/// server turns them off for itself (the kernel reports it as `THP_enabled: 0`).
+#[test]
+fn the_server_runs_without_transparent_huge_pages() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &config(dir.path(), "", ""));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid()))
+        .expect("read /proc status");
+    let Some(thp) = status
+        .lines()
+        .find_map(|line| line.strip_prefix("THP_enabled:"))
+    else {
+        eprintln!("SKIPPED: this kernel does not report THP_enabled");
+        return;
+    };
+    assert_eq!(thp.trim(), "0");
+    let (code, _, stderr) = server.terminate();
+    assert_eq!(code, 0, "{stderr}");
+}
+
 #[test]
 fn an_smtp_server_that_never_greets_times_out_and_is_retried_until_one_answers() {
     let dir = tempfile::tempdir().expect("tempdir");

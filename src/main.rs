@@ -28,9 +28,11 @@ fn main() -> ExitCode {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     // mimalloc asks for transparent huge pages on its arenas, so where THP is `madvise` (as
     // on Debian) every touched 2 MiB region stays resident whole: 46 MiB more at idle, about
-    // 50 MiB more at peak under load, for no measured gain (docs/benchmarks.md). Off for
-    // this process only, before the server allocates; a kernel without THP refuses, which
-    // is what is asked anyway.
+    // 50 MiB more at peak under load, for no measured gain (docs/benchmarks.md). Off before
+    // the server allocates. The setting is the process's and is inherited by what it starts
+    // (a `command` notifier's program, as README says). Only a kernel older than 3.15 or a
+    // seccomp filter refuses it; perfhook then runs as before.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     let _ = rustix::thread::disable_transparent_huge_pages(true);
     quiet_sled_panics();
     let args: Vec<String> = std::env::args().collect();

@@ -1075,8 +1075,7 @@ async fn postgres_counts_kept_by_triggers_match_the_tables() {
 
 /// PostgreSQL only: migration 0004 locks both tables while an older replica's purge, which
 /// deletes jobs and then events, is halfway. PostgreSQL ends the deadlock by aborting the
-/// migration (its lock wait began first, so its check runs first); the migration is tried
-/// again once the purge is through, and applies.
+/// migration; the migration is tried again once the purge is through, and applies.
 #[tokio::test]
 async fn postgres_migration_tried_again_after_a_deadlock_with_a_purge() {
     let Some(url) = crate::pg_cluster::fresh_database().await else {
@@ -1094,8 +1093,19 @@ async fn postgres_migration_tried_again_after_a_deadlock_with_a_purge() {
         perfhook::store::postgres::migrations::apply_through(&mut migrator, 3).await,
         Ok(vec![1, 2, 3])
     );
+    // PostgreSQL checks for a deadlock once per wait, `deadlock_timeout` after it began, and
+    // aborts the side that checks. The migration's check comes well after the purge starts
+    // waiting, and the purge's never comes first, however busy the machine.
+    migrator
+        .batch_execute("SET deadlock_timeout = '3s'")
+        .await
+        .expect("set");
     // The older replica's purge: its jobs are deleted, its events not yet.
     let mut purger = connect().await;
+    purger
+        .batch_execute("SET deadlock_timeout = '1min'")
+        .await
+        .expect("set");
     let purge = purger.transaction().await.expect("begin");
     purge
         .execute("DELETE FROM perfhook_jobs WHERE event_id = 'gone'", &[])

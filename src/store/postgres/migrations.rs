@@ -145,7 +145,7 @@ async fn apply_locked(client: &mut Client, last: i32) -> Result<Vec<i32>, StoreE
                 Err(error) if tries < TRIES && is_transient(&error) => {
                     tracing::warn!(
                         version = migration.version,
-                        %error,
+                        error = %db_error(&error),
                         "postgres: a migration was aborted by a concurrent transaction; trying it again"
                     );
                     tokio::time::sleep(RETRY_PAUSE * tries).await;

@@ -13,6 +13,7 @@ the events the receiver reported accepted, and at least the 2xx answers wrk saw.
     bench/load.sh --baseline-bin OLD            # plus the same rows for another perfhook binary
     bench/load.sh --postgres                    # plus stored-only on PostgreSQL (a private cluster)
     bench/load.sh --postgres-only --baseline-bin OLD   # PostgreSQL rows only, OLD's one-replica row beside
+    bench/load.sh --postgres-only --no-replicas --sched-autogroup off   # the latency figure (see docs)
 
 Rows: `perfhook` stores only (`notifiers = []`, warn logs); `perfhook-defaults` runs what a
 user runs (the embedded log notifier on stdout, INFO logs on stderr, both to files);
@@ -29,6 +30,7 @@ the raw data to target/bench-results/<stamp>/.
 """
 
 import argparse
+import atexit
 import json
 import os
 import shutil
@@ -409,6 +411,19 @@ def table(records, integrity, peers):
     return "\n".join(rows + ratios + checks)
 
 
+AUTOGROUP = "/proc/sys/kernel/sched_autogroup_enabled"
+
+
+def set_autogroup(value):
+    """Sets the kernel's autogroup switch; returns what it was."""
+    with open(AUTOGROUP) as f:
+        before = f.read().strip()
+    with open(AUTOGROUP, "w") as f:
+        f.write(value)
+    print("sched_autogroup_enabled: %s -> %s" % (before, value), flush=True)
+    return before
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared", default=os.path.join(os.path.dirname(ROOT), "shared"))
@@ -424,6 +439,12 @@ def main():
     ap.add_argument("--postgres", action="store_true", help="also measure perfhook on PostgreSQL (a private cluster)")
     ap.add_argument("--postgres-only", action="store_true",
                     help="only the PostgreSQL rows (with --baseline-bin: that binary's one-replica row too)")
+    ap.add_argument("--sched-autogroup", choices=["on", "off"], default=None,
+                    help="set the kernel's per-session CPU sharing for the run (root; restored after)."
+                         " With it on, the receiver and a database on the same core share it per"
+                         " session, and the database's statements wait for their half")
+    ap.add_argument("--no-replicas", action="store_true",
+                    help="leave out the two-replica PostgreSQL row")
     ap.add_argument("--pg-setting", action="append", default=[], metavar="NAME=VALUE",
                     help="a server setting for the private cluster (repeatable), e.g. max_wal_size=8GB")
     args, args.harness_options = ap.parse_known_args()
@@ -434,6 +455,9 @@ def main():
     results = os.path.join(ROOT, "target", "bench-results", stamp)
     os.makedirs(results, exist_ok=True)
 
+    if args.sched_autogroup:
+        restore = set_autogroup("1" if args.sched_autogroup == "on" else "0")
+        atexit.register(set_autogroup, restore)
     records, integrity = [], []
     concs = [int(c) for c in args.conc.split(",") if c]
     if args.postgres_only:
@@ -468,7 +492,9 @@ def main():
                                                 postgres=postgres)
                     records += rs
                     integrity.append(line)
-            if shutil.which("nginx"):
+            if args.no_replicas:
+                pass
+            elif shutil.which("nginx"):
                 rs, line = measure_pg_replicas(args, "perfhook-pg-2", 64, results, postgres)
                 records += rs
                 integrity.append(line)

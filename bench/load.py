@@ -480,6 +480,12 @@ def main():
             records += rs
             integrity.append(line)
     if args.postgres:
+        if os.path.exists(AUTOGROUP) and not args.sched_autogroup:
+            with open(AUTOGROUP) as f:
+                if f.read().strip() == "1":
+                    print("note: sched_autogroup is on: the receiver and the database share their one core"
+                          " per session, which dominates the PostgreSQL rows' p99 (--sched-autogroup off;"
+                          " docs/benchmarks.md)", flush=True)
         postgres = Postgres(args.server_cpu, args.pg_setting)
         try:
             for conc in concs:

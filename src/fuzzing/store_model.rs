@@ -28,7 +28,10 @@ enum Op {
         endpoint: bool,
         id: u8,
         notifiers: u8,
-        received_at: u8,
+        /// Seconds after the previous record's receipt: events are received in the order
+        /// they are recorded, as in the server (the sled store hands out first attempts in
+        /// that order, which is due order only then).
+        received_after: u8,
         expires_at: u8,
     },
     Get {
@@ -75,6 +78,7 @@ pub fn run(data: &[u8]) -> bool {
     let model = MemoryStore::new();
     // Claims still held: (sled's, the model's), in the order they were made.
     let mut held: Vec<(ClaimedJob, ClaimedJob)> = Vec::new();
+    let mut received_at = 0;
     for op in &ops {
         let Some(store) = sled.as_ref() else {
             break;
@@ -86,7 +90,7 @@ pub fn run(data: &[u8]) -> bool {
             model.forget_leases();
             held.clear();
         } else {
-            apply(store, &model, &mut held, op);
+            apply(store, &model, &mut held, &mut received_at, op);
         }
         if let Some(store) = sled.as_ref() {
             assert_eq!(store.counts(), model.counts(), "counts after {op:?}");
@@ -95,19 +99,26 @@ pub fn run(data: &[u8]) -> bool {
     true
 }
 
-fn apply(sled: &SledStore, model: &MemoryStore, held: &mut Vec<(ClaimedJob, ClaimedJob)>, op: &Op) {
+fn apply(
+    sled: &SledStore,
+    model: &MemoryStore,
+    held: &mut Vec<(ClaimedJob, ClaimedJob)>,
+    received_at: &mut u64,
+    op: &Op,
+) {
     let rt = runtime();
     match *op {
         Op::Record {
             endpoint,
             id,
             notifiers,
-            received_at,
+            received_after,
             expires_at,
         } => {
+            *received_at += u64::from(received_after % 4);
             let event = NewEvent {
                 deferred: Default::default(),
-                record: record(endpoint, id, received_at),
+                record: record(endpoint, id, *received_at),
                 notifiers: NOTIFIERS
                     .iter()
                     .take(usize::from(notifiers % 4))
@@ -219,7 +230,7 @@ fn verdict(result: &Result<(), StoreError>) -> Option<StoreErrorKind> {
     result.as_ref().err().map(StoreError::kind)
 }
 
-fn record(endpoint: bool, id: u8, received_at: u8) -> EventRecord {
+fn record(endpoint: bool, id: u8, received_at: u64) -> EventRecord {
     let id = format!("evt_{}", id % IDS);
     EventRecord {
         endpoint: ENDPOINTS[usize::from(endpoint)].to_owned(),
@@ -227,7 +238,7 @@ fn record(endpoint: bool, id: u8, received_at: u8) -> EventRecord {
         id,
         kind: "usage.threshold_reached".into(),
         livemode: Some(endpoint),
-        received_at: u64::from(received_at),
+        received_at,
     }
 }
 

@@ -307,19 +307,35 @@ async fn a_deferred_job_waits_for_its_digest_and_stays_a_digest_job_on_retry(sto
 }
 
 async fn claims_come_in_due_order_up_to_the_limit(store: &dyn Store) {
-    for (i, id) in ["evt_c", "evt_a", "evt_b"].iter().enumerate() {
+    // Received (and accepted) in this order; a retry due between them is handed out in its
+    // place.
+    for (i, id) in ["evt_a", "evt_b", "evt_c", "evt_d"].iter().enumerate() {
         store
-            .record(new_event(id, &["log"], T0 + 10 - i as u64))
+            .record(new_event(id, &["log"], T0 + i as u64))
             .await
             .expect("record");
     }
+    let first = store.claim("log", ms(T0), LEASE, 1).await.expect("claim");
+    assert_eq!(first.jobs[0].event.id, "evt_a");
+    store
+        .finish(vec![Finished {
+            token: first.jobs[0].token.clone(),
+            outcome: Outcome::Retry {
+                at_ms: ms(T0 + 1) + 500,
+                error: "refused".into(),
+            },
+            at_ms: ms(T0),
+        }])
+        .await
+        .expect("finish");
     let claimed = store
-        .claim("log", ms(T0 + 100), LEASE, 2)
+        .claim("log", ms(T0 + 100), LEASE, 3)
         .await
         .expect("claim");
     let ids: Vec<&str> = claimed.jobs.iter().map(|c| c.event.id.as_str()).collect();
-    assert_eq!(ids, ["evt_b", "evt_a"]);
-    assert_eq!(claimed.next_due_ms, Some(ms(T0 + 10)), "one more is due");
+    assert_eq!(ids, ["evt_b", "evt_a", "evt_c"]);
+    assert_eq!(claimed.jobs[1].job.attempts, 1, "the retry");
+    assert_eq!(claimed.next_due_ms, Some(ms(T0 + 3)), "one more is due");
 }
 
 async fn purge_removes_expired_events_jobs_and_dedupe_keys_in_batches(store: &dyn Store) {
@@ -875,6 +891,144 @@ async fn a_crossing_already_notified_is_stored_with_suppressed_jobs_until_rearme
     );
 }
 
+/// Claims four first attempts and finishes three of them out of order (the first stays
+/// out): delivered, retried, dead. Returns the first one's claim.
+async fn finish_three_of_four_out_of_order(store: &dyn Store) -> perfhook::store::ClaimedJob {
+    for id in ["evt_o1", "evt_o2", "evt_o3", "evt_o4"] {
+        store
+            .record(new_event(id, &["log"], T0))
+            .await
+            .expect("record");
+    }
+    let now = ms(T0);
+    let claimed = store.claim("log", now, LEASE, 4).await.expect("claim");
+    let ids: Vec<&str> = claimed.jobs.iter().map(|c| c.event.id.as_str()).collect();
+    assert_eq!(ids, ["evt_o1", "evt_o2", "evt_o3", "evt_o4"]);
+    let outcomes = [
+        Outcome::Delivered,
+        Outcome::Retry {
+            at_ms: now + 5_000,
+            error: "SMTP failed".into(),
+        },
+        Outcome::Dead {
+            reason: "gave up".into(),
+        },
+    ];
+    for (claim, outcome) in claimed.jobs.iter().skip(1).zip(outcomes) {
+        store
+            .finish(vec![Finished {
+                token: claim.token.clone(),
+                outcome,
+                at_ms: now + 1,
+            }])
+            .await
+            .expect("finish");
+    }
+    claimed.jobs[0].clone()
+}
+
+/// What each of the four events' `log` notification says: (status, attempts, at).
+async fn out_of_order_statuses(store: &dyn Store) -> Vec<(JobStatus, u32, u64)> {
+    let mut all = Vec::new();
+    for id in ["evt_o1", "evt_o2", "evt_o3", "evt_o4"] {
+        let detail = store
+            .event("perf", id)
+            .await
+            .expect("read")
+            .expect("stored");
+        let job = &detail.notifications[0];
+        all.push((job.status, job.attempts, job.due_ms));
+    }
+    all
+}
+
+async fn jobs_finished_out_of_order_read_back_as_finished(store: &dyn Store) {
+    let first = finish_three_of_four_out_of_order(store).await;
+    let now = ms(T0);
+    let again = store.claim("log", now + 1, LEASE, 10).await.expect("claim");
+    assert!(again.jobs.is_empty(), "{:?}", again.jobs);
+    assert_eq!(again.next_due_ms, Some(now + 5_000), "the retry");
+    assert_eq!(
+        out_of_order_statuses(store).await,
+        [
+            (JobStatus::Pending, 0, now),
+            (JobStatus::Delivered, 1, now + 1),
+            (JobStatus::Pending, 1, now + 5_000),
+            (JobStatus::Dead, 1, now + 1),
+        ]
+    );
+    let ids = |jobs: Vec<perfhook::store::Job>| -> Vec<String> {
+        jobs.into_iter().map(|job| job.event_id).collect()
+    };
+    let listed = |status| store.jobs(status, Some("log"), 10);
+    assert_eq!(
+        ids(listed(JobStatus::Pending).await.expect("jobs")),
+        ["evt_o1", "evt_o3"]
+    );
+    assert_eq!(
+        ids(listed(JobStatus::Delivered).await.expect("jobs")),
+        ["evt_o2"]
+    );
+    assert_eq!(
+        ids(listed(JobStatus::Dead).await.expect("jobs")),
+        ["evt_o4"]
+    );
+    store
+        .finish(vec![Finished {
+            token: first.token,
+            outcome: Outcome::Delivered,
+            at_ms: now + 7,
+        }])
+        .await
+        .expect("finish");
+    assert_eq!(
+        out_of_order_statuses(store).await[..2],
+        [
+            (JobStatus::Delivered, 1, now + 7),
+            (JobStatus::Delivered, 1, now + 1)
+        ]
+    );
+    assert_eq!(
+        store.counts(),
+        Counts {
+            events: 4,
+            outbox: 1,
+            dead: 1
+        }
+    );
+    assert_eq!(
+        ids(listed(JobStatus::Delivered).await.expect("jobs")),
+        ["evt_o1", "evt_o2"]
+    );
+    assert_eq!(
+        ids(store
+            .jobs(JobStatus::Delivered, None, 1)
+            .await
+            .expect("jobs")),
+        ["evt_o1"]
+    );
+    // Re-notify: the delivered one is queued again, the pending retry is left alone.
+    let log = ["log".to_owned()];
+    assert_eq!(
+        store.requeue("perf", "evt_o1", &log, now + 10).await,
+        Ok(Some(1))
+    );
+    assert_eq!(
+        store.requeue("perf", "evt_o3", &log, now + 10).await,
+        Ok(Some(0))
+    );
+    let due = store
+        .claim("log", now + 5_000, LEASE, 10)
+        .await
+        .expect("claim");
+    let claimed: Vec<(&str, u32)> = due
+        .jobs
+        .iter()
+        .map(|c| (c.event.id.as_str(), c.job.attempts))
+        .collect();
+    assert_eq!(claimed, [("evt_o1", 0), ("evt_o3", 1)]);
+}
+
 macro_rules! contract {
     ($backend:ident: $($name:ident),* ; shared: $($shared:ident),*) => {
         mod $backend {
@@ -912,6 +1066,7 @@ macro_rules! suite {
             api_keys_are_stored_replaced_and_listed_in_id_order,
             refused_deliveries_are_kept_newest_first_within_their_bounds,
             a_dead_or_delivered_job_can_be_queued_again_and_an_event_deleted,
+            jobs_finished_out_of_order_read_back_as_finished,
             audit_retention_removes_the_oldest_and_the_chain_goes_on_from_its_anchor,
             a_crossing_already_notified_is_stored_with_suppressed_jobs_until_rearmed,
             a_closed_store_refuses_work;
@@ -1194,6 +1349,65 @@ async fn sled_keeps_everything_but_leases_across_a_reopen() {
     let claimed = store.claim("log", ms(T0), LEASE, 10).await.expect("claim");
     assert_eq!(claimed.jobs.len(), 1, "a restart ends every lease");
     assert!(store.disk_bytes().is_some_and(|bytes| bytes > 0));
+}
+
+/// First attempts finished out of order read back the same after a restart, which ends the
+/// lease of the one still out; `store check` counts them.
+#[tokio::test]
+async fn sled_keeps_first_attempts_finished_out_of_order_across_a_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let before = {
+        let store = SledStore::open(dir.path(), SledOptions::default()).expect("open");
+        finish_three_of_four_out_of_order(&store).await;
+        let statuses = out_of_order_statuses(&store).await;
+        store.close().await.expect("close");
+        statuses
+    };
+    let store = reopen(dir.path()).await;
+    assert_eq!(out_of_order_statuses(&store).await, before);
+    assert_eq!(
+        store.counts(),
+        Counts {
+            events: 4,
+            outbox: 2,
+            dead: 1
+        }
+    );
+    let report = store.check_records().await.expect("check");
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!((report.jobs, report.pending, report.dead), (4, 2, 1));
+    let now = ms(T0);
+    let claimed = store
+        .claim("log", now + 5_000, LEASE, 10)
+        .await
+        .expect("claim");
+    let ids: Vec<&str> = claimed.jobs.iter().map(|c| c.event.id.as_str()).collect();
+    assert_eq!(ids, ["evt_o1", "evt_o3"], "the one out, then the retry");
+    let finished = claimed
+        .jobs
+        .iter()
+        .map(|c| Finished {
+            token: c.token.clone(),
+            outcome: Outcome::Delivered,
+            at_ms: now + 5_001,
+        })
+        .collect();
+    store.finish(finished).await.expect("finish");
+    assert_eq!(store.counts().outbox, 0);
+    assert!(store
+        .claim("log", now + 10_000_000, LEASE, 10)
+        .await
+        .expect("claim")
+        .jobs
+        .is_empty());
+    // Retention removes everything, including when each was delivered.
+    assert_eq!(store.purge_expired(T0 + 2_000, 10).await, Ok(4));
+    let report = store.check_records().await.expect("check");
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(
+        (report.events, report.jobs, report.index_entries),
+        (0, 0, 0)
+    );
 }
 
 /// sled lets go of its directory lock from a background thread; a reopen in the same

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::layout::{
-    decode_event, split_event_key, JobValue, MetaState, API_KEY, EVENT, EXPIRY, JOB, LISTING,
-    META_STATE, QUEUE, REFUSED,
+    decode_event, job_key, parse_arrival_key, split_event_key, Arrival, JobValue, MetaState,
+    API_KEY, ARRIVAL, DELIVERED, EVENT, EXPIRY, JOB, LISTING, META_STATE, QUEUE, REFUSED,
 };
 use super::{read, sync_dir};
 use crate::store::{JobStatus, StoreError};
@@ -77,6 +77,7 @@ fn place(kind: u8, rest: &[u8]) -> String {
         EVENT => "event",
         JOB => "job",
         QUEUE => "queue entry",
+        ARRIVAL => "arrival entry",
         EXPIRY => "expiry entry",
         LISTING => "listing entry",
         API_KEY => "API key",
@@ -111,6 +112,8 @@ pub(super) fn check(tree: &sled::Tree) -> CheckReport {
     let mut jobs: HashSet<Vec<u8>> = HashSet::new();
     let mut job_events: Vec<(Vec<u8>, String)> = Vec::new();
     let mut queue_targets: Vec<Vec<u8>> = Vec::new();
+    // (notifier, arrival number, event key)
+    let mut arrivals: Vec<(String, u64, Vec<u8>)> = Vec::new();
     let mut meta: Option<MetaState> = None;
     let mut last_key: Option<Vec<u8>> = None;
     for entry in tree.iter() {
@@ -157,7 +160,14 @@ pub(super) fn check(tree: &sled::Tree) -> CheckReport {
                 report.index_entries += 1;
                 queue_targets.push(value.to_vec());
             }
-            EXPIRY | LISTING => report.index_entries += 1,
+            ARRIVAL => match (parse_arrival_key(&key), Arrival::decode(&value)) {
+                (Some((notifier, number)), Ok(arrival)) => {
+                    report.index_entries += 1;
+                    arrivals.push((notifier.to_owned(), number, arrival.event_key));
+                }
+                _ => report.problem("an arrival entry: undecodable".to_owned()),
+            },
+            EXPIRY | LISTING | DELIVERED => report.index_entries += 1,
             REFUSED if super::refused::decode(&value).is_err() => {
                 report.problem("a refused delivery: undecodable".to_owned());
             }
@@ -184,6 +194,29 @@ pub(super) fn check(tree: &sled::Tree) -> CheckReport {
         .count();
     if orphans > 0 {
         report.problem(format!("{orphans} queue entries point to no job"));
+    }
+    for (notifier, number, event_key) in arrivals {
+        // A first attempt is a job of its own until a `j` entry takes its place.
+        if jobs.contains(&job_key(&event_key, &notifier)) {
+            continue;
+        }
+        report.jobs += 1;
+        if !events.contains(&event_key) {
+            let job = match split_event_key(&event_key) {
+                Ok((endpoint, id)) => format!("job {endpoint}/{}", printable(id)),
+                Err(_) => "a job".to_owned(),
+            };
+            report.problem(format!("{job}: its event is missing"));
+            continue;
+        }
+        // Pending until its notifier's cursor passes it.
+        let cursor = meta
+            .as_ref()
+            .and_then(|meta| meta.arrivals.get(&notifier))
+            .map_or(0, |log| log.cursor);
+        if number >= cursor {
+            report.pending += 1;
+        }
     }
     if let Some(meta) = meta {
         let counted = (report.events, report.pending, report.dead);

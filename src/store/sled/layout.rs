@@ -6,6 +6,8 @@
 //! | `z` endpoint NUL id | event: meta length (u32 BE), meta JSON, body bytes as received |
 //! | `j` endpoint NUL id NUL notifier | one notification: [`JobValue`] JSON |
 //! | `q` notifier NUL due_ms seq | the `j` key of a pending job (the outbox, in due order) |
+//! | `n` notifier NUL arrival (u64 BE) | a first attempt, in the order events were accepted: [`Arrival`] |
+//! | `d` notifier NUL arrival (u64 BE) | when the notifier's cursor last moved past this arrival: Unix ms (u64 BE) |
 //! | `x` expires_at endpoint NUL id | empty (retention reads from the front) |
 //! | `l` received_at endpoint NUL id | the event type (the listing, read from the back) |
 //! | `r` endpoint NUL received_ms sequence | a refused delivery: meta length (u32 BE), meta JSON, the request as received |
@@ -15,6 +17,18 @@
 //! | `m` `state` | [`MetaState`] JSON: counts, last batch, last sequence number |
 //!
 //! Numbers in keys are big-endian so byte order is numeric order.
+//!
+//! # Arrivals: a first attempt costs one small entry
+//! A job due at once (not deferred to a digest, not suppressed) is not written as a `j`
+//! entry with a `q` entry. It is an arrival: one `n` entry in its notifier's arrival log,
+//! numbered without gaps per notifier, and named in its event's meta. Each notifier has a
+//! cursor (in `m state`): every arrival below it is finished. A first attempt that is
+//! delivered in order moves the cursor and writes nothing of its own; one `d` entry per
+//! move keeps when. Only what is not the common case becomes a `j` entry: a retry or a
+//! dead job (with a `q` entry while pending), a delivery finished out of order (above the
+//! cursor), a re-notified event. So an arrival's status is its `j` entry when it has one,
+//! else pending at or above the cursor, else delivered at the first `d` entry at or after
+//! it.
 //! The event's prefix sorts last; see [`EVENT`].
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +41,8 @@ use crate::store::{Counts, EventRecord, Job, JobStatus, StoreError};
 pub(super) const EVENT: u8 = b'z';
 pub(super) const JOB: u8 = b'j';
 pub(super) const QUEUE: u8 = b'q';
+pub(super) const ARRIVAL: u8 = b'n';
+pub(super) const DELIVERED: u8 = b'd';
 pub(super) const EXPIRY: u8 = b'x';
 pub(super) const LISTING: u8 = b'l';
 pub(super) const API_KEY: u8 = b'k';
@@ -75,6 +91,77 @@ pub(super) fn queue_due(queue_key: &[u8], prefix_len: usize) -> u64 {
         .map_or(u64::MAX, u64::from_be_bytes)
 }
 
+/// The key prefix (`n` or `d`) of one notifier's entries of `kind`.
+pub(super) fn notifier_prefix(kind: u8, notifier: &str) -> Vec<u8> {
+    key(kind, &[notifier.as_bytes(), &[0]])
+}
+
+/// The key just after every one of a notifier's entries of `kind`.
+pub(super) fn notifier_end(kind: u8, notifier: &str) -> Vec<u8> {
+    key(kind, &[notifier.as_bytes(), &[1]])
+}
+
+/// The `n` or `d` key of one arrival of a notifier.
+pub(super) fn arrival_key(kind: u8, notifier: &str, arrival: u64) -> Vec<u8> {
+    key(kind, &[notifier.as_bytes(), &[0], &arrival.to_be_bytes()])
+}
+
+/// The notifier and arrival number of an `n` or `d` key.
+pub(super) fn parse_arrival_key(arrival_key: &[u8]) -> Option<(&str, u64)> {
+    let rest = arrival_key.get(1..)?;
+    let split = rest.len().checked_sub(9)?;
+    let (notifier, number) = rest.split_at(split);
+    let (nul, number) = number.split_first()?;
+    if *nul != 0 {
+        return None;
+    }
+    let notifier = std::str::from_utf8(notifier).ok()?;
+    Some((
+        notifier,
+        u64::from_be_bytes(<[u8; 8]>::try_from(number).ok()?),
+    ))
+}
+
+/// One arrival's value: what the claim needs without reading the event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Arrival {
+    /// The batch that wrote it: claimable once that batch is durable.
+    pub batch: u64,
+    /// Its place among the notifier's jobs due at the same time (shared with `q` entries).
+    pub seq: u64,
+    /// When it is due: when its event was received, Unix ms.
+    pub due_ms: u64,
+    /// Its event's key (`endpoint NUL id`).
+    pub event_key: Vec<u8>,
+}
+
+impl Arrival {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut value = Vec::with_capacity(24 + self.event_key.len());
+        for number in [self.batch, self.seq, self.due_ms] {
+            value.extend_from_slice(&number.to_be_bytes());
+        }
+        value.extend_from_slice(&self.event_key);
+        value
+    }
+
+    pub fn decode(value: &[u8]) -> Result<Self, StoreError> {
+        let number = |at: usize| {
+            value
+                .get(at..at + 8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| StoreError::corrupt("an arrival entry is truncated"))
+        };
+        Ok(Self {
+            batch: number(0)?,
+            seq: number(8)?,
+            due_ms: number(16)?,
+            event_key: value.get(24..).unwrap_or_default().to_vec(),
+        })
+    }
+}
+
 /// The `j` key of one notifier's job for an event key.
 pub(super) fn job_key(event_key: &[u8], notifier: &str) -> Vec<u8> {
     key(JOB, &[event_key, &[0], notifier.as_bytes()])
@@ -87,15 +174,23 @@ pub(super) struct EventMeta {
     pub livemode: Option<bool>,
     pub received_at: u64,
     pub expires_at: u64,
+    /// The event's arrivals: (notifier, arrival number).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub arrivals: Vec<(String, u64)>,
 }
 
 /// Encodes an event: the body is copied once, never escaped.
-pub(super) fn encode_event(record: &EventRecord, expires_at: u64) -> Result<Vec<u8>, StoreError> {
+pub(super) fn encode_event(
+    record: &EventRecord,
+    expires_at: u64,
+    arrivals: Vec<(String, u64)>,
+) -> Result<Vec<u8>, StoreError> {
     let meta = serde_json::to_vec(&EventMeta {
         kind: record.kind.clone(),
         livemode: record.livemode,
         received_at: record.received_at,
         expires_at,
+        arrivals,
     })
     .map_err(|e| StoreError::corrupt_json(&e))?;
     let meta_len = u32::try_from(meta.len()).map_err(StoreError::corrupt)?;
@@ -232,11 +327,23 @@ impl JobValue {
 
 /// Written with every batch, so counts, batch and sequence numbers are exactly as durable as
 /// the data they describe.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(super) struct MetaState {
     pub counts: Counts,
     pub batch: u64,
     pub seq: u64,
+    /// Each notifier's arrival log.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub arrivals: std::collections::BTreeMap<String, ArrivalLog>,
+}
+
+/// Where one notifier's arrival log stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct ArrivalLog {
+    /// The number the next arrival gets.
+    pub next: u64,
+    /// Every arrival below it is finished.
+    pub cursor: u64,
 }
 
 impl MetaState {
@@ -263,7 +370,7 @@ mod tests {
             received_at: 7,
             body: "{\"note\":\"quote \\\" caf\u{e9}\"}".into(),
         };
-        let value = encode_event(&record, 99).expect("encode");
+        let value = encode_event(&record, 99, Vec::new()).expect("encode");
         assert_eq!(
             decode_event("perf", "evt_1", &value).expect("decode"),
             (record, 99)

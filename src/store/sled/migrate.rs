@@ -123,7 +123,10 @@ pub(super) fn migrate(db: &sled::Db, tree: &sled::Tree) -> Result<bool, StoreErr
             key(LISTING, &[&record.received_at.to_be_bytes(), &event_key]),
             record.kind.as_bytes().to_vec(),
         );
-        batch.insert(key(EVENT, &[&event_key]), encode_event(&record, expires)?);
+        batch.insert(
+            key(EVENT, &[&event_key]),
+            encode_event(&record, expires, Vec::new())?,
+        );
         pending += 1;
         if pending >= BATCH {
             tree.apply_batch(std::mem::take(&mut batch))

@@ -36,7 +36,7 @@ mod writer;
 
 pub use self::backup::{CheckReport, Copied};
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -47,14 +47,15 @@ use async_trait::async_trait;
 use tokio::sync::oneshot;
 
 use self::layout::{
-    decode_event, decode_event_meta, key, queue_due, queue_prefix, split_event_key, JobValue,
-    API_KEY, AUDIT, EVENT, JOB, LISTING, META_AUDIT_ANCHOR,
+    arrival_key, decode_event, decode_event_meta, job_key, key, notifier_end, parse_arrival_key,
+    queue_due, queue_prefix, split_event_key, Arrival, JobValue, MetaState, API_KEY, ARRIVAL,
+    AUDIT, DELIVERED, EVENT, JOB, LISTING, META_AUDIT_ANCHOR,
 };
 use self::writer::{Op, Writer};
 use super::{
     decode_cursor, encode_cursor, event_key, ApiKeyRecord, Claimed, ClaimedJob, Counts,
-    EventDetail, EventPage, EventQuery, EventSummary, Finished, Job, JobStatus, JobToken, NewEvent,
-    Recorded, RefusedBounds, RefusedDelivery, Store, StoreError,
+    EventDetail, EventPage, EventQuery, EventRecord, EventSummary, Finished, Job, JobStatus,
+    JobToken, NewEvent, Recorded, RefusedBounds, RefusedDelivery, Store, StoreError,
 };
 
 /// sled's page cache unless configured otherwise, in MiB (`storage.cache_mb`).
@@ -214,9 +215,60 @@ struct Shared {
     /// The last batch known to be durable.
     durable_batch: AtomicU64,
     counts: Mutex<Counts>,
-    /// `j` key → (lease number, lease end in ms).
-    leases: Mutex<HashMap<Vec<u8>, (u64, u64)>>,
+    claims: Mutex<Claims>,
     lease_numbers: AtomicU64,
+}
+
+/// What claimers must see together: the leases, and which arrivals are still pending.
+#[derive(Debug, Default)]
+struct Claims {
+    /// `j` or `n` key → (lease number, lease end in ms).
+    leases: HashMap<Vec<u8>, (u64, u64)>,
+    /// Each notifier's arrival log, as of the last applied batch.
+    arrivals: HashMap<String, ArrivalProgress>,
+}
+
+/// One notifier's finished arrivals: all below the cursor, and those in `done` above it
+/// (finished out of order; each has its `j` entry).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct ArrivalProgress {
+    cursor: u64,
+    done: BTreeSet<u64>,
+}
+
+impl ArrivalProgress {
+    fn is_pending(&self, arrival: u64) -> bool {
+        arrival >= self.cursor && !self.done.contains(&arrival)
+    }
+}
+
+/// Reads where each notifier's arrival log stands: the cursor from `m state`, and as done
+/// every arrival above it that has a `j` entry (it was finished out of order, retried,
+/// buried or re-notified).
+fn arrival_progress(
+    tree: &sled::Tree,
+    meta: &MetaState,
+) -> Result<HashMap<String, ArrivalProgress>, StoreError> {
+    let mut all = HashMap::new();
+    for (notifier, log) in &meta.arrivals {
+        let mut progress = ArrivalProgress {
+            cursor: log.cursor,
+            done: BTreeSet::new(),
+        };
+        let from = arrival_key(ARRIVAL, notifier, log.cursor);
+        for entry in tree.range(from..notifier_end(ARRIVAL, notifier)) {
+            let (arrival_key, value) = read(entry)?;
+            let Some((_, number)) = parse_arrival_key(&arrival_key) else {
+                continue;
+            };
+            let arrival = Arrival::decode(&value)?;
+            if read(tree.get(job_key(&arrival.event_key, notifier)))?.is_some() {
+                progress.done.insert(number);
+            }
+        }
+        all.insert(notifier.clone(), progress);
+    }
+    Ok(all)
 }
 
 impl Shared {
@@ -280,12 +332,16 @@ impl SledStore {
         }
         let (handle, data_file) = Handle::open(path, options)?;
         let meta = writer::load_meta(&handle.tree)?;
+        let progress = arrival_progress(&handle.tree, &meta)?;
         let shared = Arc::new(Shared {
             handle: RwLock::new(Some(handle.clone())),
             failed: AtomicBool::new(false),
             durable_batch: AtomicU64::new(meta.batch),
             counts: Mutex::new(meta.counts),
-            leases: Mutex::new(HashMap::new()),
+            claims: Mutex::new(Claims {
+                leases: HashMap::new(),
+                arrivals: progress.clone(),
+            }),
             lease_numbers: AtomicU64::new(0),
         });
         let (ops, queue) = std::sync::mpsc::channel();
@@ -296,6 +352,7 @@ impl SledStore {
             handle,
             data_file,
             meta,
+            progress,
         );
         let thread = std::thread::Builder::new()
             .name("perfhook-store-writer".into())
@@ -324,6 +381,15 @@ impl SledStore {
             .map_err(|_| StoreError::unavailable("the store's writer stopped"))?
     }
 
+    /// Each notifier's arrival log as of the last applied batch.
+    fn arrival_progress(&self) -> Result<HashMap<String, ArrivalProgress>, StoreError> {
+        self.shared
+            .claims
+            .lock()
+            .map(|claims| claims.arrivals.clone())
+            .map_err(|_| StoreError::unavailable("the lease table's lock is poisoned"))
+    }
+
     /// The tree for a read, recovering first when an earlier write failed.
     async fn tree(&self) -> Result<sled::Tree, StoreError> {
         if self.shared.failed.load(Ordering::SeqCst) {
@@ -348,6 +414,219 @@ fn read<T>(result: Result<T, sled::Error>) -> Result<T, StoreError> {
     result.map_err(|e| sled_error(&e))
 }
 
+/// A job a claim may hand out, in the order claims take them: (due, sequence).
+struct Candidate {
+    due_ms: u64,
+    seq: u64,
+    /// The key its lease is held under (and its token names): `j` for a queued job, `n`
+    /// for an arrival.
+    lease_key: Vec<u8>,
+    source: Source,
+}
+
+enum Source {
+    /// A `q` entry: the job is read from its `j` entry.
+    Queued,
+    /// A pending arrival.
+    Arrival(Arrival),
+}
+
+/// One notifier's pending jobs in (due, sequence) order: its queue merged with its arrival
+/// log. Arrivals are due when received, so the log is in due order as long as events are
+/// accepted in the order they were received (to within a second, the clock's resolution
+/// in `received_at`); a later arrival received earlier comes in acceptance order.
+struct Candidates<'a> {
+    queue: std::iter::Peekable<sled::Iter>,
+    arrivals: std::iter::Peekable<sled::Iter>,
+    progress: Option<&'a ArrivalProgress>,
+    queue_prefix_len: usize,
+    queued: Option<Candidate>,
+    arrived: Option<Candidate>,
+}
+
+impl<'a> Candidates<'a> {
+    fn new(tree: &sled::Tree, notifier: &str, progress: Option<&'a ArrivalProgress>) -> Self {
+        let prefix = queue_prefix(notifier);
+        let from = arrival_key(ARRIVAL, notifier, progress.map_or(0, |p| p.cursor));
+        Self {
+            queue_prefix_len: prefix.len(),
+            queue: tree.scan_prefix(prefix).peekable(),
+            arrivals: tree.range(from..notifier_end(ARRIVAL, notifier)).peekable(),
+            progress,
+            queued: None,
+            arrived: None,
+        }
+    }
+
+    fn next_queued(&mut self) -> Result<Option<Candidate>, StoreError> {
+        let Some(entry) = self.queue.next() else {
+            return Ok(None);
+        };
+        let (queue_key, job_key) = read(entry)?;
+        let due_ms = queue_due(&queue_key, self.queue_prefix_len);
+        let seq = queue_key
+            .get(self.queue_prefix_len + 8..)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map_or(u64::MAX, u64::from_be_bytes);
+        Ok(Some(Candidate {
+            due_ms,
+            seq,
+            lease_key: job_key.to_vec(),
+            source: Source::Queued,
+        }))
+    }
+
+    fn next_arrival(&mut self) -> Result<Option<Candidate>, StoreError> {
+        for entry in self.arrivals.by_ref() {
+            let (arrival_key, value) = read(entry)?;
+            let Some((_, number)) = parse_arrival_key(&arrival_key) else {
+                continue;
+            };
+            if !self.progress.is_none_or(|p| p.is_pending(number)) {
+                continue;
+            }
+            let arrival = Arrival::decode(&value)?;
+            return Ok(Some(Candidate {
+                due_ms: arrival.due_ms,
+                seq: arrival.seq,
+                lease_key: arrival_key.to_vec(),
+                source: Source::Arrival(arrival),
+            }));
+        }
+        Ok(None)
+    }
+
+    /// The earliest (due, sequence) of the two heads.
+    fn next(&mut self) -> Result<Option<Candidate>, StoreError> {
+        if self.queued.is_none() {
+            self.queued = self.next_queued()?;
+        }
+        if self.arrived.is_none() {
+            self.arrived = self.next_arrival()?;
+        }
+        let queued_first = match (&self.queued, &self.arrived) {
+            (Some(q), Some(a)) => (q.due_ms, q.seq) <= (a.due_ms, a.seq),
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        Ok(if queued_first {
+            self.queued.take()
+        } else {
+            self.arrived.take()
+        })
+    }
+}
+
+/// The job a candidate stands for, if it may be handed out: its batch is durable and it is
+/// still pending (a `q` entry that is not its job's current one is not).
+fn claimable(
+    tree: &sled::Tree,
+    notifier: &str,
+    candidate: &Candidate,
+    durable: u64,
+) -> Result<Option<Job>, StoreError> {
+    match &candidate.source {
+        Source::Queued => {
+            let Some(value) = read(tree.get(&candidate.lease_key))? else {
+                return Ok(None);
+            };
+            // An undecodable job is skipped, not allowed to stop the whole queue.
+            let stored = match JobValue::decode(&value) {
+                Ok(stored) => stored,
+                Err(error) => {
+                    tracing::error!(%error, %notifier, "outbox: skipping an unreadable job");
+                    return Ok(None);
+                }
+            };
+            // Written by a batch whose flush has not finished: its event is not accepted yet.
+            let current = stored.batch <= durable
+                && stored.seq == candidate.seq
+                && stored.job.due_ms == candidate.due_ms
+                && stored.job.status == JobStatus::Pending;
+            Ok(current.then_some(stored.job))
+        }
+        Source::Arrival(arrival) => {
+            if arrival.batch > durable {
+                return Ok(None);
+            }
+            let (endpoint, id) = split_event_key(&arrival.event_key)?;
+            Ok(Some(arrival_job(endpoint, id, notifier, arrival.due_ms)))
+        }
+    }
+}
+
+/// A pending arrival as a job: its first attempt, due when its event was received.
+fn arrival_job(endpoint: &str, id: &str, notifier: &str, due_ms: u64) -> Job {
+    Job {
+        endpoint: endpoint.to_owned(),
+        event_id: id.to_owned(),
+        notifier: notifier.to_owned(),
+        status: JobStatus::Pending,
+        attempts: 0,
+        last_error: None,
+        due_ms,
+        digest: false,
+    }
+}
+
+/// A job with its event, or `None` (logged) when the event is gone or unreadable.
+fn with_event(
+    tree: &sled::Tree,
+    notifier: &str,
+    job: Job,
+) -> Result<Option<(Job, EventRecord)>, StoreError> {
+    let event_key = event_key(&job.endpoint, &job.event_id);
+    let Some(value) = read(tree.get(key(EVENT, &[&event_key])))? else {
+        return Ok(None);
+    };
+    match decode_event(&job.endpoint, &job.event_id, &value) {
+        Ok((event, _)) => Ok(Some((job, event))),
+        Err(error) => {
+            tracing::error!(%error, %notifier, "outbox: skipping a job whose event is unreadable");
+            Ok(None)
+        }
+    }
+}
+
+/// When an arrival below its notifier's cursor was delivered: the first `d` entry at or
+/// after it (`None` once retention removed it).
+fn delivered_at(
+    tree: &sled::Tree,
+    notifier: &str,
+    arrival: u64,
+) -> Result<Option<u64>, StoreError> {
+    let from = arrival_key(DELIVERED, notifier, arrival);
+    match tree.range(from..notifier_end(DELIVERED, notifier)).next() {
+        Some(entry) => {
+            let (_, value) = read(entry)?;
+            Ok(<[u8; 8]>::try_from(value.as_ref())
+                .ok()
+                .map(u64::from_be_bytes))
+        }
+        None => Ok(None),
+    }
+}
+
+/// How an arrival without a `j` entry stands: pending, or delivered (once, when?).
+fn arrival_status(
+    tree: &sled::Tree,
+    progress: Option<&ArrivalProgress>,
+    notifier: &str,
+    arrival: u64,
+    job: Job,
+) -> Result<Job, StoreError> {
+    if progress.is_none_or(|p| p.is_pending(arrival)) {
+        return Ok(job);
+    }
+    let due_ms = delivered_at(tree, notifier, arrival)?.unwrap_or(job.due_ms);
+    Ok(Job {
+        status: JobStatus::Delivered,
+        attempts: 1,
+        due_ms,
+        ..job
+    })
+}
+
 #[async_trait]
 impl Store for SledStore {
     async fn record(&self, event: NewEvent) -> Result<Recorded, StoreError> {
@@ -364,25 +643,24 @@ impl Store for SledStore {
         let tree = self.tree().await?;
         let durable = self.shared.durable_batch.load(Ordering::SeqCst);
         let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
-        let prefix = queue_prefix(notifier);
         let mut claimed = Claimed::default();
         let later = |at: u64, claimed: &mut Claimed| {
             claimed.next_due_ms = Some(claimed.next_due_ms.map_or(at, |n| n.min(at)));
         };
-        let mut leases = self
+        let mut claims = self
             .shared
-            .leases
+            .claims
             .lock()
             .map_err(|_| StoreError::unavailable("the lease table's lock is poisoned"))?;
-        for entry in tree.scan_prefix(&prefix) {
-            let (queue_key, job_key) = read(entry)?;
-            let due = queue_due(&queue_key, prefix.len());
-            if due > now_ms {
-                later(due, &mut claimed);
+        let Claims { leases, arrivals } = &mut *claims;
+        let mut due = Candidates::new(&tree, notifier, arrivals.get(notifier));
+        while let Some(candidate) = due.next()? {
+            if candidate.due_ms > now_ms {
+                later(candidate.due_ms, &mut claimed);
                 break;
             }
             if let Some(until) = leases
-                .get(job_key.as_ref())
+                .get(&candidate.lease_key)
                 .map(|l| l.1)
                 .filter(|u| *u > now_ms)
             {
@@ -390,51 +668,26 @@ impl Store for SledStore {
                 continue;
             }
             if claimed.jobs.len() >= limit {
-                later(due, &mut claimed);
+                later(candidate.due_ms, &mut claimed);
                 break;
             }
-            let Some(value) = read(tree.get(&job_key))? else {
+            let Some(job) = claimable(&tree, notifier, &candidate, durable)? else {
                 continue;
             };
-            // An undecodable job is skipped, not allowed to stop the whole queue.
-            let stored = match JobValue::decode(&value) {
-                Ok(stored) => stored,
-                Err(error) => {
-                    tracing::error!(%error, %notifier, "outbox: skipping an unreadable job");
-                    continue;
-                }
-            };
-            // Written by a batch whose flush has not finished: its event is not accepted yet.
-            // A queue entry that is not the job's current one, or a job already finished, is
-            // not claimable.
-            if stored.batch > durable
-                || stored.queue_key() != queue_key.as_ref()
-                || stored.job.status != crate::store::JobStatus::Pending
-            {
+            let Some((job, event)) = with_event(&tree, notifier, job)? else {
                 continue;
-            }
-            let event_key = event_key(&stored.job.endpoint, &stored.job.event_id);
-            let Some(event) = read(tree.get(key(EVENT, &[&event_key])))? else {
-                continue;
-            };
-            let event = match decode_event(&stored.job.endpoint, &stored.job.event_id, &event) {
-                Ok((event, _)) => event,
-                Err(error) => {
-                    tracing::error!(%error, %notifier, "outbox: skipping a job whose event is unreadable");
-                    continue;
-                }
             };
             let lease_number = self.shared.lease_numbers.fetch_add(1, Ordering::SeqCst) + 1;
             leases.insert(
-                job_key.to_vec(),
+                candidate.lease_key.clone(),
                 (lease_number, now_ms.saturating_add(lease_ms)),
             );
             claimed.jobs.push(ClaimedJob {
                 token: JobToken {
-                    key: job_key.to_vec(),
+                    key: candidate.lease_key,
                     lease: lease_number,
                 },
-                job: stored.job,
+                job,
                 event,
             });
         }
@@ -473,11 +726,33 @@ impl Store for SledStore {
             return Ok(None);
         };
         let (record, expires_at) = decode_event(endpoint, id, &value)?;
+        let (meta, _) = decode_event_meta(&value)?;
         let mut notifications = Vec::new();
         for entry in tree.scan_prefix(key(JOB, &[&event_key, &[0]])) {
             let (_, value) = read(entry)?;
             notifications.push(JobValue::decode(&value)?.job);
         }
+        let progress = self.arrival_progress()?;
+        for (notifier, arrival) in meta.arrivals {
+            // A `j` entry, when there is one, says how the arrival ended.
+            if notifications.iter().any(|job| job.notifier == notifier) {
+                continue;
+            }
+            let pending = arrival_job(
+                endpoint,
+                id,
+                &notifier,
+                record.received_at.saturating_mul(1000),
+            );
+            notifications.push(arrival_status(
+                &tree,
+                progress.get(&notifier),
+                &notifier,
+                arrival,
+                pending,
+            )?);
+        }
+        notifications.sort_by(|a, b| a.notifier.cmp(&b.notifier));
         Ok(Some(EventDetail {
             record,
             expires_at,
@@ -617,6 +892,48 @@ impl Store for SledStore {
             if job.status == status && notifier.is_none_or(|n| job.notifier == n) {
                 found.push(job);
             }
+        }
+        // Arrivals are only ever pending or delivered; a finished one with a `j` entry was
+        // listed above.
+        if matches!(status, JobStatus::Pending | JobStatus::Delivered) {
+            let progress = self.arrival_progress()?;
+            let mut arrived = Vec::new();
+            for (name, progress) in &progress {
+                if notifier.is_some_and(|n| n != name) {
+                    continue;
+                }
+                let from = match status {
+                    JobStatus::Pending => progress.cursor,
+                    _ => 0,
+                };
+                for entry in
+                    tree.range(arrival_key(ARRIVAL, name, from)..notifier_end(ARRIVAL, name))
+                {
+                    let (arrival_key, value) = read(entry)?;
+                    let Some((_, number)) = parse_arrival_key(&arrival_key) else {
+                        continue;
+                    };
+                    if (status == JobStatus::Pending) != progress.is_pending(number) {
+                        continue;
+                    }
+                    let arrival = Arrival::decode(&value)?;
+                    if status == JobStatus::Delivered
+                        && read(tree.get(job_key(&arrival.event_key, name)))?.is_some()
+                    {
+                        continue;
+                    }
+                    let (endpoint, id) = split_event_key(&arrival.event_key)?;
+                    let job = arrival_job(endpoint, id, name, arrival.due_ms);
+                    arrived.push(arrival_status(&tree, Some(progress), name, number, job)?);
+                }
+            }
+            found.extend(arrived);
+            // The order of the `j` keys: (endpoint, event id, notifier).
+            found.sort_by(|a, b| {
+                (event_key(&a.endpoint, &a.event_id), &a.notifier)
+                    .cmp(&(event_key(&b.endpoint, &b.event_id), &b.notifier))
+            });
+            found.truncate(limit);
         }
         Ok(found)
     }

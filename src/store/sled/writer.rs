@@ -3,7 +3,7 @@
 //! power-loss durability), then answers. On a failed write it drops the database and
 //! reopens it on demand, so what the store serves is again exactly what is on disk.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -15,10 +15,11 @@ use tokio::sync::oneshot;
 
 use super::backup::Copied;
 use super::layout::{
-    decode_event_meta, encode_event, job_key, key, JobValue, MetaState, AUDIT, CROSSING, EVENT,
-    EXPIRY, JOB, LISTING, META_AUDIT_ANCHOR, META_PROBE, META_STATE, QUEUE,
+    arrival_key, decode_event_meta, encode_event, job_key, key, notifier_end, notifier_prefix,
+    parse_arrival_key, split_event_key, Arrival, JobValue, MetaState, ARRIVAL, AUDIT, CROSSING,
+    DELIVERED, EVENT, EXPIRY, JOB, LISTING, META_AUDIT_ANCHOR, META_PROBE, META_STATE, QUEUE,
 };
-use super::{sled_error, Handle, Shared, SledOptions};
+use super::{sled_error, ArrivalProgress, Handle, Shared, SledOptions};
 use crate::store::{
     event_key, fault, unconfigured_reason, Finished, Job, JobStatus, NewEvent, Outcome, Recorded,
     StoreError, StoreErrorKind,
@@ -104,6 +105,8 @@ pub(super) struct Writer {
     handle: Option<Handle>,
     data_file: Option<File>,
     meta: MetaState,
+    /// Each notifier's arrival log as of the last applied batch (claimers read a copy).
+    progress: HashMap<String, ArrivalProgress>,
     last_reopen: Option<Instant>,
     /// The newest blob file already synced (blob files are named by sled's log sequence).
     last_synced_blob: u64,
@@ -120,6 +123,12 @@ struct Group<'t> {
     /// Leases to end once the batch is applied (not before: a claimer must not see a job
     /// unleased while the batch that finishes it is still on its way).
     ended_leases: Vec<Vec<u8>>,
+    /// Each notifier's arrival log before this group.
+    progress: HashMap<String, ArrivalProgress>,
+    /// Arrivals this group finished, per notifier: with the `j` entry a delivered one needs
+    /// if the cursor cannot move past it, or `None` when nothing more is to be written (a
+    /// retry or dead job has its `j` entry already, a removed event needs none).
+    finished_arrivals: HashMap<String, BTreeMap<u64, Option<JobValue>>>,
 }
 
 impl Group<'_> {
@@ -142,6 +151,26 @@ impl Group<'_> {
     fn remove(&mut self, key: Vec<u8>) {
         self.batch.remove(key.clone());
         self.written.insert(key, None);
+    }
+
+    /// Whether an arrival is still to be attempted, this group's finishes included.
+    fn arrival_pending(&self, notifier: &str, arrival: u64) -> bool {
+        let finished_now = self
+            .finished_arrivals
+            .get(notifier)
+            .is_some_and(|finished| finished.contains_key(&arrival));
+        !finished_now
+            && self
+                .progress
+                .get(notifier)
+                .is_none_or(|progress| progress.is_pending(arrival))
+    }
+
+    fn finish_arrival(&mut self, notifier: &str, arrival: u64, delivered: Option<JobValue>) {
+        self.finished_arrivals
+            .entry(notifier.to_owned())
+            .or_default()
+            .insert(arrival, delivered);
     }
 }
 
@@ -170,6 +199,7 @@ impl Writer {
         handle: Handle,
         data_file: Option<File>,
         meta: MetaState,
+        progress: HashMap<String, ArrivalProgress>,
     ) -> Self {
         Self {
             path,
@@ -178,6 +208,7 @@ impl Writer {
             handle: Some(handle),
             data_file,
             meta,
+            progress,
             last_reopen: None,
             last_synced_blob: 0,
         }
@@ -232,9 +263,12 @@ impl Writer {
             written: HashMap::new(),
             large: false,
             ended_leases: Vec::new(),
+            progress: self.progress.clone(),
+            finished_arrivals: HashMap::new(),
         };
-        let mut meta = self.meta;
+        let mut meta = self.meta.clone();
         meta.batch += 1;
+        let batch_number = meta.batch;
         let mut answers = Answers::default();
         let mut applied_replies: Vec<AppliedReply> = Vec::new();
         // Operator changes (re-notify, delete) are answered only once on disk: their 2xx
@@ -310,10 +344,9 @@ impl Writer {
                 Op::Close(reply) => answers.close = Some(reply),
             }
         }
-        let outcome = meta
-            .encode()
-            .and_then(|value| {
-                writes.insert(META_STATE.to_vec(), value);
+        let outcome = settle_arrivals(&mut writes, &mut meta)
+            .and_then(|progress| {
+                writes.insert(META_STATE.to_vec(), meta.encode()?);
                 let Group {
                     batch,
                     ended_leases,
@@ -321,16 +354,20 @@ impl Writer {
                     ..
                 } = writes;
                 handle.tree.apply_batch(batch).map_err(|e| sled_error(&e))?;
-                Ok((ended_leases, large))
+                Ok((ended_leases, large, progress))
             })
-            .map(|(ended_leases, large)| {
-                self.meta = meta;
+            .map(|(ended_leases, large, progress)| {
                 if let Ok(mut counts) = self.shared.counts.lock() {
                     *counts = meta.counts;
                 }
-                if let Ok(mut leases) = self.shared.leases.lock() {
+                self.meta = meta;
+                self.progress = progress;
+                // Together under the lock: a claimer sees a finished arrival as finished by
+                // the time its lease ends.
+                if let Ok(mut claims) = self.shared.claims.lock() {
+                    claims.arrivals.clone_from(&self.progress);
                     for key in ended_leases {
-                        leases.remove(&key);
+                        claims.leases.remove(&key);
                     }
                 }
                 large
@@ -350,7 +387,7 @@ impl Writer {
             Ok(()) => {
                 self.shared
                     .durable_batch
-                    .store(meta.batch, Ordering::SeqCst);
+                    .store(batch_number, Ordering::SeqCst);
                 if records_new {
                     fault::point("after-flush");
                 }
@@ -461,13 +498,18 @@ impl Writer {
         self.last_reopen = Some(Instant::now());
         let (handle, data_file) = Handle::open(&self.path, self.options)?;
         let meta = load_meta(&handle.tree)?;
-        self.meta = meta;
+        let progress = super::arrival_progress(&handle.tree, &meta)?;
         self.shared
             .durable_batch
             .store(meta.batch, Ordering::SeqCst);
         if let Ok(mut counts) = self.shared.counts.lock() {
             *counts = meta.counts;
         }
+        if let Ok(mut claims) = self.shared.claims.lock() {
+            claims.arrivals.clone_from(&progress);
+        }
+        self.meta = meta;
+        self.progress = progress;
         // Leases are kept: a job being delivered stays invisible to other claimers until its
         // lease ends, reopen or not (lease numbers are never reused).
         if let Ok(mut shared) = self.shared.handle.write() {
@@ -486,14 +528,14 @@ impl Writer {
         meta: &mut MetaState,
         finished: Vec<Finished>,
     ) -> Result<(), StoreError> {
-        let leases = self
+        let claims = self
             .shared
-            .leases
+            .claims
             .lock()
             .map_err(|_| StoreError::unavailable("the lease table's lock is poisoned"))?;
         let mut first_error = None;
         for one in finished {
-            let held = leases.get(&one.token.key).map(|l| l.0) == Some(one.token.lease)
+            let held = claims.leases.get(&one.token.key).map(|l| l.0) == Some(one.token.lease)
                 && !writes.ended_leases.contains(&one.token.key);
             if !held {
                 first_error.get_or_insert(StoreError::new(
@@ -599,20 +641,33 @@ fn record(
         }
     }
     // Everything is encoded before anything is written, so a failure leaves no part of the
-    // event in the group's batch.
-    let event_value = encode_event(&record, expires_at)?;
+    // event in the group's batch (and no gap in an arrival log).
     let received_ms = record.received_at.saturating_mul(1000);
     let mut jobs = Vec::with_capacity(notifiers.len());
+    let mut arrivals = Vec::new();
     let mut named = std::collections::HashSet::new();
+    let mut seq = meta.seq;
     for notifier in notifiers {
         // One job per notifier, however often it is named.
         if !named.insert(notifier.clone()) {
             continue;
         }
-        meta.seq += 1;
+        seq += 1;
         let (due_ms, digest) = deferred
             .get(&notifier)
             .map_or((received_ms, false), |due| (*due, true));
+        // The common case: due at once, to be attempted. One small entry.
+        if !digest && suppressed_by.is_none() {
+            let number = meta.arrivals.get(&notifier).map_or(0, |log| log.next);
+            let arrival = Arrival {
+                batch: meta.batch,
+                seq,
+                due_ms,
+                event_key: event_key.clone(),
+            };
+            arrivals.push((notifier, number, arrival.encode()));
+            continue;
+        }
         let stored = JobValue {
             job: Job {
                 endpoint: record.endpoint.clone(),
@@ -629,13 +684,24 @@ fn record(
                 digest,
             },
             batch: meta.batch,
-            seq: meta.seq,
+            seq,
         };
         jobs.push((
             job_key(&event_key, &notifier),
             stored.queue_key(),
             stored.encode()?,
         ));
+    }
+    let named_arrivals = arrivals
+        .iter()
+        .map(|(notifier, number, _)| (notifier.clone(), *number))
+        .collect();
+    let event_value = encode_event(&record, expires_at, named_arrivals)?;
+    meta.seq = seq;
+    for (notifier, number, value) in arrivals {
+        writes.insert(arrival_key(ARRIVAL, &notifier, number), value);
+        meta.arrivals.entry(notifier).or_default().next = number + 1;
+        meta.counts.outbox += 1;
     }
     for (job_key, queue_key, value) in jobs {
         // A suppressed job is kept (the event's page says why) but never queued.
@@ -666,6 +732,9 @@ fn finish_one(
     meta: &mut MetaState,
     finished: &Finished,
 ) -> Result<(), StoreError> {
+    if finished.token.key.first() == Some(&ARRIVAL) {
+        return finish_arrival(writes, meta, finished);
+    }
     let Some(value) = writes.get(&finished.token.key)? else {
         // Retention removed the event and its jobs meanwhile: nothing left to record.
         return Ok(());
@@ -700,6 +769,137 @@ fn finish_one(
     Ok(())
 }
 
+/// Finishes a first attempt. A delivery writes nothing now: [`settle_arrivals`] moves the
+/// cursor past it, or writes its `j` entry if it cannot. A retry or a dead job becomes a
+/// `j` entry (queued again for a retry) and leaves the arrival log.
+fn finish_arrival(
+    writes: &mut Group<'_>,
+    meta: &mut MetaState,
+    finished: &Finished,
+) -> Result<(), StoreError> {
+    let arrival_key = &finished.token.key;
+    let Some((notifier, number)) = parse_arrival_key(arrival_key) else {
+        return Err(StoreError::corrupt("a claim names a malformed arrival"));
+    };
+    let Some(value) = writes.get(arrival_key)? else {
+        // Retention removed the event meanwhile: nothing left to record.
+        return Ok(());
+    };
+    if !writes.arrival_pending(notifier, number) {
+        return Ok(());
+    }
+    let arrival = Arrival::decode(&value)?;
+    let (endpoint, id) = split_event_key(&arrival.event_key)?;
+    let mut stored = JobValue {
+        job: Job {
+            endpoint: endpoint.to_owned(),
+            event_id: id.to_owned(),
+            notifier: notifier.to_owned(),
+            status: JobStatus::Pending,
+            attempts: 1,
+            last_error: None,
+            due_ms: finished.at_ms,
+            digest: false,
+        },
+        // The batch that accepted the event: a retry is claimable as soon as it is due.
+        batch: arrival.batch,
+        seq: 0,
+    };
+    let job_key = job_key(&arrival.event_key, notifier);
+    match &finished.outcome {
+        Outcome::Delivered => {
+            stored.job.status = JobStatus::Delivered;
+            meta.counts.outbox = meta.counts.outbox.saturating_sub(1);
+            writes.finish_arrival(notifier, number, Some(stored));
+            return Ok(());
+        }
+        Outcome::Retry { at_ms, error } => {
+            stored.job.last_error = Some(error.clone());
+            stored.job.due_ms = *at_ms;
+            meta.seq += 1;
+            stored.seq = meta.seq;
+            writes.insert(stored.queue_key(), job_key.clone());
+        }
+        Outcome::Dead { reason } => {
+            stored.job.status = JobStatus::Dead;
+            stored.job.last_error = Some(reason.clone());
+            meta.counts.outbox = meta.counts.outbox.saturating_sub(1);
+            meta.counts.dead += 1;
+        }
+    }
+    writes.insert(job_key, stored.encode()?);
+    writes.finish_arrival(notifier, number, None);
+    Ok(())
+}
+
+/// Moves each notifier's cursor past the arrivals finished so far, in order. A delivery it
+/// cannot move past (an earlier arrival is still out) gets its `j` entry, so what it says
+/// survives a restart; a move past deliveries writes one `d` entry with their time. Returns
+/// the arrival logs as they stand after this group.
+fn settle_arrivals(
+    writes: &mut Group<'_>,
+    meta: &mut MetaState,
+) -> Result<HashMap<String, ArrivalProgress>, StoreError> {
+    let mut all = writes.progress.clone();
+    for (notifier, finished) in std::mem::take(&mut writes.finished_arrivals) {
+        let log = meta.arrivals.entry(notifier.clone()).or_default();
+        let progress = all
+            .entry(notifier.clone())
+            .or_insert_with(|| ArrivalProgress {
+                cursor: log.cursor,
+                ..ArrivalProgress::default()
+            });
+        progress.done.extend(finished.keys().copied());
+        loop {
+            if progress.done.remove(&progress.cursor) {
+                progress.cursor += 1;
+                continue;
+            }
+            // An arrival that is gone (never expected, but it must not hold the log back
+            // forever) is passed once something above it is finished.
+            if progress.done.is_empty() || progress.cursor >= log.next {
+                break;
+            }
+            let at_cursor = arrival_key(ARRIVAL, &notifier, progress.cursor);
+            let gone = match writes.get(&at_cursor)? {
+                None => true,
+                Some(value) => {
+                    let event_key = Arrival::decode(&value)?.event_key;
+                    writes.get(&key(EVENT, &[&event_key]))?.is_none()
+                }
+            };
+            if !gone {
+                break;
+            }
+            writes.remove(at_cursor);
+            progress.cursor += 1;
+        }
+        let mut delivered_at = None;
+        for (number, delivered) in finished {
+            let Some(stored) = delivered else {
+                continue;
+            };
+            if number < progress.cursor {
+                delivered_at = delivered_at.max(Some(stored.job.due_ms));
+            } else {
+                let job_key = job_key(
+                    &event_key(&stored.job.endpoint, &stored.job.event_id),
+                    &notifier,
+                );
+                writes.insert(job_key, stored.encode()?);
+            }
+        }
+        if let Some(at_ms) = delivered_at {
+            writes.insert(
+                arrival_key(DELIVERED, &notifier, progress.cursor - 1),
+                at_ms.to_be_bytes().to_vec(),
+            );
+        }
+        log.cursor = progress.cursor;
+    }
+    Ok(all)
+}
+
 fn purge(
     writes: &mut Group<'_>,
     meta: &mut MetaState,
@@ -725,7 +925,44 @@ fn purge(
             writes.remove(expiry_key.clone());
         }
     }
+    if !expired.is_empty() {
+        forget_old_deliveries(writes, meta)?;
+    }
     Ok(expired.len())
+}
+
+/// Removes the `d` entries that only cover arrivals retention has removed: those below each
+/// notifier's oldest arrival still kept.
+fn forget_old_deliveries(writes: &mut Group<'_>, meta: &MetaState) -> Result<(), StoreError> {
+    for (notifier, log) in &meta.arrivals {
+        let mut oldest = log.next;
+        for arrival_key in writes
+            .tree
+            .scan_prefix(notifier_prefix(ARRIVAL, notifier))
+            .keys()
+        {
+            let arrival_key = arrival_key.map_err(|e| sled_error(&e))?;
+            if matches!(writes.written.get(arrival_key.as_ref()), Some(None)) {
+                continue;
+            }
+            if let Some((_, number)) = parse_arrival_key(&arrival_key) {
+                oldest = oldest.min(number);
+            }
+            break;
+        }
+        let mut covered = Vec::new();
+        for delivered_key in writes
+            .tree
+            .range(notifier_prefix(DELIVERED, notifier)..arrival_key(DELIVERED, notifier, oldest))
+            .keys()
+        {
+            covered.push(delivered_key.map_err(|e| sled_error(&e))?.to_vec());
+        }
+        for delivered_key in covered {
+            writes.remove(delivered_key);
+        }
+    }
+    Ok(())
 }
 
 /// Removes an event with its jobs, queue entries, expiry and listing entries; whether it was
@@ -761,6 +998,15 @@ fn remove_event(
         &[&event_meta.received_at.to_be_bytes(), event_key],
     ));
     meta.counts.events = meta.counts.events.saturating_sub(1);
+    for (notifier, number) in &event_meta.arrivals {
+        let arrival_key = arrival_key(ARRIVAL, notifier, *number);
+        if writes.arrival_pending(notifier, *number) {
+            meta.counts.outbox = meta.counts.outbox.saturating_sub(1);
+            writes.finish_arrival(notifier, *number, None);
+        }
+        writes.remove(arrival_key.clone());
+        writes.ended_leases.push(arrival_key);
+    }
     for (job_key, stored) in jobs {
         match stored.job.status {
             JobStatus::Pending => {
@@ -787,9 +1033,10 @@ fn requeue(
     now_ms: u64,
 ) -> Result<Option<usize>, StoreError> {
     let event_key = event_key(endpoint, id);
-    if writes.get(&key(EVENT, &[&event_key]))?.is_none() {
+    let Some(value) = writes.get(&key(EVENT, &[&event_key]))? else {
         return Ok(None);
-    }
+    };
+    let (event_meta, _) = decode_event_meta(&value)?;
     let mut queued = 0;
     let mut named = std::collections::HashSet::new();
     for notifier in notifiers {
@@ -803,6 +1050,13 @@ fn requeue(
                 JobStatus::Dead => meta.counts.dead = meta.counts.dead.saturating_sub(1),
                 JobStatus::Delivered | JobStatus::Suppressed => {}
             }
+        } else if event_meta
+            .arrivals
+            .iter()
+            .any(|(name, number)| name == notifier && writes.arrival_pending(name, *number))
+        {
+            // Its first attempt is still to come.
+            continue;
         }
         meta.seq += 1;
         let stored = JobValue {
@@ -895,6 +1149,49 @@ fn bury_unconfigured(
         meta.counts.outbox = meta.counts.outbox.saturating_sub(1);
         meta.counts.dead += 1;
         buried += 1;
+    }
+    let logs: Vec<String> = meta
+        .arrivals
+        .keys()
+        .filter(|notifier| !configured.contains(notifier))
+        .cloned()
+        .collect();
+    for notifier in logs {
+        let cursor = writes.progress.get(&notifier).map_or(0, |p| p.cursor);
+        let mut pending = Vec::new();
+        let from = arrival_key(ARRIVAL, &notifier, cursor);
+        for entry in writes.tree.range(from..notifier_end(ARRIVAL, &notifier)) {
+            let (arrival_key, value) = entry.map_err(|e| sled_error(&e))?;
+            let Some((_, number)) = parse_arrival_key(&arrival_key) else {
+                continue;
+            };
+            if writes.arrival_pending(&notifier, number) {
+                pending.push((arrival_key.to_vec(), number, Arrival::decode(&value)?));
+            }
+        }
+        for (arrival_key, number, arrival) in pending {
+            let (endpoint, id) = split_event_key(&arrival.event_key)?;
+            let stored = JobValue {
+                job: Job {
+                    endpoint: endpoint.to_owned(),
+                    event_id: id.to_owned(),
+                    notifier: notifier.clone(),
+                    status: JobStatus::Dead,
+                    attempts: 0,
+                    last_error: Some(unconfigured_reason(&notifier)),
+                    due_ms: at_ms,
+                    digest: false,
+                },
+                batch: arrival.batch,
+                seq: 0,
+            };
+            writes.insert(job_key(&arrival.event_key, &notifier), stored.encode()?);
+            writes.finish_arrival(&notifier, number, None);
+            writes.ended_leases.push(arrival_key);
+            meta.counts.outbox = meta.counts.outbox.saturating_sub(1);
+            meta.counts.dead += 1;
+            buried += 1;
+        }
     }
     Ok(buried)
 }

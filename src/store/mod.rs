@@ -511,7 +511,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn record(&self, event: NewEvent) -> Result<Recorded, StoreError>;
 
     /// Leases up to `limit` of `notifier`'s jobs due at or before `now_ms`, with their
-    /// events, for `lease`.
+    /// events, for `lease`: earliest due first, ties in the order the jobs were made. A
+    /// first attempt is due when its event was received; the sled store hands first
+    /// attempts out in the order it accepted their events, which is due order whenever
+    /// events are accepted in the order they were received.
     ///
     /// # Errors
     /// A [`StoreError`]; nothing is leased then.

@@ -4,8 +4,9 @@
 //! # Why a 2xx means the event and its jobs are on disk together
 //! Every change goes through one writer thread ([`writer`]). It takes every request waiting
 //! in its queue (a group), decides each one against the tree and the group so far, and
-//! writes the whole group as **one `sled::Batch`**: each new event with its jobs, queue
-//! entries, expiry and listing entry, plus the counts and batch number (`m state`). sled
+//! writes the whole group as **one `sled::Batch`**: each new event with its jobs (arrival
+//! entries, see [`layout`]), expiry and listing entry, plus the counts, batch number and
+//! arrival cursors (`m state`). sled
 //! applies a batch atomically and recovers it all-or-nothing after a crash (a batch manifest
 //! in its log), so no crash can leave an event without its jobs or a job without its event.
 //! Then the writer flushes once for the group (sled's `flush`, which ends in
@@ -19,14 +20,18 @@
 //! own set of keys. A duplicate is answered after the same flush as a new event.
 //!
 //! # Why a job is never delivered for an event that was not durably accepted
-//! A job carries the number of the batch that wrote it, and [`Store::claim`] skips jobs
-//! from batches that are not yet durable. When a write or flush fails (a full disk), sled's
+//! A job or arrival carries the number of the batch that wrote it, and [`Store::claim`]
+//! skips those from batches that are not yet durable. When a write or flush fails (a full disk), sled's
 //! in-memory state may hold writes that never reached the disk, so the store stops serving
 //! from it: every call fails until the writer reopens the directory, which leaves exactly
 //! what is on disk. Reopening is tried at most once a second, on demand ([`Store::check`],
 //! which `/readyz` and the outbox call), so the store recovers without a restart.
 //!
 //! Leases live in memory: this store is one process, and a crash ends every lease anyway.
+//! So do the arrivals finished above a notifier's cursor, which are rebuilt at open from
+//! their `j` entries: a finish moves the cursor, or writes the `j` entry, in the batch that
+//! records it, so after a crash every arrival is exactly as finished as its last applied
+//! batch says (a finish lost with an unflushed batch is attempted again: at least once).
 
 mod backup;
 mod layout;

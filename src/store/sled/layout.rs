@@ -361,6 +361,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_arrival_key_and_value_read_back_and_a_damaged_one_is_refused() {
+        let arrival_key = arrival_key(ARRIVAL, "oncall", 258);
+        assert_eq!(parse_arrival_key(&arrival_key), Some(("oncall", 258)));
+        // Keys sort by notifier, then number, and stay inside the notifier's range.
+        assert!(arrival_key < super::arrival_key(ARRIVAL, "oncall", 259));
+        assert!(notifier_prefix(ARRIVAL, "oncall") < arrival_key);
+        assert!(arrival_key < notifier_end(ARRIVAL, "oncall"));
+        assert_eq!(parse_arrival_key(b"n"), None);
+        assert_eq!(parse_arrival_key(b"nlog\x01\0\0\0\0\0\0\0\x01"), None);
+        let arrival = Arrival {
+            batch: 7,
+            seq: 9,
+            due_ms: 1_700_000_000_000,
+            event_key: b"perf\0evt_1".to_vec(),
+        };
+        assert_eq!(Arrival::decode(&arrival.encode()), Ok(arrival));
+        assert!(Arrival::decode(&[0; 23]).is_err());
+    }
+
+    #[test]
     fn an_event_reads_back_verbatim_and_a_damaged_one_never_quotes_its_content() {
         let record = EventRecord {
             endpoint: "perf".into(),

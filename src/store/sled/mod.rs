@@ -490,7 +490,14 @@ impl<'a> Candidates<'a> {
             if !self.progress.is_none_or(|p| p.is_pending(number)) {
                 continue;
             }
-            let arrival = Arrival::decode(&value)?;
+            // Skipped, not allowed to stop the whole log; settling passes it.
+            let arrival = match Arrival::decode(&value) {
+                Ok(arrival) => arrival,
+                Err(error) => {
+                    tracing::error!(%error, "outbox: skipping an unreadable arrival entry");
+                    continue;
+                }
+            };
             return Ok(Some(Candidate {
                 due_ms: arrival.due_ms,
                 seq: arrival.seq,
@@ -554,7 +561,10 @@ fn claimable(
             if arrival.batch > durable {
                 return Ok(None);
             }
-            let (endpoint, id) = split_event_key(&arrival.event_key)?;
+            let Ok((endpoint, id)) = split_event_key(&arrival.event_key) else {
+                tracing::error!(%notifier, "outbox: skipping an arrival with a malformed event key");
+                return Ok(None);
+            };
             Ok(Some(arrival_job(endpoint, id, notifier, arrival.due_ms)))
         }
     }

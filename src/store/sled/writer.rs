@@ -842,7 +842,7 @@ fn settle_arrivals(
 ) -> Result<HashMap<String, ArrivalProgress>, StoreError> {
     let mut all = writes.progress.clone();
     for (notifier, finished) in std::mem::take(&mut writes.finished_arrivals) {
-        let log = meta.arrivals.entry(notifier.clone()).or_default();
+        let log = meta.arrivals.get(&notifier).copied().unwrap_or_default();
         let progress = all
             .entry(notifier.clone())
             .or_insert_with(|| ArrivalProgress {
@@ -855,23 +855,15 @@ fn settle_arrivals(
                 progress.cursor += 1;
                 continue;
             }
-            // An arrival that is gone (never expected, but it must not hold the log back
-            // forever) is passed once something above it is finished.
+            // Claims skip an arrival they cannot deliver; it must not hold the log back
+            // (and turn every later delivery into a `j` entry). It is looked at once
+            // something above it is finished.
             if progress.done.is_empty() || progress.cursor >= log.next {
                 break;
             }
-            let at_cursor = arrival_key(ARRIVAL, &notifier, progress.cursor);
-            let gone = match writes.get(&at_cursor)? {
-                None => true,
-                Some(value) => {
-                    let event_key = Arrival::decode(&value)?.event_key;
-                    writes.get(&key(EVENT, &[&event_key]))?.is_none()
-                }
-            };
-            if !gone {
+            if !pass_undeliverable(writes, meta, &notifier, progress.cursor)? {
                 break;
             }
-            writes.remove(at_cursor);
             progress.cursor += 1;
         }
         let mut delivered_at = None;
@@ -895,9 +887,60 @@ fn settle_arrivals(
                 at_ms.to_be_bytes().to_vec(),
             );
         }
-        log.cursor = progress.cursor;
+        meta.arrivals.entry(notifier).or_default().cursor = progress.cursor;
     }
     Ok(all)
+}
+
+/// Ends an arrival that can never be delivered, if it is one: its entry or its event is
+/// gone or unreadable (damage; [`super::backup::check`] reports it). An unreadable event's
+/// job becomes dead with the reason, so the operator sees it; a dangling entry is removed.
+/// Whether it was ended.
+fn pass_undeliverable(
+    writes: &mut Group<'_>,
+    meta: &mut MetaState,
+    notifier: &str,
+    number: u64,
+) -> Result<bool, StoreError> {
+    let at = arrival_key(ARRIVAL, notifier, number);
+    let Some(value) = writes.get(&at)? else {
+        return Ok(true);
+    };
+    let dangling = |writes: &mut Group<'_>, meta: &mut MetaState| {
+        writes.remove(at.clone());
+        meta.counts.outbox = meta.counts.outbox.saturating_sub(1);
+        Ok(true)
+    };
+    let Ok(arrival) = Arrival::decode(&value) else {
+        return dangling(writes, meta);
+    };
+    let Ok((endpoint, id)) = split_event_key(&arrival.event_key) else {
+        return dangling(writes, meta);
+    };
+    let Some(event) = writes.get(&key(EVENT, &[&arrival.event_key]))? else {
+        return dangling(writes, meta);
+    };
+    if super::layout::decode_event(endpoint, id, &event).is_ok() {
+        return Ok(false);
+    }
+    let stored = JobValue {
+        job: Job {
+            endpoint: endpoint.to_owned(),
+            event_id: id.to_owned(),
+            notifier: notifier.to_owned(),
+            status: JobStatus::Dead,
+            attempts: 0,
+            last_error: Some("its event cannot be read back (see `perfhook store check`)".into()),
+            due_ms: arrival.due_ms,
+            digest: false,
+        },
+        batch: arrival.batch,
+        seq: 0,
+    };
+    writes.insert(job_key(&arrival.event_key, notifier), stored.encode()?);
+    meta.counts.outbox = meta.counts.outbox.saturating_sub(1);
+    meta.counts.dead += 1;
+    Ok(true)
 }
 
 fn purge(
@@ -1194,4 +1237,80 @@ fn bury_unconfigured(
         }
     }
     Ok(buried)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::{SledOptions, SledStore};
+    use super::*;
+    use crate::store::{EventRecord, Finished, NewEvent, Outcome, Store};
+
+    fn new_event(id: &str) -> NewEvent {
+        NewEvent {
+            deferred: Default::default(),
+            record: EventRecord {
+                endpoint: "perf".into(),
+                id: id.into(),
+                kind: "usage.threshold_reached".into(),
+                livemode: Some(true),
+                received_at: 1,
+                body: "{}".into(),
+            },
+            notifiers: vec!["log".into()],
+            expires_at: u64::MAX,
+            budget: None,
+        }
+    }
+
+    /// An arrival whose event cannot be read back is skipped by claims and, once a later
+    /// one is delivered, ends as a dead job with the reason: it never holds the log back.
+    #[tokio::test]
+    async fn an_arrival_whose_event_is_unreadable_becomes_dead_and_the_cursor_moves_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SledStore::open(dir.path(), SledOptions::default()).expect("open");
+        for id in ["evt_a", "evt_b"] {
+            store.record(new_event(id)).await.expect("record");
+        }
+        let tree = store.shared.tree().expect("tree");
+        tree.insert(
+            key(EVENT, &[&event_key("perf", "evt_a")]),
+            &b"\x00\x00\x00\x02{}"[..],
+        )
+        .expect("garble");
+        let lease = Duration::from_secs(30);
+        let claimed = store.claim("log", 1_000, lease, 10).await.expect("claim");
+        let ids: Vec<&str> = claimed.jobs.iter().map(|c| c.event.id.as_str()).collect();
+        assert_eq!(ids, ["evt_b"]);
+        store
+            .finish(vec![Finished {
+                token: claimed.jobs[0].token.clone(),
+                outcome: Outcome::Delivered,
+                at_ms: 1_001,
+            }])
+            .await
+            .expect("finish");
+        let counts = store.counts();
+        assert_eq!((counts.outbox, counts.dead), (0, 1));
+        let dead = store.jobs(JobStatus::Dead, None, 10).await.expect("jobs");
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].event_id, "evt_a");
+        assert!(
+            dead[0]
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("cannot be read back")),
+            "{dead:?}"
+        );
+        let cursor = store.shared.claims.lock().expect("claims").arrivals["log"].clone();
+        assert_eq!((cursor.cursor, cursor.done.len()), (2, 0));
+        assert!(store
+            .claim("log", 100_000_000, lease, 10)
+            .await
+            .expect("claim")
+            .jobs
+            .is_empty());
+        store.close().await.expect("close");
+    }
 }

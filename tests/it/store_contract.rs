@@ -131,6 +131,16 @@ async fn an_event_reads_back_verbatim_with_its_pending_notifications(store: &dyn
         ]
     );
     assert_eq!(store.event("perf", "missing").await, Ok(None));
+    // Listed as pending before anything was attempted.
+    let pending = store
+        .jobs(JobStatus::Pending, None, 10)
+        .await
+        .expect("jobs");
+    let listed: Vec<(&str, &str)> = pending
+        .iter()
+        .map(|job| (job.event_id.as_str(), job.notifier.as_str()))
+        .collect();
+    assert_eq!(listed, [("evt_2", "log"), ("evt_2", "mail")]);
 }
 
 async fn a_claimed_job_is_invisible_until_finished_or_its_lease_expires(store: &dyn Store) {
@@ -1029,6 +1039,62 @@ async fn jobs_finished_out_of_order_read_back_as_finished(store: &dyn Store) {
     assert_eq!(claimed, [("evt_o1", 0), ("evt_o3", 1)]);
 }
 
+async fn each_delivery_keeps_its_own_time(store: &dyn Store) {
+    for id in ["evt_t1", "evt_t2", "evt_t3"] {
+        store
+            .record(new_event(id, &["log"], T0))
+            .await
+            .expect("record");
+    }
+    let now = ms(T0);
+    let claimed = store.claim("log", now, LEASE, 10).await.expect("claim");
+    let finished = claimed
+        .jobs
+        .iter()
+        .zip(1..)
+        .map(|(claim, i)| Finished {
+            token: claim.token.clone(),
+            outcome: Outcome::Delivered,
+            at_ms: now + i * 1_000,
+        })
+        .collect();
+    store.finish(finished).await.expect("finish");
+    for (id, i) in ["evt_t1", "evt_t2", "evt_t3"].iter().zip(1..) {
+        let detail = store
+            .event("perf", id)
+            .await
+            .expect("read")
+            .expect("stored");
+        let job = &detail.notifications[0];
+        assert_eq!(
+            (job.status, job.due_ms),
+            (JobStatus::Delivered, now + i * 1_000),
+            "{id}"
+        );
+    }
+}
+
+async fn a_first_attempt_received_earlier_is_not_held_back_by_one_received_later(
+    store: &dyn Store,
+) {
+    // The clock stepped back between the two: the second was received "earlier".
+    store
+        .record(new_event("evt_late", &["log"], T0 + 10))
+        .await
+        .expect("record");
+    store
+        .record(new_event("evt_early", &["log"], T0))
+        .await
+        .expect("record");
+    let claimed = store
+        .claim("log", ms(T0 + 5), LEASE, 10)
+        .await
+        .expect("claim");
+    let ids: Vec<&str> = claimed.jobs.iter().map(|c| c.event.id.as_str()).collect();
+    assert_eq!(ids, ["evt_early"]);
+    assert_eq!(claimed.next_due_ms, Some(ms(T0 + 10)));
+}
+
 macro_rules! contract {
     ($backend:ident: $($name:ident),* ; shared: $($shared:ident),*) => {
         mod $backend {
@@ -1067,6 +1133,8 @@ macro_rules! suite {
             refused_deliveries_are_kept_newest_first_within_their_bounds,
             a_dead_or_delivered_job_can_be_queued_again_and_an_event_deleted,
             jobs_finished_out_of_order_read_back_as_finished,
+            each_delivery_keeps_its_own_time,
+            a_first_attempt_received_earlier_is_not_held_back_by_one_received_later,
             audit_retention_removes_the_oldest_and_the_chain_goes_on_from_its_anchor,
             a_crossing_already_notified_is_stored_with_suppressed_jobs_until_rearmed,
             a_closed_store_refuses_work;

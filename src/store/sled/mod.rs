@@ -266,7 +266,10 @@ fn arrival_progress(
             let Some((_, number)) = parse_arrival_key(&arrival_key) else {
                 continue;
             };
-            let arrival = Arrival::decode(&value)?;
+            // An unreadable one stays pending: claims skip it and settling passes it.
+            let Ok(arrival) = Arrival::decode(&value) else {
+                continue;
+            };
             if read(tree.get(job_key(&arrival.event_key, notifier)))?.is_some() {
                 progress.done.insert(number);
             }
@@ -447,6 +450,7 @@ struct Candidates<'a> {
     queue_prefix_len: usize,
     queued: Option<Candidate>,
     arrived: Option<Candidate>,
+    queue_ended: bool,
 }
 
 impl<'a> Candidates<'a> {
@@ -460,10 +464,14 @@ impl<'a> Candidates<'a> {
             progress,
             queued: None,
             arrived: None,
+            queue_ended: false,
         }
     }
 
     fn next_queued(&mut self) -> Result<Option<Candidate>, StoreError> {
+        if self.queue_ended {
+            return Ok(None);
+        }
         let Some(entry) = self.queue.next() else {
             return Ok(None);
         };
@@ -506,6 +514,12 @@ impl<'a> Candidates<'a> {
             }));
         }
         Ok(None)
+    }
+
+    /// Reads no more of the queue.
+    fn end_queue(&mut self) {
+        self.queue_ended = true;
+        self.queued = None;
     }
 
     /// The earliest (due, sequence) of the two heads.
@@ -611,15 +625,36 @@ fn delivered_at(
     arrival: u64,
 ) -> Result<Option<u64>, StoreError> {
     let from = arrival_key(DELIVERED, notifier, arrival);
-    match tree.range(from..notifier_end(DELIVERED, notifier)).next() {
-        Some(entry) => {
-            let (_, value) = read(entry)?;
-            Ok(<[u8; 8]>::try_from(value.as_ref())
-                .ok()
-                .map(u64::from_be_bytes))
-        }
-        None => Ok(None),
-    }
+    let Some(entry) = tree.range(from..notifier_end(DELIVERED, notifier)).next() else {
+        return Ok(None);
+    };
+    let (_, value) = read(entry)?;
+    // See `writer::encode_delivered`.
+    let number = |at: usize, len: usize| {
+        value
+            .get(at..at + len)
+            .map(|b| b.iter().fold(0u64, |n, b| n << 8 | u64::from(*b)))
+    };
+    let (Some(first), Some(earliest)) = (number(0, 8), number(8, 8)) else {
+        return Ok(None);
+    };
+    let Some(index) = arrival
+        .checked_sub(first)
+        .and_then(|i| usize::try_from(i).ok())
+    else {
+        return Ok(None);
+    };
+    Ok(number(16 + 4 * index, 4)
+        .filter(|after| *after != u64::from(u32::MAX))
+        .map(|after| earliest.saturating_add(after)))
+}
+
+/// Sorts jobs in the order of their `j` keys: (endpoint, event id, notifier).
+fn sort_jobs(jobs: &mut [Job]) {
+    jobs.sort_by(|a, b| {
+        (event_key(&a.endpoint, &a.event_id), &a.notifier)
+            .cmp(&(event_key(&b.endpoint, &b.event_id), &b.notifier))
+    });
 }
 
 /// How an arrival without a `j` entry stands: pending, or delivered (once, when?).
@@ -672,7 +707,14 @@ impl Store for SledStore {
         while let Some(candidate) = due.next()? {
             if candidate.due_ms > now_ms {
                 later(candidate.due_ms, &mut claimed);
-                break;
+                match candidate.source {
+                    // The queue is in due order: nothing after this one is due either.
+                    Source::Queued => due.end_queue(),
+                    // The log is in acceptance order: one received "later" (the clock
+                    // stepped back) must not hold back those after it.
+                    Source::Arrival(_) => {}
+                }
+                continue;
             }
             if let Some(until) = leases
                 .get(&candidate.lease_key)
@@ -931,7 +973,9 @@ impl Store for SledStore {
                     if (status == JobStatus::Pending) != progress.is_pending(number) {
                         continue;
                     }
-                    let arrival = Arrival::decode(&value)?;
+                    let Ok(arrival) = Arrival::decode(&value) else {
+                        continue;
+                    };
                     if status == JobStatus::Delivered
                         && read(tree.get(job_key(&arrival.event_key, name)))?.is_some()
                     {
@@ -940,14 +984,15 @@ impl Store for SledStore {
                     let (endpoint, id) = split_event_key(&arrival.event_key)?;
                     let job = arrival_job(endpoint, id, name, arrival.due_ms);
                     arrived.push(arrival_status(&tree, Some(progress), name, number, job)?);
+                    // Only the first `limit` in key order are kept.
+                    if arrived.len() >= limit.saturating_mul(2).max(64) {
+                        sort_jobs(&mut arrived);
+                        arrived.truncate(limit);
+                    }
                 }
             }
             found.extend(arrived);
-            // The order of the `j` keys: (endpoint, event id, notifier).
-            found.sort_by(|a, b| {
-                (event_key(&a.endpoint, &a.event_id), &a.notifier)
-                    .cmp(&(event_key(&b.endpoint, &b.event_id), &b.notifier))
-            });
+            sort_jobs(&mut found);
             found.truncate(limit);
         }
         Ok(found)

@@ -129,6 +129,9 @@ struct Group<'t> {
     /// if the cursor cannot move past it, or `None` when nothing more is to be written (a
     /// retry or dead job has its `j` entry already, a removed event needs none).
     finished_arrivals: HashMap<String, BTreeMap<u64, Option<JobValue>>>,
+    /// The `j` keys this group wrote, by event key: a removal in the same group must find
+    /// them, and the tree does not hold them yet.
+    jobs_written: HashMap<Vec<u8>, Vec<Vec<u8>>>,
 }
 
 impl Group<'_> {
@@ -144,6 +147,15 @@ impl Group<'_> {
 
     fn insert(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.large |= value.len() >= BLOB_CANDIDATE_BYTES;
+        if key.first() == Some(&JOB) && !self.written.contains_key(&key) {
+            if let Some(nul) = key.iter().rposition(|b| *b == 0) {
+                let event_key = key.get(1..nul).unwrap_or_default().to_vec();
+                self.jobs_written
+                    .entry(event_key)
+                    .or_default()
+                    .push(key.clone());
+            }
+        }
         self.batch.insert(key.clone(), value.clone());
         self.written.insert(key, Some(value));
     }
@@ -265,6 +277,7 @@ impl Writer {
             ended_leases: Vec::new(),
             progress: self.progress.clone(),
             finished_arrivals: HashMap::new(),
+            jobs_written: HashMap::new(),
         };
         let mut meta = self.meta.clone();
         meta.batch += 1;
@@ -353,6 +366,12 @@ impl Writer {
                     large,
                     ..
                 } = writes;
+                // Before the batch is in the tree: no claimer may take an arrival this batch
+                // finishes, even one whose lease has run out. Should the batch fail, the store
+                // fails and reopening reads the logs back from disk.
+                if let Ok(mut claims) = self.shared.claims.lock() {
+                    claims.arrivals.clone_from(&progress);
+                }
                 handle.tree.apply_batch(batch).map_err(|e| sled_error(&e))?;
                 Ok((ended_leases, large, progress))
             })
@@ -362,10 +381,7 @@ impl Writer {
                 }
                 self.meta = meta;
                 self.progress = progress;
-                // Together under the lock: a claimer sees a finished arrival as finished by
-                // the time its lease ends.
                 if let Ok(mut claims) = self.shared.claims.lock() {
-                    claims.arrivals.clone_from(&self.progress);
                     for key in ended_leases {
                         claims.leases.remove(&key);
                     }
@@ -849,7 +865,10 @@ fn settle_arrivals(
                 cursor: log.cursor,
                 ..ArrivalProgress::default()
             });
-        progress.done.extend(finished.keys().copied());
+        let cursor = progress.cursor;
+        progress
+            .done
+            .extend(finished.keys().copied().filter(|n| *n >= cursor));
         loop {
             if progress.done.remove(&progress.cursor) {
                 progress.cursor += 1;
@@ -866,13 +885,13 @@ fn settle_arrivals(
             }
             progress.cursor += 1;
         }
-        let mut delivered_at = None;
+        let mut delivered_at = BTreeMap::new();
         for (number, delivered) in finished {
             let Some(stored) = delivered else {
                 continue;
             };
             if number < progress.cursor {
-                delivered_at = delivered_at.max(Some(stored.job.due_ms));
+                delivered_at.insert(number, stored.job.due_ms);
             } else {
                 let job_key = job_key(
                     &event_key(&stored.job.endpoint, &stored.job.event_id),
@@ -881,15 +900,49 @@ fn settle_arrivals(
                 writes.insert(job_key, stored.encode()?);
             }
         }
-        if let Some(at_ms) = delivered_at {
+        if let Some(value) = encode_delivered(&delivered_at, progress.cursor) {
             writes.insert(
                 arrival_key(DELIVERED, &notifier, progress.cursor - 1),
-                at_ms.to_be_bytes().to_vec(),
+                value,
             );
         }
         meta.arrivals.entry(notifier).or_default().cursor = progress.cursor;
     }
+    // A notifier's first arrival starts its log: listings must see it before any finish.
+    for (notifier, log) in &meta.arrivals {
+        if !all.contains_key(notifier) {
+            all.insert(
+                notifier.clone(),
+                ArrivalProgress {
+                    cursor: log.cursor,
+                    ..ArrivalProgress::default()
+                },
+            );
+        }
+    }
     Ok(all)
+}
+
+/// The `d` entry of one cursor move that passed deliveries: the first delivered arrival
+/// number and the earliest time (u64 BE each), then for each arrival from that one up to
+/// the cursor its time after the earliest in ms (u32 BE; `u32::MAX` for one this move did
+/// not deliver). `None` without deliveries.
+fn encode_delivered(delivered_at: &BTreeMap<u64, u64>, cursor: u64) -> Option<Vec<u8>> {
+    let first = *delivered_at.keys().next()?;
+    let earliest = delivered_at.values().copied().min()?;
+    let count = usize::try_from(cursor.saturating_sub(first)).ok()?;
+    let mut value = Vec::with_capacity(16 + 4 * count);
+    value.extend_from_slice(&first.to_be_bytes());
+    value.extend_from_slice(&earliest.to_be_bytes());
+    for number in first..cursor {
+        let after = delivered_at.get(&number).map_or(u32::MAX, |at| {
+            u32::try_from(at - earliest)
+                .unwrap_or(u32::MAX - 1)
+                .min(u32::MAX - 1)
+        });
+        value.extend_from_slice(&after.to_be_bytes());
+    }
+    Some(value)
 }
 
 /// Ends an arrival that can never be delivered, if it is one: its entry or its event is
@@ -1031,6 +1084,19 @@ fn remove_event(
             None => jobs.push((job_key.to_vec(), JobValue::decode(&value)?)),
         }
     }
+    for job_key in writes
+        .jobs_written
+        .get(event_key)
+        .cloned()
+        .unwrap_or_default()
+    {
+        if jobs.iter().any(|(seen, _)| *seen == job_key) {
+            continue;
+        }
+        if let Some(value) = writes.get(&job_key)? {
+            jobs.push((job_key, JobValue::decode(&value)?));
+        }
+    }
     writes.remove(key(
         EXPIRY,
         &[&event_meta.expires_at.to_be_bytes(), event_key],
@@ -1043,7 +1109,14 @@ fn remove_event(
     meta.counts.events = meta.counts.events.saturating_sub(1);
     for (notifier, number) in &event_meta.arrivals {
         let arrival_key = arrival_key(ARRIVAL, notifier, *number);
-        if writes.arrival_pending(notifier, *number) {
+        let finished_now = writes
+            .finished_arrivals
+            .get_mut(notifier)
+            .and_then(|finished| finished.get_mut(number));
+        if let Some(delivered) = finished_now {
+            // Finished earlier in this group: a delivery must not leave a `j` entry behind.
+            *delivered = None;
+        } else if writes.arrival_pending(notifier, *number) {
             meta.counts.outbox = meta.counts.outbox.saturating_sub(1);
             writes.finish_arrival(notifier, *number, None);
         }
@@ -1312,5 +1385,73 @@ mod tests {
             .jobs
             .is_empty());
         store.close().await.expect("close");
+    }
+
+    /// One group may finish a first attempt and then remove its event (an operator's delete,
+    /// retention): whatever the finish wrote for it goes with the event, and the counts are
+    /// those of the event never having been there.
+    #[tokio::test]
+    async fn removing_an_event_in_the_group_that_finished_its_first_attempt_leaves_nothing() {
+        let outcomes = [
+            Outcome::Delivered,
+            Outcome::Retry {
+                at_ms: 9_000,
+                error: "refused".into(),
+            },
+            Outcome::Dead {
+                reason: "gave up".into(),
+            },
+        ];
+        for outcome in outcomes {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = SledStore::open(dir.path(), SledOptions::default()).expect("open");
+            for id in ["evt_0", "evt_1"] {
+                store.record(new_event(id)).await.expect("record");
+            }
+            let claimed = store
+                .claim("log", 1_000, Duration::from_secs(30), 10)
+                .await
+                .expect("claim");
+            let tree = store.shared.tree().expect("tree");
+            let mut meta = load_meta(&tree).expect("meta");
+            meta.batch += 1;
+            let progress = store.shared.claims.lock().expect("claims").arrivals.clone();
+            let mut group = Group {
+                tree: &tree,
+                batch: sled::Batch::default(),
+                written: HashMap::new(),
+                large: false,
+                ended_leases: Vec::new(),
+                progress,
+                finished_arrivals: HashMap::new(),
+                jobs_written: HashMap::new(),
+            };
+            // evt_0 stays out, so a delivery of evt_1 is out of order.
+            let finished = Finished {
+                token: claimed.jobs[1].token.clone(),
+                outcome: outcome.clone(),
+                at_ms: 1_001,
+            };
+            finish_one(&mut group, &mut meta, &finished).expect("finish");
+            let removed = event_key("perf", "evt_1");
+            assert!(remove_event(&mut group, &mut meta, &removed).expect("remove"));
+            settle_arrivals(&mut group, &mut meta).expect("settle");
+            let job_prefix = key(JOB, &[&removed]);
+            let left: Vec<&Vec<u8>> = group
+                .written
+                .iter()
+                .filter(|(written_key, value)| {
+                    value.as_ref().is_some_and(|value| {
+                        written_key.starts_with(&job_prefix) || value.starts_with(&job_prefix)
+                    })
+                })
+                .map(|(written_key, _)| written_key)
+                .collect();
+            assert!(left.is_empty(), "{outcome:?}: {left:?}");
+            let counts = (meta.counts.events, meta.counts.outbox, meta.counts.dead);
+            assert_eq!(counts, (1, 1, 0), "{outcome:?}");
+            drop(group);
+            store.close().await.expect("close");
+        }
     }
 }

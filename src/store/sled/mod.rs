@@ -33,7 +33,9 @@
 //! records it, so after a crash every arrival is exactly as finished as its last applied
 //! batch says (a finish lost with an unflushed batch is attempted again: at least once).
 
+mod arrivals;
 mod backup;
+mod claim;
 mod layout;
 mod migrate;
 mod refused;
@@ -41,7 +43,7 @@ mod writer;
 
 pub use self::backup::{CheckReport, Copied};
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -51,16 +53,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::oneshot;
 
+use self::arrivals::{arrival_job, arrival_progress, arrival_status, ArrivalProgress};
+use self::claim::{claimable, with_event, Candidates, Source};
 use self::layout::{
     arrival_key, decode_event, decode_event_meta, job_key, key, notifier_end, parse_arrival_key,
-    queue_due, queue_prefix, split_event_key, Arrival, JobValue, MetaState, API_KEY, ARRIVAL,
-    AUDIT, DELIVERED, EVENT, JOB, LISTING, META_AUDIT_ANCHOR,
+    split_event_key, Arrival, JobValue, API_KEY, ARRIVAL, AUDIT, EVENT, JOB, LISTING,
+    META_AUDIT_ANCHOR,
 };
 use self::writer::{Op, Writer};
 use super::{
     decode_cursor, encode_cursor, event_key, ApiKeyRecord, Claimed, ClaimedJob, Counts,
-    EventDetail, EventPage, EventQuery, EventRecord, EventSummary, Finished, Job, JobStatus,
-    JobToken, NewEvent, Recorded, RefusedBounds, RefusedDelivery, Store, StoreError,
+    EventDetail, EventPage, EventQuery, EventSummary, Finished, Job, JobStatus, JobToken, NewEvent,
+    Recorded, RefusedBounds, RefusedDelivery, Store, StoreError,
 };
 
 /// sled's page cache unless configured otherwise, in MiB (`storage.cache_mb`).
@@ -233,52 +237,6 @@ struct Claims {
     arrivals: HashMap<String, ArrivalProgress>,
 }
 
-/// One notifier's finished arrivals: all below the cursor, and those in `done` above it
-/// (finished out of order; each has its `j` entry).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct ArrivalProgress {
-    cursor: u64,
-    done: BTreeSet<u64>,
-}
-
-impl ArrivalProgress {
-    fn is_pending(&self, arrival: u64) -> bool {
-        arrival >= self.cursor && !self.done.contains(&arrival)
-    }
-}
-
-/// Reads where each notifier's arrival log stands: the cursor from `m state`, and as done
-/// every arrival above it that has a `j` entry (it was finished out of order, retried,
-/// buried or re-notified).
-fn arrival_progress(
-    tree: &sled::Tree,
-    meta: &MetaState,
-) -> Result<HashMap<String, ArrivalProgress>, StoreError> {
-    let mut all = HashMap::new();
-    for (notifier, log) in &meta.arrivals {
-        let mut progress = ArrivalProgress {
-            cursor: log.cursor,
-            done: BTreeSet::new(),
-        };
-        let from = arrival_key(ARRIVAL, notifier, log.cursor);
-        for entry in tree.range(from..notifier_end(ARRIVAL, notifier)) {
-            let (arrival_key, value) = read(entry)?;
-            let Some((_, number)) = parse_arrival_key(&arrival_key) else {
-                continue;
-            };
-            // An unreadable one stays pending: claims skip it and settling passes it.
-            let Ok(arrival) = Arrival::decode(&value) else {
-                continue;
-            };
-            if read(tree.get(job_key(&arrival.event_key, notifier)))?.is_some() {
-                progress.done.insert(number);
-            }
-        }
-        all.insert(notifier.clone(), progress);
-    }
-    Ok(all)
-}
-
 impl Shared {
     fn tree(&self) -> Result<sled::Tree, StoreError> {
         if self.failed.load(Ordering::SeqCst) {
@@ -422,259 +380,12 @@ fn read<T>(result: Result<T, sled::Error>) -> Result<T, StoreError> {
     result.map_err(|e| sled_error(&e))
 }
 
-/// A job a claim may hand out, in the order claims take them: (due, sequence).
-struct Candidate {
-    due_ms: u64,
-    seq: u64,
-    /// The key its lease is held under (and its token names): `j` for a queued job, `n`
-    /// for an arrival.
-    lease_key: Vec<u8>,
-    source: Source,
-}
-
-enum Source {
-    /// A `q` entry: the job is read from its `j` entry.
-    Queued,
-    /// A pending arrival.
-    Arrival(Arrival),
-}
-
-/// One notifier's pending jobs in (due, sequence) order: its queue merged with its arrival
-/// log. Arrivals are due when received, so the log is in due order as long as events are
-/// accepted in the order they were received (to within a second, the clock's resolution
-/// in `received_at`); a later arrival received earlier comes in acceptance order.
-struct Candidates<'a> {
-    queue: std::iter::Peekable<sled::Iter>,
-    arrivals: std::iter::Peekable<sled::Iter>,
-    progress: Option<&'a ArrivalProgress>,
-    queue_prefix_len: usize,
-    queued: Option<Candidate>,
-    arrived: Option<Candidate>,
-    queue_ended: bool,
-}
-
-impl<'a> Candidates<'a> {
-    fn new(tree: &sled::Tree, notifier: &str, progress: Option<&'a ArrivalProgress>) -> Self {
-        let prefix = queue_prefix(notifier);
-        let from = arrival_key(ARRIVAL, notifier, progress.map_or(0, |p| p.cursor));
-        Self {
-            queue_prefix_len: prefix.len(),
-            queue: tree.scan_prefix(prefix).peekable(),
-            arrivals: tree.range(from..notifier_end(ARRIVAL, notifier)).peekable(),
-            progress,
-            queued: None,
-            arrived: None,
-            queue_ended: false,
-        }
-    }
-
-    fn next_queued(&mut self) -> Result<Option<Candidate>, StoreError> {
-        if self.queue_ended {
-            return Ok(None);
-        }
-        let Some(entry) = self.queue.next() else {
-            return Ok(None);
-        };
-        let (queue_key, job_key) = read(entry)?;
-        let due_ms = queue_due(&queue_key, self.queue_prefix_len);
-        let seq = queue_key
-            .get(self.queue_prefix_len + 8..)
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map_or(u64::MAX, u64::from_be_bytes);
-        Ok(Some(Candidate {
-            due_ms,
-            seq,
-            lease_key: job_key.to_vec(),
-            source: Source::Queued,
-        }))
-    }
-
-    fn next_arrival(&mut self) -> Result<Option<Candidate>, StoreError> {
-        for entry in self.arrivals.by_ref() {
-            let (arrival_key, value) = read(entry)?;
-            let Some((_, number)) = parse_arrival_key(&arrival_key) else {
-                continue;
-            };
-            if !self.progress.is_none_or(|p| p.is_pending(number)) {
-                continue;
-            }
-            // Skipped, not allowed to stop the whole log; settling passes it.
-            let arrival = match Arrival::decode(&value) {
-                Ok(arrival) => arrival,
-                Err(error) => {
-                    tracing::error!(%error, "outbox: skipping an unreadable arrival entry");
-                    continue;
-                }
-            };
-            return Ok(Some(Candidate {
-                due_ms: arrival.due_ms,
-                seq: arrival.seq,
-                lease_key: arrival_key.to_vec(),
-                source: Source::Arrival(arrival),
-            }));
-        }
-        Ok(None)
-    }
-
-    /// Reads no more of the queue.
-    fn end_queue(&mut self) {
-        self.queue_ended = true;
-        self.queued = None;
-    }
-
-    /// The earliest (due, sequence) of the two heads.
-    fn next(&mut self) -> Result<Option<Candidate>, StoreError> {
-        if self.queued.is_none() {
-            self.queued = self.next_queued()?;
-        }
-        if self.arrived.is_none() {
-            self.arrived = self.next_arrival()?;
-        }
-        let queued_first = match (&self.queued, &self.arrived) {
-            (Some(q), Some(a)) => (q.due_ms, q.seq) <= (a.due_ms, a.seq),
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        Ok(if queued_first {
-            self.queued.take()
-        } else {
-            self.arrived.take()
-        })
-    }
-}
-
-/// The job a candidate stands for, if it may be handed out: its batch is durable and it is
-/// still pending (a `q` entry that is not its job's current one is not).
-fn claimable(
-    tree: &sled::Tree,
-    notifier: &str,
-    candidate: &Candidate,
-    durable: u64,
-) -> Result<Option<Job>, StoreError> {
-    match &candidate.source {
-        Source::Queued => {
-            let Some(value) = read(tree.get(&candidate.lease_key))? else {
-                return Ok(None);
-            };
-            // An undecodable job is skipped, not allowed to stop the whole queue.
-            let stored = match JobValue::decode(&value) {
-                Ok(stored) => stored,
-                Err(error) => {
-                    tracing::error!(%error, %notifier, "outbox: skipping an unreadable job");
-                    return Ok(None);
-                }
-            };
-            // Written by a batch whose flush has not finished: its event is not accepted yet.
-            let current = stored.batch <= durable
-                && stored.seq == candidate.seq
-                && stored.job.due_ms == candidate.due_ms
-                && stored.job.status == JobStatus::Pending;
-            Ok(current.then_some(stored.job))
-        }
-        Source::Arrival(arrival) => {
-            if arrival.batch > durable {
-                return Ok(None);
-            }
-            let Ok((endpoint, id)) = split_event_key(&arrival.event_key) else {
-                tracing::error!(%notifier, "outbox: skipping an arrival with a malformed event key");
-                return Ok(None);
-            };
-            Ok(Some(arrival_job(endpoint, id, notifier, arrival.due_ms)))
-        }
-    }
-}
-
-/// A pending arrival as a job: its first attempt, due when its event was received.
-fn arrival_job(endpoint: &str, id: &str, notifier: &str, due_ms: u64) -> Job {
-    Job {
-        endpoint: endpoint.to_owned(),
-        event_id: id.to_owned(),
-        notifier: notifier.to_owned(),
-        status: JobStatus::Pending,
-        attempts: 0,
-        last_error: None,
-        due_ms,
-        digest: false,
-    }
-}
-
-/// A job with its event, or `None` (logged) when the event is gone or unreadable.
-fn with_event(
-    tree: &sled::Tree,
-    notifier: &str,
-    job: Job,
-) -> Result<Option<(Job, EventRecord)>, StoreError> {
-    let event_key = event_key(&job.endpoint, &job.event_id);
-    let Some(value) = read(tree.get(key(EVENT, &[&event_key])))? else {
-        return Ok(None);
-    };
-    match decode_event(&job.endpoint, &job.event_id, &value) {
-        Ok((event, _)) => Ok(Some((job, event))),
-        Err(error) => {
-            tracing::error!(%error, %notifier, "outbox: skipping a job whose event is unreadable");
-            Ok(None)
-        }
-    }
-}
-
-/// When an arrival below its notifier's cursor was delivered: the first `d` entry at or
-/// after it (`None` once retention removed it).
-fn delivered_at(
-    tree: &sled::Tree,
-    notifier: &str,
-    arrival: u64,
-) -> Result<Option<u64>, StoreError> {
-    let from = arrival_key(DELIVERED, notifier, arrival);
-    let Some(entry) = tree.range(from..notifier_end(DELIVERED, notifier)).next() else {
-        return Ok(None);
-    };
-    let (_, value) = read(entry)?;
-    // See `writer::encode_delivered`.
-    let number = |at: usize, len: usize| {
-        value
-            .get(at..at + len)
-            .map(|b| b.iter().fold(0u64, |n, b| n << 8 | u64::from(*b)))
-    };
-    let (Some(first), Some(earliest)) = (number(0, 8), number(8, 8)) else {
-        return Ok(None);
-    };
-    let Some(index) = arrival
-        .checked_sub(first)
-        .and_then(|i| usize::try_from(i).ok())
-    else {
-        return Ok(None);
-    };
-    Ok(number(16 + 4 * index, 4)
-        .filter(|after| *after != u64::from(u32::MAX))
-        .map(|after| earliest.saturating_add(after)))
-}
-
 /// Sorts jobs in the order of their `j` keys: (endpoint, event id, notifier).
 fn sort_jobs(jobs: &mut [Job]) {
     jobs.sort_by(|a, b| {
         (event_key(&a.endpoint, &a.event_id), &a.notifier)
             .cmp(&(event_key(&b.endpoint, &b.event_id), &b.notifier))
     });
-}
-
-/// How an arrival without a `j` entry stands: pending, or delivered (once, when?).
-fn arrival_status(
-    tree: &sled::Tree,
-    progress: Option<&ArrivalProgress>,
-    notifier: &str,
-    arrival: u64,
-    job: Job,
-) -> Result<Job, StoreError> {
-    if progress.is_none_or(|p| p.is_pending(arrival)) {
-        return Ok(job);
-    }
-    let due_ms = delivered_at(tree, notifier, arrival)?.unwrap_or(job.due_ms);
-    Ok(Job {
-        status: JobStatus::Delivered,
-        attempts: 1,
-        due_ms,
-        ..job
-    })
 }
 
 #[async_trait]

@@ -38,6 +38,7 @@ pub(super) struct Candidates<'a> {
     queued: Option<Candidate>,
     arrived: Option<Candidate>,
     queue_ended: bool,
+    arrivals_ended: bool,
 }
 
 impl<'a> Candidates<'a> {
@@ -52,6 +53,7 @@ impl<'a> Candidates<'a> {
             queued: None,
             arrived: None,
             queue_ended: false,
+            arrivals_ended: false,
         }
     }
 
@@ -60,6 +62,8 @@ impl<'a> Candidates<'a> {
             return Ok(None);
         }
         let Some(entry) = self.queue.next() else {
+            // sled's iterators are not fused: each call past the end searches the tree again.
+            self.queue_ended = true;
             return Ok(None);
         };
         let (queue_key, job_key) = read(entry)?;
@@ -77,6 +81,9 @@ impl<'a> Candidates<'a> {
     }
 
     fn next_arrival(&mut self) -> Result<Option<Candidate>, StoreError> {
+        if self.arrivals_ended {
+            return Ok(None);
+        }
         for entry in self.arrivals.by_ref() {
             let (arrival_key, value) = read(entry)?;
             let Some((_, number)) = parse_arrival_key(&arrival_key) else {
@@ -100,6 +107,7 @@ impl<'a> Candidates<'a> {
                 source: Source::Arrival(arrival),
             }));
         }
+        self.arrivals_ended = true;
         Ok(None)
     }
 

@@ -96,7 +96,10 @@ fn delivered_at(
     else {
         return Ok(None);
     };
-    Ok(number(16 + 4 * index, 4)
+    let Some(at) = index.checked_mul(4).and_then(|i| i.checked_add(16)) else {
+        return Ok(None);
+    };
+    Ok(number(at, 4)
         .filter(|after| *after != u64::from(u32::MAX))
         .map(|after| earliest.saturating_add(after)))
 }

@@ -7,7 +7,7 @@
 //! | `j` endpoint NUL id NUL notifier | one notification: [`JobValue`] JSON |
 //! | `q` notifier NUL due_ms seq | the `j` key of a pending job (the outbox, in due order) |
 //! | `n` notifier NUL arrival (u64 BE) | a first attempt, in the order events were accepted: [`Arrival`] |
-//! | `d` notifier NUL arrival (u64 BE) | when the notifier's cursor last moved past this arrival: Unix ms (u64 BE) |
+//! | `d` notifier NUL arrival (u64 BE) | one move of the cursor that ended past this arrival: the first arrival it delivered and the earliest time (Unix ms, u64 BE each), then each arrival's time after that (ms, u32 BE; `u32::MAX` when the move did not deliver it) |
 //! | `x` expires_at endpoint NUL id | empty (retention reads from the front) |
 //! | `l` received_at endpoint NUL id | the event type (the listing, read from the back) |
 //! | `r` endpoint NUL received_ms sequence | a refused delivery: meta length (u32 BE), meta JSON, the request as received |

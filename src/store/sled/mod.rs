@@ -692,7 +692,9 @@ impl Store for SledStore {
                     {
                         continue;
                     }
-                    let (endpoint, id) = split_event_key(&arrival.event_key)?;
+                    let Ok((endpoint, id)) = split_event_key(&arrival.event_key) else {
+                        continue;
+                    };
                     let job = arrival_job(endpoint, id, name, arrival.due_ms);
                     arrived.push(arrival_status(&tree, Some(progress), name, number, job)?);
                     // Only the first `limit` in key order are kept.

@@ -357,7 +357,13 @@ impl Writer {
                 Op::Close(reply) => answers.close = Some(reply),
             }
         }
-        let outcome = settle_arrivals(&mut writes, &mut meta)
+        let leases = &self.shared.claims;
+        let leased = |key: &[u8]| {
+            leases
+                .lock()
+                .map_or(true, |claims| claims.leases.contains_key(key))
+        };
+        let outcome = settle_arrivals(&mut writes, &mut meta, &leased)
             .and_then(|progress| {
                 writes.insert(META_STATE.to_vec(), meta.encode()?);
                 let Group {
@@ -855,6 +861,7 @@ fn finish_arrival(
 fn settle_arrivals(
     writes: &mut Group<'_>,
     meta: &mut MetaState,
+    leased: &dyn Fn(&[u8]) -> bool,
 ) -> Result<HashMap<String, ArrivalProgress>, StoreError> {
     let mut all = writes.progress.clone();
     for (notifier, finished) in std::mem::take(&mut writes.finished_arrivals) {
@@ -880,7 +887,9 @@ fn settle_arrivals(
             if progress.done.is_empty() || progress.cursor >= log.next {
                 break;
             }
-            if !pass_undeliverable(writes, meta, &notifier, progress.cursor)? {
+            if !pass_undeliverable(writes, meta, &notifier, progress.cursor)?
+                && !queue_blocking(writes, &notifier, progress.cursor, leased)?
+            {
                 break;
             }
             progress.cursor += 1;
@@ -897,7 +906,10 @@ fn settle_arrivals(
                     &event_key(&stored.job.endpoint, &stored.job.event_id),
                     &notifier,
                 );
-                writes.insert(job_key, stored.encode()?);
+                // A job this group wrote for it already (a re-notify) stands.
+                if !writes.written.contains_key(&job_key) {
+                    writes.insert(job_key, stored.encode()?);
+                }
             }
         }
         if let Some(value) = encode_delivered(&delivered_at, progress.cursor) {
@@ -943,6 +955,46 @@ fn encode_delivered(delivered_at: &BTreeMap<u64, u64>, cursor: u64) -> Option<Ve
         value.extend_from_slice(&after.to_be_bytes());
     }
     Some(value)
+}
+
+/// Moves a pending arrival that holds its log back (claims passed it: it is not due yet,
+/// because the clock stepped back after it was received) to the queue, as a job with the
+/// same due time and sequence, so later deliveries pass it. Not while a claim holds it,
+/// even an expired one: that claimer's finish names the arrival. Whether it was moved.
+fn queue_blocking(
+    writes: &mut Group<'_>,
+    notifier: &str,
+    number: u64,
+    leased: &dyn Fn(&[u8]) -> bool,
+) -> Result<bool, StoreError> {
+    let at = arrival_key(ARRIVAL, notifier, number);
+    if leased(&at) {
+        return Ok(false);
+    }
+    let Some(value) = writes.get(&at)? else {
+        return Ok(false);
+    };
+    let arrival = Arrival::decode(&value)?;
+    let (endpoint, id) = split_event_key(&arrival.event_key)?;
+    let stored = JobValue {
+        job: Job {
+            endpoint: endpoint.to_owned(),
+            event_id: id.to_owned(),
+            notifier: notifier.to_owned(),
+            status: JobStatus::Pending,
+            attempts: 0,
+            last_error: None,
+            due_ms: arrival.due_ms,
+            digest: false,
+        },
+        batch: arrival.batch,
+        seq: arrival.seq,
+    };
+    let job_key = job_key(&arrival.event_key, notifier);
+    writes.insert(stored.queue_key(), job_key.clone());
+    // Still pending, now as a queued job: the outbox count stays.
+    writes.insert(job_key, stored.encode()?);
+    Ok(true)
 }
 
 /// Ends an arrival that can never be delivered, if it is one: its entry or its event is
@@ -1166,13 +1218,24 @@ fn requeue(
                 JobStatus::Dead => meta.counts.dead = meta.counts.dead.saturating_sub(1),
                 JobStatus::Delivered | JobStatus::Suppressed => {}
             }
-        } else if event_meta
+        } else if let Some((_, number)) = event_meta
             .arrivals
             .iter()
-            .any(|(name, number)| name == notifier && writes.arrival_pending(name, *number))
+            .find(|(name, _)| name == notifier)
         {
-            // Its first attempt is still to come.
-            continue;
+            if writes.arrival_pending(notifier, *number) {
+                // Its first attempt is still to come.
+                continue;
+            }
+            // Delivered earlier in this group: the job written here replaces what settling
+            // would have written for it.
+            if let Some(delivered) = writes
+                .finished_arrivals
+                .get_mut(notifier.as_str())
+                .and_then(|finished| finished.get_mut(number))
+            {
+                *delivered = None;
+            }
         }
         meta.seq += 1;
         let stored = JobValue {
@@ -1321,6 +1384,10 @@ mod tests {
     use crate::store::{EventRecord, Finished, NewEvent, Outcome, Store};
 
     fn new_event(id: &str) -> NewEvent {
+        received(id, 1)
+    }
+
+    fn received(id: &str, received_at: u64) -> NewEvent {
         NewEvent {
             deferred: Default::default(),
             record: EventRecord {
@@ -1328,7 +1395,7 @@ mod tests {
                 id: id.into(),
                 kind: "usage.threshold_reached".into(),
                 livemode: Some(true),
-                received_at: 1,
+                received_at,
                 body: "{}".into(),
             },
             notifiers: vec!["log".into()],
@@ -1435,7 +1502,14 @@ mod tests {
             finish_one(&mut group, &mut meta, &finished).expect("finish");
             let removed = event_key("perf", "evt_1");
             assert!(remove_event(&mut group, &mut meta, &removed).expect("remove"));
-            settle_arrivals(&mut group, &mut meta).expect("settle");
+            let leased = |key: &[u8]| {
+                store
+                    .shared
+                    .claims
+                    .lock()
+                    .is_ok_and(|claims| claims.leases.contains_key(key))
+            };
+            settle_arrivals(&mut group, &mut meta, &leased).expect("settle");
             let job_prefix = key(JOB, &[&removed]);
             let left: Vec<&Vec<u8>> = group
                 .written
@@ -1453,5 +1527,125 @@ mod tests {
             drop(group);
             store.close().await.expect("close");
         }
+    }
+
+    /// A group that delivers a first attempt out of order and then re-notifies the same
+    /// event keeps the re-notify: a pending queued job, counted.
+    #[tokio::test]
+    async fn a_renotify_in_the_group_that_delivered_out_of_order_stands() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SledStore::open(dir.path(), SledOptions::default()).expect("open");
+        for id in ["evt_0", "evt_1"] {
+            store.record(new_event(id)).await.expect("record");
+        }
+        let claimed = store
+            .claim("log", 1_000, Duration::from_secs(30), 10)
+            .await
+            .expect("claim");
+        let tree = store.shared.tree().expect("tree");
+        let mut meta = load_meta(&tree).expect("meta");
+        meta.batch += 1;
+        let progress = store.shared.claims.lock().expect("claims").arrivals.clone();
+        let mut group = Group {
+            tree: &tree,
+            batch: sled::Batch::default(),
+            written: HashMap::new(),
+            large: false,
+            ended_leases: Vec::new(),
+            progress,
+            finished_arrivals: HashMap::new(),
+            jobs_written: HashMap::new(),
+        };
+        let finished = Finished {
+            token: claimed.jobs[1].token.clone(),
+            outcome: Outcome::Delivered,
+            at_ms: 1_001,
+        };
+        finish_one(&mut group, &mut meta, &finished).expect("finish");
+        let log = ["log".to_owned()];
+        let queued = requeue(&mut group, &mut meta, "perf", "evt_1", &log, 2_000).expect("requeue");
+        assert_eq!(queued, Some(1));
+        let leased = |key: &[u8]| {
+            store
+                .shared
+                .claims
+                .lock()
+                .is_ok_and(|claims| claims.leases.contains_key(key))
+        };
+        settle_arrivals(&mut group, &mut meta, &leased).expect("settle");
+        let job_key = job_key(&event_key("perf", "evt_1"), "log");
+        let stored = group.get(&job_key).expect("read").expect("a job");
+        let stored = JobValue::decode(&stored).expect("decode");
+        assert_eq!(
+            (stored.job.status, stored.job.attempts),
+            (JobStatus::Pending, 0)
+        );
+        assert!(
+            group.get(&stored.queue_key()).expect("read").is_some(),
+            "queued"
+        );
+        assert_eq!(
+            meta.counts.outbox, 2,
+            "evt_0's first attempt and evt_1's re-notify"
+        );
+        drop(group);
+        store.close().await.expect("close");
+    }
+
+    /// After the clock stepped back, a first attempt received "later" is not due yet; claims
+    /// pass it, and the delivery after it moves it to the queue so the log moves on.
+    #[tokio::test]
+    async fn an_arrival_not_yet_due_is_queued_so_the_log_moves_past_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SledStore::open(dir.path(), SledOptions::default()).expect("open");
+        store
+            .record(received("evt_late", 10))
+            .await
+            .expect("record");
+        store
+            .record(received("evt_early", 1))
+            .await
+            .expect("record");
+        let lease = Duration::from_secs(30);
+        let claimed = store.claim("log", 5_000, lease, 10).await.expect("claim");
+        let ids: Vec<&str> = claimed.jobs.iter().map(|c| c.event.id.as_str()).collect();
+        assert_eq!(ids, ["evt_early"]);
+        store
+            .finish(vec![Finished {
+                token: claimed.jobs[0].token.clone(),
+                outcome: Outcome::Delivered,
+                at_ms: 5_001,
+            }])
+            .await
+            .expect("finish");
+        let progress = store.shared.claims.lock().expect("claims").arrivals["log"].clone();
+        assert_eq!((progress.cursor, progress.done.len()), (2, 0));
+        assert_eq!(store.counts().outbox, 1);
+        let due = store.claim("log", 10_000, lease, 10).await.expect("claim");
+        assert_eq!(due.jobs.len(), 1);
+        assert_eq!(
+            (due.jobs[0].event.id.as_str(), due.jobs[0].job.attempts),
+            ("evt_late", 0)
+        );
+        store
+            .finish(vec![Finished {
+                token: due.jobs[0].token.clone(),
+                outcome: Outcome::Delivered,
+                at_ms: 10_001,
+            }])
+            .await
+            .expect("finish");
+        assert_eq!(store.counts().outbox, 0);
+        let detail = store
+            .event("perf", "evt_late")
+            .await
+            .expect("read")
+            .expect("stored");
+        let job = &detail.notifications[0];
+        assert_eq!(
+            (job.status, job.attempts, job.due_ms),
+            (JobStatus::Delivered, 1, 10_001)
+        );
+        store.close().await.expect("close");
     }
 }

@@ -4,7 +4,8 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::layout::{
-    arrival_key, job_key, notifier_end, parse_arrival_key, Arrival, MetaState, ARRIVAL, DELIVERED,
+    arrival_key, delivered_time, job_key, notifier_end, parse_arrival_key, Arrival, MetaState,
+    ARRIVAL, DELIVERED,
 };
 use super::read;
 use crate::store::{Job, JobStatus, StoreError};
@@ -55,20 +56,6 @@ pub(super) fn arrival_progress(
     Ok(all)
 }
 
-/// A pending arrival as a job: its first attempt, due when its event was received.
-pub(super) fn arrival_job(endpoint: &str, id: &str, notifier: &str, due_ms: u64) -> Job {
-    Job {
-        endpoint: endpoint.to_owned(),
-        event_id: id.to_owned(),
-        notifier: notifier.to_owned(),
-        status: JobStatus::Pending,
-        attempts: 0,
-        last_error: None,
-        due_ms,
-        digest: false,
-    }
-}
-
 /// When an arrival below its notifier's cursor was delivered: the first `d` entry at or
 /// after it (`None` once retention removed it).
 fn delivered_at(
@@ -81,27 +68,7 @@ fn delivered_at(
         return Ok(None);
     };
     let (_, value) = read(entry)?;
-    // See `writer::encode_delivered`.
-    let number = |at: usize, len: usize| {
-        value
-            .get(at..at + len)
-            .map(|b| b.iter().fold(0u64, |n, b| n << 8 | u64::from(*b)))
-    };
-    let (Some(first), Some(earliest)) = (number(0, 8), number(8, 8)) else {
-        return Ok(None);
-    };
-    let Some(index) = arrival
-        .checked_sub(first)
-        .and_then(|i| usize::try_from(i).ok())
-    else {
-        return Ok(None);
-    };
-    let Some(at) = index.checked_mul(4).and_then(|i| i.checked_add(16)) else {
-        return Ok(None);
-    };
-    Ok(number(at, 4)
-        .filter(|after| *after != u64::from(u32::MAX))
-        .map(|after| earliest.saturating_add(after)))
+    Ok(delivered_time(&value, arrival))
 }
 
 /// How an arrival without a `j` entry stands: pending, or delivered (once, when?).

@@ -1,10 +1,10 @@
 //! How a claim finds a notifier's due jobs: its queue of retries and deferred jobs merged
 //! with its arrival log of first attempts, in (due, sequence) order.
 
-use super::arrivals::{arrival_job, ArrivalProgress};
+use super::arrivals::ArrivalProgress;
 use super::layout::{
     arrival_key, decode_event, key, notifier_end, parse_arrival_key, queue_due, queue_prefix,
-    split_event_key, Arrival, JobValue, ARRIVAL, EVENT,
+    Arrival, JobValue, ARRIVAL, EVENT,
 };
 use super::read;
 use crate::store::{event_key, EventRecord, Job, JobStatus, StoreError};
@@ -170,11 +170,11 @@ pub(super) fn claimable(
             if arrival.batch > durable {
                 return Ok(None);
             }
-            let Ok((endpoint, id)) = split_event_key(&arrival.event_key) else {
+            let Ok(job) = arrival.job(notifier) else {
                 tracing::error!(%notifier, "outbox: skipping an arrival with a malformed event key");
                 return Ok(None);
             };
-            Ok(Some(arrival_job(endpoint, id, notifier, arrival.due_ms)))
+            Ok(Some(job))
         }
     }
 }

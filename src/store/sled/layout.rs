@@ -147,11 +147,7 @@ impl Arrival {
 
     pub fn decode(value: &[u8]) -> Result<Self, StoreError> {
         let number = |at: usize| {
-            value
-                .get(at..at + 8)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map(u64::from_be_bytes)
-                .ok_or_else(|| StoreError::corrupt("an arrival entry is truncated"))
+            be_u64(value, at).ok_or_else(|| StoreError::corrupt("an arrival entry is truncated"))
         };
         Ok(Self {
             batch: number(0)?,
@@ -160,6 +156,72 @@ impl Arrival {
             event_key: value.get(24..).unwrap_or_default().to_vec(),
         })
     }
+
+    /// Its first attempt as a job, for `notifier`.
+    pub fn job(&self, notifier: &str) -> Result<Job, StoreError> {
+        let (endpoint, id) = split_event_key(&self.event_key)?;
+        Ok(first_attempt(endpoint, id, notifier, self.due_ms))
+    }
+}
+
+/// A first attempt as a job: pending, not attempted yet, due when its event was received.
+pub(super) fn first_attempt(endpoint: &str, id: &str, notifier: &str, due_ms: u64) -> Job {
+    Job {
+        endpoint: endpoint.to_owned(),
+        event_id: id.to_owned(),
+        notifier: notifier.to_owned(),
+        status: JobStatus::Pending,
+        attempts: 0,
+        last_error: None,
+        due_ms,
+        digest: false,
+    }
+}
+
+/// The big-endian u64 at `at`, if the value is long enough.
+fn be_u64(value: &[u8], at: usize) -> Option<u64> {
+    value
+        .get(at..at.checked_add(8)?)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+}
+
+/// The `d` value of one cursor move that passed deliveries (`delivered_at`: arrival number →
+/// its time): the first delivered arrival and the earliest time (u64 BE each), then for each
+/// arrival from that one up to the cursor its time after the earliest in ms (u32 BE;
+/// `u32::MAX` for one this move did not deliver). `None` without deliveries.
+pub(super) fn encode_delivered(
+    delivered_at: &std::collections::BTreeMap<u64, u64>,
+    cursor: u64,
+) -> Option<Vec<u8>> {
+    let first = *delivered_at.keys().next()?;
+    let earliest = delivered_at.values().copied().min()?;
+    let count = usize::try_from(cursor.saturating_sub(first)).ok()?;
+    let mut value = Vec::with_capacity(16 + 4 * count);
+    value.extend_from_slice(&first.to_be_bytes());
+    value.extend_from_slice(&earliest.to_be_bytes());
+    for number in first..cursor {
+        let after = delivered_at.get(&number).map_or(u32::MAX, |at| {
+            u32::try_from(at - earliest)
+                .unwrap_or(u32::MAX - 1)
+                .min(u32::MAX - 1)
+        });
+        value.extend_from_slice(&after.to_be_bytes());
+    }
+    Some(value)
+}
+
+/// When `arrival` was delivered, from a `d` value [`encode_delivered`] wrote: `None` when
+/// the move did not deliver it or the value is damaged.
+pub(super) fn delivered_time(value: &[u8], arrival: u64) -> Option<u64> {
+    let (first, earliest) = (be_u64(value, 0)?, be_u64(value, 8)?);
+    let index = usize::try_from(arrival.checked_sub(first)?).ok()?;
+    let at = index.checked_mul(4)?.checked_add(16)?;
+    let after = value
+        .get(at..at.checked_add(4)?)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(u32::from_be_bytes)?;
+    (after != u32::MAX).then(|| earliest.saturating_add(u64::from(after)))
 }
 
 /// The `j` key of one notifier's job for an event key.

@@ -53,12 +53,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::oneshot;
 
-use self::arrivals::{arrival_job, arrival_progress, arrival_status, ArrivalProgress};
+use self::arrivals::{arrival_progress, arrival_status, ArrivalProgress};
 use self::claim::{claimable, with_event, Candidates, Source};
 use self::layout::{
-    arrival_key, decode_event, decode_event_meta, job_key, key, notifier_end, parse_arrival_key,
-    split_event_key, Arrival, JobValue, API_KEY, ARRIVAL, AUDIT, EVENT, JOB, LISTING,
-    META_AUDIT_ANCHOR,
+    arrival_key, decode_event, decode_event_meta, first_attempt, job_key, key, notifier_end,
+    parse_arrival_key, split_event_key, Arrival, JobValue, API_KEY, ARRIVAL, AUDIT, EVENT, JOB,
+    LISTING, META_AUDIT_ANCHOR,
 };
 use self::writer::{Op, Writer};
 use super::{
@@ -506,7 +506,7 @@ impl Store for SledStore {
             if notifications.iter().any(|job| job.notifier == notifier) {
                 continue;
             }
-            let pending = arrival_job(
+            let pending = first_attempt(
                 endpoint,
                 id,
                 &notifier,
@@ -692,10 +692,9 @@ impl Store for SledStore {
                     {
                         continue;
                     }
-                    let Ok((endpoint, id)) = split_event_key(&arrival.event_key) else {
+                    let Ok(job) = arrival.job(name) else {
                         continue;
                     };
-                    let job = arrival_job(endpoint, id, name, arrival.due_ms);
                     arrived.push(arrival_status(&tree, Some(progress), name, number, job)?);
                     // Only the first `limit` in key order are kept.
                     if arrived.len() >= limit.saturating_mul(2).max(64) {

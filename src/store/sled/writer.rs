@@ -15,9 +15,10 @@ use tokio::sync::oneshot;
 
 use super::backup::Copied;
 use super::layout::{
-    arrival_key, decode_event_meta, encode_event, job_key, key, notifier_end, notifier_prefix,
-    parse_arrival_key, split_event_key, Arrival, JobValue, MetaState, ARRIVAL, AUDIT, CROSSING,
-    DELIVERED, EVENT, EXPIRY, JOB, LISTING, META_AUDIT_ANCHOR, META_PROBE, META_STATE, QUEUE,
+    arrival_key, decode_event_meta, encode_delivered, encode_event, first_attempt, job_key, key,
+    notifier_end, notifier_prefix, parse_arrival_key, split_event_key, Arrival, JobValue,
+    MetaState, ARRIVAL, AUDIT, CROSSING, DELIVERED, EVENT, EXPIRY, JOB, LISTING, META_AUDIT_ANCHOR,
+    META_PROBE, META_STATE, QUEUE,
 };
 use super::{sled_error, ArrivalProgress, Handle, Shared, SledOptions};
 use crate::store::{
@@ -811,17 +812,11 @@ fn finish_arrival(
         return Ok(());
     }
     let arrival = Arrival::decode(&value)?;
-    let (endpoint, id) = split_event_key(&arrival.event_key)?;
     let mut stored = JobValue {
         job: Job {
-            endpoint: endpoint.to_owned(),
-            event_id: id.to_owned(),
-            notifier: notifier.to_owned(),
-            status: JobStatus::Pending,
             attempts: 1,
-            last_error: None,
             due_ms: finished.at_ms,
-            digest: false,
+            ..arrival.job(notifier)?
         },
         // The batch that accepted the event: a retry is claimable as soon as it is due.
         batch: arrival.batch,
@@ -863,7 +858,8 @@ fn settle_arrivals(
     meta: &mut MetaState,
     leased: &dyn Fn(&[u8]) -> bool,
 ) -> Result<HashMap<String, ArrivalProgress>, StoreError> {
-    let mut all = writes.progress.clone();
+    // The group's copy, taken: nothing reads it once the group is settled.
+    let mut all = std::mem::take(&mut writes.progress);
     for (notifier, finished) in std::mem::take(&mut writes.finished_arrivals) {
         let log = meta.arrivals.get(&notifier).copied().unwrap_or_default();
         let progress = all
@@ -935,28 +931,6 @@ fn settle_arrivals(
     Ok(all)
 }
 
-/// The `d` entry of one cursor move that passed deliveries: the first delivered arrival
-/// number and the earliest time (u64 BE each), then for each arrival from that one up to
-/// the cursor its time after the earliest in ms (u32 BE; `u32::MAX` for one this move did
-/// not deliver). `None` without deliveries.
-fn encode_delivered(delivered_at: &BTreeMap<u64, u64>, cursor: u64) -> Option<Vec<u8>> {
-    let first = *delivered_at.keys().next()?;
-    let earliest = delivered_at.values().copied().min()?;
-    let count = usize::try_from(cursor.saturating_sub(first)).ok()?;
-    let mut value = Vec::with_capacity(16 + 4 * count);
-    value.extend_from_slice(&first.to_be_bytes());
-    value.extend_from_slice(&earliest.to_be_bytes());
-    for number in first..cursor {
-        let after = delivered_at.get(&number).map_or(u32::MAX, |at| {
-            u32::try_from(at - earliest)
-                .unwrap_or(u32::MAX - 1)
-                .min(u32::MAX - 1)
-        });
-        value.extend_from_slice(&after.to_be_bytes());
-    }
-    Some(value)
-}
-
 /// Moves a pending arrival that holds its log back (claims passed it: it is not due yet,
 /// because the clock stepped back after it was received) to the queue, as a job with the
 /// same due time and sequence, so later deliveries pass it. Not while a claim holds it,
@@ -975,18 +949,8 @@ fn queue_blocking(
         return Ok(false);
     };
     let arrival = Arrival::decode(&value)?;
-    let (endpoint, id) = split_event_key(&arrival.event_key)?;
     let stored = JobValue {
-        job: Job {
-            endpoint: endpoint.to_owned(),
-            event_id: id.to_owned(),
-            notifier: notifier.to_owned(),
-            status: JobStatus::Pending,
-            attempts: 0,
-            last_error: None,
-            due_ms: arrival.due_ms,
-            digest: false,
-        },
+        job: arrival.job(notifier)?,
         batch: arrival.batch,
         seq: arrival.seq,
     };
@@ -1030,14 +994,9 @@ fn pass_undeliverable(
     }
     let stored = JobValue {
         job: Job {
-            endpoint: endpoint.to_owned(),
-            event_id: id.to_owned(),
-            notifier: notifier.to_owned(),
             status: JobStatus::Dead,
-            attempts: 0,
             last_error: Some("its event cannot be read back (see `perfhook store check`)".into()),
-            due_ms: arrival.due_ms,
-            digest: false,
+            ..first_attempt(endpoint, id, notifier, arrival.due_ms)
         },
         batch: arrival.batch,
         seq: 0,
@@ -1349,17 +1308,12 @@ fn bury_unconfigured(
             }
         }
         for (arrival_key, number, arrival) in pending {
-            let (endpoint, id) = split_event_key(&arrival.event_key)?;
             let stored = JobValue {
                 job: Job {
-                    endpoint: endpoint.to_owned(),
-                    event_id: id.to_owned(),
-                    notifier: notifier.clone(),
                     status: JobStatus::Dead,
-                    attempts: 0,
                     last_error: Some(unconfigured_reason(&notifier)),
                     due_ms: at_ms,
-                    digest: false,
+                    ..arrival.job(&notifier)?
                 },
                 batch: arrival.batch,
                 seq: 0,
@@ -1401,6 +1355,36 @@ mod tests {
             notifiers: vec!["log".into()],
             expires_at: u64::MAX,
             budget: None,
+        }
+    }
+
+    /// The group the writer would serve next, driven by hand: finishes and removals in one
+    /// group, in an order the test chooses.
+    fn next_group<'t>(store: &SledStore, tree: &'t sled::Tree) -> (Group<'t>, MetaState) {
+        let mut meta = load_meta(tree).expect("meta");
+        meta.batch += 1;
+        let progress = store.shared.claims.lock().expect("claims").arrivals.clone();
+        let group = Group {
+            tree,
+            batch: sled::Batch::default(),
+            written: HashMap::new(),
+            large: false,
+            ended_leases: Vec::new(),
+            progress,
+            finished_arrivals: HashMap::new(),
+            jobs_written: HashMap::new(),
+        };
+        (group, meta)
+    }
+
+    /// Whether a claim holds a key, as the writer asks while settling.
+    fn leased_in(store: &SledStore) -> impl Fn(&[u8]) -> bool + '_ {
+        |key| {
+            store
+                .shared
+                .claims
+                .lock()
+                .is_ok_and(|claims| claims.leases.contains_key(key))
         }
     }
 
@@ -1480,19 +1464,7 @@ mod tests {
                 .await
                 .expect("claim");
             let tree = store.shared.tree().expect("tree");
-            let mut meta = load_meta(&tree).expect("meta");
-            meta.batch += 1;
-            let progress = store.shared.claims.lock().expect("claims").arrivals.clone();
-            let mut group = Group {
-                tree: &tree,
-                batch: sled::Batch::default(),
-                written: HashMap::new(),
-                large: false,
-                ended_leases: Vec::new(),
-                progress,
-                finished_arrivals: HashMap::new(),
-                jobs_written: HashMap::new(),
-            };
+            let (mut group, mut meta) = next_group(&store, &tree);
             // evt_0 stays out, so a delivery of evt_1 is out of order.
             let finished = Finished {
                 token: claimed.jobs[1].token.clone(),
@@ -1502,14 +1474,7 @@ mod tests {
             finish_one(&mut group, &mut meta, &finished).expect("finish");
             let removed = event_key("perf", "evt_1");
             assert!(remove_event(&mut group, &mut meta, &removed).expect("remove"));
-            let leased = |key: &[u8]| {
-                store
-                    .shared
-                    .claims
-                    .lock()
-                    .is_ok_and(|claims| claims.leases.contains_key(key))
-            };
-            settle_arrivals(&mut group, &mut meta, &leased).expect("settle");
+            settle_arrivals(&mut group, &mut meta, &leased_in(&store)).expect("settle");
             let job_prefix = key(JOB, &[&removed]);
             let left: Vec<&Vec<u8>> = group
                 .written
@@ -1543,19 +1508,7 @@ mod tests {
             .await
             .expect("claim");
         let tree = store.shared.tree().expect("tree");
-        let mut meta = load_meta(&tree).expect("meta");
-        meta.batch += 1;
-        let progress = store.shared.claims.lock().expect("claims").arrivals.clone();
-        let mut group = Group {
-            tree: &tree,
-            batch: sled::Batch::default(),
-            written: HashMap::new(),
-            large: false,
-            ended_leases: Vec::new(),
-            progress,
-            finished_arrivals: HashMap::new(),
-            jobs_written: HashMap::new(),
-        };
+        let (mut group, mut meta) = next_group(&store, &tree);
         let finished = Finished {
             token: claimed.jobs[1].token.clone(),
             outcome: Outcome::Delivered,
@@ -1565,14 +1518,7 @@ mod tests {
         let log = ["log".to_owned()];
         let queued = requeue(&mut group, &mut meta, "perf", "evt_1", &log, 2_000).expect("requeue");
         assert_eq!(queued, Some(1));
-        let leased = |key: &[u8]| {
-            store
-                .shared
-                .claims
-                .lock()
-                .is_ok_and(|claims| claims.leases.contains_key(key))
-        };
-        settle_arrivals(&mut group, &mut meta, &leased).expect("settle");
+        settle_arrivals(&mut group, &mut meta, &leased_in(&store)).expect("settle");
         let job_key = job_key(&event_key("perf", "evt_1"), "log");
         let stored = group.get(&job_key).expect("read").expect("a job");
         let stored = JobValue::decode(&stored).expect("decode");

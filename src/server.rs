@@ -269,8 +269,12 @@ impl Application {
             .as_ref()
             .map(|tls| Arc::new(CertificateSlot::new(Arc::new(tls.key.clone()))));
         reloader.certificate = certificate.clone();
+        // `perfhook serve` listens for the stop signals itself, from before the store opens:
+        // actix would register them only when the server is first polled, after start-up,
+        // and a SIGTERM in between would kill the process instead of stopping it.
         let mut builder = actix_server::Server::build()
             .max_concurrent_connections(config.max_connections)
+            .disable_signals()
             .shutdown_timeout(30);
         if config.workers > 0 {
             builder = builder.workers(config.workers);
@@ -365,8 +369,9 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until SIGTERM or SIGINT (actix handles both: stop accepting, finish in-flight
-    /// requests), then stops the workers and closes the store.
+    /// Serves until stopped through [`Self::handle`] (`perfhook serve` does so on SIGTERM or
+    /// SIGINT: stop accepting, finish in-flight requests), then stops the workers and closes
+    /// the store.
     ///
     /// # Errors
     /// When the server fails or the final flush fails.

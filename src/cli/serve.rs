@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use actix_web::dev::ServerHandle;
 use anyhow::Context;
 use clap::Args;
-
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::config::{Overrides, Settings};
@@ -51,10 +51,15 @@ pub(super) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        // Registered before the store opens (which can take a while): from here on SIGHUP
-        // reloads instead of ending the process; one sent during start-up waits for the loop.
+        // Registered before the store opens (which can take a while): from here on a SIGTERM
+        // or SIGINT stops the server gracefully (one sent during start-up, as soon as it
+        // serves) instead of killing it half-started, and SIGHUP reloads instead of ending the
+        // process (one sent during start-up waits for the loop). The stop signals come first:
+        // a process that catches SIGHUP already catches them.
+        let stops = StopSignals::listen()?;
         let hangups = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
         let app = Application::build(&config).await?;
+        tokio::spawn(stops.stop(app.handle()));
         tokio::spawn(reload_on_hangup(
             hangups,
             args.config.clone(),
@@ -79,6 +84,37 @@ pub(super) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         app.run_until_stopped().await
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The signals that stop the server: SIGTERM and SIGINT gracefully, SIGQUIT at once.
+struct StopSignals {
+    terminate: Signal,
+    interrupt: Signal,
+    quit: Signal,
+}
+
+impl StopSignals {
+    fn listen() -> anyhow::Result<Self> {
+        let listen = |kind: SignalKind, name: &str| {
+            signal(kind).with_context(|| format!("cannot listen for {name}"))
+        };
+        Ok(Self {
+            terminate: listen(SignalKind::terminate(), "SIGTERM")?,
+            interrupt: listen(SignalKind::interrupt(), "SIGINT")?,
+            quit: listen(SignalKind::quit(), "SIGQUIT")?,
+        })
+    }
+
+    /// Waits for the first stop signal and passes it on to the server.
+    async fn stop(mut self, server: ServerHandle) {
+        let graceful = tokio::select! {
+            _ = self.terminate.recv() => true,
+            _ = self.interrupt.recv() => true,
+            _ = self.quit.recv() => false,
+        };
+        tracing::info!(graceful, "stop signal received");
+        server.stop(graceful).await;
+    }
 }
 
 /// On each SIGHUP, reads the configuration again (the file, the secret files and

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use crate::helpers::perfhook;
 use crate::server_helpers::{
-    alert, client, config, connect_from, copy_dir, deliver, email_notifier, free_port, now, post,
-    signature, wait_until, Server, Smtp, SECRET, SECRET_ENV,
+    alert, binary, client, config, connect_from, copy_dir, deliver, email_notifier, free_port, now,
+    post, signature, wait_until, Server, Smtp, SECRET, SECRET_ENV,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -62,6 +62,59 @@ fn the_server_runs_without_transparent_huge_pages() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(dir.path(), &config(dir.path(), "", ""));
     assert_eq!(thp_enabled(server.pid()).as_deref(), Some("0"));
+    let (code, _, stderr) = server.terminate();
+    assert_eq!(code, 0, "{stderr}");
+}
+
+/// The stop signals are caught from before the store opens, so a SIGTERM sent while the
+/// server is still starting stops it gracefully (exit 0) instead of killing it. The test
+/// sends it the moment the process catches SIGHUP, the first signal it listens for
+/// (`SigCgt` in `/proc/PID/status`, a bit per signal).
+#[test]
+fn a_sigterm_sent_during_start_up_stops_the_server_gracefully() {
+    let catches_sighup = |pid: u32| {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            return false;
+        };
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("SigCgt:"))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+            .is_some_and(|mask| mask & 1 != 0)
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("perfhook.toml");
+    std::fs::write(&path, config(dir.path(), "\"log\"", "")).expect("write config");
+    let child = std::process::Command::new(binary())
+        .args(["serve", "--config", path.to_str().expect("path")])
+        .env(SECRET_ENV, SECRET)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn perfhook serve");
+    let started = Instant::now();
+    while !catches_sighup(child.id()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the server never caught SIGHUP"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let output = child.wait_with_output().expect("wait");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // It stopped after a clean start and a final flush: the store opens again.
+    let server = Server::start(dir.path(), &config(dir.path(), "\"log\"", ""));
     let (code, _, stderr) = server.terminate();
     assert_eq!(code, 0, "{stderr}");
 }

@@ -127,11 +127,34 @@ pub trait Notifier: Send + Sync + std::fmt::Debug {
         64
     }
 
+    /// How many claimed jobs the outbox hands [`Notifier::deliver_all`] at once: one for a
+    /// sink whose every send may wait on a network, so the worker's heartbeat and its
+    /// grouping of outcomes follow each send; more for one that takes many as cheaply as one.
+    fn delivery_batch(&self) -> usize {
+        1
+    }
+
     /// Delivers one event. The outbox puts an overall deadline around this call.
     fn deliver<'a>(
         &'a self,
         notification: &'a Notification<'a>,
     ) -> BoxFuture<'a, Result<(), NotifyError>>;
+
+    /// Delivers several events: one outcome for each, in order. The default delivers them one
+    /// by one; a sink that takes many at once (the log notifier: one write for all the lines)
+    /// overrides it. The outbox puts one overall deadline around this call.
+    fn deliver_all<'a>(
+        &'a self,
+        notifications: &'a [Notification<'a>],
+    ) -> BoxFuture<'a, Vec<Result<(), NotifyError>>> {
+        Box::pin(async move {
+            let mut outcomes = Vec::with_capacity(notifications.len());
+            for notification in notifications {
+                outcomes.push(self.deliver(notification).await);
+            }
+            outcomes
+        })
+    }
 }
 
 /// Notifiers by name.

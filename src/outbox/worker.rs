@@ -107,23 +107,29 @@ impl Worker {
             .gather_digest(notifier.as_ref(), digest, single, now_ms)
             .await;
         let mut finished = Vec::new();
-        for mut group in digest::groups(digest) {
+        for group in digest::groups(digest) {
             if group.len() > 1 {
                 let outcomes = self.attempt_digest(notifier.as_ref(), group).await;
                 self.health.beat(&self.name, self.clock.now_ms());
                 self.record(outcomes).await?;
-            } else if let Some(job) = group.pop() {
+            } else if !group.is_empty() {
                 // A digest of one is the alert itself.
-                finished.push(self.attempt(notifier.as_ref(), job).await);
+                finished.extend(self.attempt(notifier.as_ref(), group).await);
             }
         }
         let mut oldest = Instant::now();
-        for job in single {
+        let mut single = single.into_iter().peekable();
+        while single.peek().is_some() {
+            let jobs: Vec<ClaimedJob> = single
+                .by_ref()
+                .take(notifier.delivery_batch().max(1))
+                .collect();
             if finished.is_empty() {
                 oldest = Instant::now();
             }
-            finished.push(self.attempt(notifier.as_ref(), job).await);
-            // Per attempt, so a slow sink (SMTP at its deadline) never looks like a dead worker.
+            finished.extend(self.attempt(notifier.as_ref(), jobs).await);
+            // Per delivery call (one send, for a network sink), so a slow sink (SMTP at its
+            // deadline) never looks like a dead worker.
             self.health.beat(&self.name, self.clock.now_ms());
             if finished.len() >= FINISH_GROUP || oldest.elapsed() >= FINISH_WITHIN {
                 self.record(std::mem::take(&mut finished)).await?;
@@ -264,21 +270,48 @@ impl Worker {
         }
     }
 
-    /// One delivery, its figures read once, under the guard deadline.
-    async fn attempt(&self, notifier: &dyn Notifier, claimed: ClaimedJob) -> Finished {
-        let ClaimedJob { token, job, event } = claimed;
-        let attempts = job.attempts.saturating_add(1);
-        let fields = self.fields.of(&event.endpoint);
-        let mut notification = Notification::with_fields(&event, &fields);
-        notification.alert.runs_out_at = self.projection(&event, &notification.alert).await;
-        let outcome = tokio::time::timeout(DELIVERY_GUARD, notifier.deliver(&notification))
-            .await
-            .unwrap_or_else(|_| {
-                Err(NotifyError::retry(
-                    "delivery exceeded the outbox's guard deadline",
-                ))
-            });
+    /// Delivers `jobs` in one call to the notifier (see [`Notifier::delivery_batch`]), each
+    /// one's figures read once, under the guard deadline.
+    async fn attempt(&self, notifier: &dyn Notifier, jobs: Vec<ClaimedJob>) -> Vec<Finished> {
+        let mut notifications = Vec::with_capacity(jobs.len());
+        for claimed in &jobs {
+            let fields = self.fields.of(&claimed.event.endpoint);
+            let mut notification = Notification::with_fields(&claimed.event, &fields);
+            notification.alert.runs_out_at =
+                self.projection(&claimed.event, &notification.alert).await;
+            notifications.push(notification);
+        }
+        let delivered =
+            tokio::time::timeout(DELIVERY_GUARD, notifier.deliver_all(&notifications)).await;
+        drop(notifications);
+        // A job the notifier gave no outcome for is not delivered.
+        let (outcomes, missing) = match delivered {
+            Ok(outcomes) => (
+                outcomes,
+                "the notifier reported no outcome for this delivery",
+            ),
+            Err(_) => (Vec::new(), "delivery exceeded the outbox's guard deadline"),
+        };
+        let outcomes = outcomes
+            .into_iter()
+            .chain(std::iter::repeat_with(|| Err(NotifyError::retry(missing))));
         let now_ms = self.clock.now_ms();
+        jobs.into_iter()
+            .zip(outcomes)
+            .map(|(claimed, outcome)| self.finished(claimed, outcome, now_ms))
+            .collect()
+    }
+
+    /// What one delivery's outcome means for its job: delivered, retried after its backoff,
+    /// or dead; counted and logged.
+    fn finished(
+        &self,
+        claimed: ClaimedJob,
+        outcome: Result<(), NotifyError>,
+        now_ms: u64,
+    ) -> Finished {
+        let ClaimedJob { token, job, .. } = claimed;
+        let attempts = job.attempts.saturating_add(1);
         let outcome = match outcome {
             Ok(()) => {
                 self.metrics.notification(&self.name, "sent");

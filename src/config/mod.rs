@@ -128,9 +128,10 @@ pub struct StorageSettings {
     pub path: PathBuf,
     /// Days an event (and so its dedupe key) is kept.
     pub retention_days: u64,
-    /// sled's page cache, in MiB: most of the receiver's memory. sled's own default (1 GiB)
-    /// grew the receiver past 400 MiB under load; 64 MiB held it near 100 MiB at c=64
-    /// (about 200 MiB with a million events stored; bench/load.sh).
+    /// sled's page cache, in MiB: the largest part of the receiver's memory that a setting
+    /// controls. sled's own default (1 GiB) grew the receiver past 400 MiB under load; the
+    /// default 16 MiB holds it near 75 MiB at c=64 on an empty store, about 165 MiB with a
+    /// million events stored (docs/benchmarks.md).
     pub cache_mb: u64,
     /// What a 2xx survives: `power-loss` (each group flush ends in `fdatasync`) or
     /// `process-crash` (sled's flush alone).

@@ -67,8 +67,10 @@ use super::{
     Recorded, RefusedBounds, RefusedDelivery, Store, StoreError,
 };
 
-/// sled's page cache unless configured otherwise, in MiB (`storage.cache_mb`).
-pub const DEFAULT_CACHE_MB: u64 = 64;
+/// sled's page cache unless configured otherwise, in MiB (`storage.cache_mb`). 16 rather
+/// than 64: 50–55 MiB less peak memory under load and no slower, on an empty store and with
+/// a million events stored (docs/benchmarks.md, "sled's cache").
+pub const DEFAULT_CACHE_MB: u64 = 16;
 
 /// What a 2xx survives.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -1,6 +1,6 @@
-//! The application: build it on a listener (port 0 works) from its parts, run it until
-//! SIGTERM or SIGINT, then stop accepting, finish in-flight requests, stop the workers and
-//! close the store.
+//! The application: build it on a listener (port 0 works) from its parts, run it until it
+//! is stopped (gracefully: stop accepting and finish in-flight requests; or at once), then
+//! stop the workers and close the store.
 
 use crate::body_budget::BodyBudget;
 use crate::http_server::{self, ContinueGate, Https, Role};
@@ -117,6 +117,29 @@ pub struct Application {
     silence: crate::silence::SilenceWatch,
     /// Whether other replicas share the store (PostgreSQL).
     shared_store: bool,
+    /// Notified to stop at once, even while a graceful stop waits for in-flight requests.
+    stop_now: Arc<tokio::sync::Notify>,
+}
+
+/// Stops a running [`Application`] from elsewhere: `perfhook serve` on its signals, tests.
+#[derive(Debug, Clone)]
+pub struct Stopper {
+    server: ServerHandle,
+    now: Arc<tokio::sync::Notify>,
+}
+
+impl Stopper {
+    /// Stops accepting and lets in-flight requests finish (up to 30 s); returns at once.
+    pub fn gracefully(&self) {
+        let server = self.server.clone();
+        tokio::spawn(async move { server.stop(true).await });
+    }
+
+    /// Stops at once: open connections are closed, in-flight requests cut short. The store
+    /// is still closed cleanly (everything answered 2xx is already durable).
+    pub fn at_once(&self) {
+        self.now.notify_one();
+    }
 }
 
 impl std::fmt::Debug for Application {
@@ -326,6 +349,7 @@ impl Application {
         };
         Ok(Self {
             shared_store: false,
+            stop_now: Arc::default(),
             silence,
             address,
             server: builder.run(),
@@ -363,15 +387,23 @@ impl Application {
         self.admin.as_ref().map(|(address, _)| *address)
     }
 
-    /// Stops the server gracefully from elsewhere (tests; the service uses signals).
+    /// The receiver's actix handle (tests stop the server through it).
     #[must_use]
     pub fn handle(&self) -> ServerHandle {
         self.server.handle()
     }
 
-    /// Serves until stopped through [`Self::handle`] (`perfhook serve` does so on SIGTERM or
-    /// SIGINT: stop accepting, finish in-flight requests), then stops the workers and closes
-    /// the store.
+    /// Stops the application from elsewhere, gracefully or at once.
+    #[must_use]
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            server: self.server.handle(),
+            now: Arc::clone(&self.stop_now),
+        }
+    }
+
+    /// Serves until stopped through [`Self::handle`] or [`Self::stopper`], then stops the
+    /// workers and closes the store.
     ///
     /// # Errors
     /// When the server fails or the final flush fails.
@@ -411,7 +443,16 @@ impl Application {
             let handle = server.handle();
             (handle, tokio::spawn(server))
         });
-        let served = self.server.await;
+        let mut server = self.server;
+        let served = tokio::select! {
+            served = &mut server => served,
+            () = self.stop_now.notified() => {
+                // Dropping actix's server closes its listeners and stops its workers at once
+                // (actix documents this), even while a graceful stop is waiting.
+                drop(server);
+                Ok(())
+            }
+        };
         if let Some((handle, task)) = admin {
             handle.stop(true).await;
             let _ = task.await;

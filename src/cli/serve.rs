@@ -4,14 +4,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use actix_web::dev::ServerHandle;
 use anyhow::Context;
 use clap::Args;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::config::{Overrides, Settings};
 use crate::reload::Reloader;
-use crate::server::Application;
+use crate::server::{Application, Stopper};
 use crate::telemetry::{self, LogFormat};
 
 /// Arguments of `serve`.
@@ -51,15 +50,24 @@ pub(super) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        // Registered before the store opens (which can take a while): from here on a SIGTERM
-        // or SIGINT stops the server gracefully (one sent during start-up, as soon as it
-        // serves) instead of killing it half-started, and SIGHUP reloads instead of ending the
-        // process (one sent during start-up waits for the loop). The stop signals come first:
-        // a process that catches SIGHUP already catches them.
-        let stops = StopSignals::listen()?;
+        // Registered before the store opens (which can take a while, or wait on another
+        // replica's migration): from here on a stop signal ends start-up cleanly instead of
+        // killing the process half-started, and SIGHUP reloads instead of ending the process
+        // (one sent during start-up waits for the loop). The stop signals come first, so a
+        // process seen catching SIGHUP already catches them (a test relies on it).
+        let mut stops = StopSignals::listen()?;
         let hangups = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
-        let app = Application::build(&config).await?;
-        tokio::spawn(stops.stop(app.handle()));
+        // sled opens without yielding, so only a PostgreSQL connection or migration is ever
+        // dropped here, which rolls back and releases its lock.
+        let app = tokio::select! {
+            biased;
+            app = Application::build(&config) => app?,
+            signal = stops.next() => {
+                tracing::info!(signal = signal.name(), "stop signal received while starting; not serving");
+                return Ok(());
+            }
+        };
+        tokio::spawn(stops.forward(app.stopper()));
         tokio::spawn(reload_on_hangup(
             hangups,
             args.config.clone(),
@@ -86,11 +94,30 @@ pub(super) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The signals that stop the server: SIGTERM and SIGINT gracefully, SIGQUIT at once.
+/// The signals that stop the server: SIGTERM and SIGINT gracefully, SIGQUIT (or a second
+/// signal while a graceful stop waits) at once.
 struct StopSignals {
     terminate: Signal,
     interrupt: Signal,
     quit: Signal,
+}
+
+/// One of the [`StopSignals`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopSignal {
+    Terminate,
+    Interrupt,
+    Quit,
+}
+
+impl StopSignal {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Terminate => "SIGTERM",
+            Self::Interrupt => "SIGINT",
+            Self::Quit => "SIGQUIT",
+        }
+    }
 }
 
 impl StopSignals {
@@ -105,15 +132,37 @@ impl StopSignals {
         })
     }
 
-    /// Waits for the first stop signal and passes it on to the server.
-    async fn stop(mut self, server: ServerHandle) {
-        let graceful = tokio::select! {
-            _ = self.terminate.recv() => true,
-            _ = self.interrupt.recv() => true,
-            _ = self.quit.recv() => false,
-        };
-        tracing::info!(graceful, "stop signal received");
-        server.stop(graceful).await;
+    /// The next stop signal.
+    async fn next(&mut self) -> StopSignal {
+        tokio::select! {
+            _ = self.terminate.recv() => StopSignal::Terminate,
+            _ = self.interrupt.recv() => StopSignal::Interrupt,
+            _ = self.quit.recv() => StopSignal::Quit,
+        }
+    }
+
+    /// Passes the signals on to the running application: the first SIGTERM or SIGINT starts
+    /// a graceful stop; SIGQUIT, or any signal after that first one, stops it at once.
+    async fn forward(mut self, stopper: Stopper) {
+        let mut stopping = false;
+        loop {
+            let signal = self.next().await;
+            if signal != StopSignal::Quit && !stopping {
+                stopping = true;
+                tracing::info!(
+                    signal = signal.name(),
+                    "stopping: finishing in-flight requests (SIGQUIT or a second signal stops at once)"
+                );
+                stopper.gracefully();
+            } else {
+                tracing::warn!(
+                    signal = signal.name(),
+                    "stopping at once: in-flight requests are cut short"
+                );
+                stopper.at_once();
+                return;
+            }
+        }
     }
 }
 

@@ -13,6 +13,9 @@ use serde_json::json;
 use super::{rfc3339, BoxFuture, Notification, Notifier, NotifyError};
 use crate::event::Alert;
 
+/// Room reserved per line of a batch: a budget alert's line is 400 to 600 bytes.
+const TYPICAL_LINE_BYTES: usize = 640;
+
 /// Where the lines go.
 #[derive(Debug)]
 enum Sink {
@@ -54,14 +57,14 @@ impl LogNotifier {
         let mut line = Vec::new();
         match append_line(notification, &mut line) {
             Ok(()) => String::from_utf8(line).unwrap_or_default(),
-            Err(error) => format!("{{\"error\":{:?}}}", error.to_string()),
+            Err(error) => json!({ "error": error.to_string() }).to_string(),
         }
     }
 
     /// Writes the lines of `notifications` with one write (more only when the sink takes part
     /// of it): one outcome per notification, delivered when its whole line was written.
     fn write_lines(&self, notifications: &[Notification<'_>]) -> Vec<Result<(), NotifyError>> {
-        let mut lines = Vec::with_capacity(notifications.len().saturating_mul(640));
+        let mut lines = Vec::with_capacity(notifications.len().saturating_mul(TYPICAL_LINE_BYTES));
         let ends: Vec<Result<usize, NotifyError>> = notifications
             .iter()
             .map(|notification| {
@@ -213,21 +216,34 @@ fn digest_line(notification: &Notification<'_>) -> String {
     .to_string()
 }
 
-/// Writes `bytes` to `out`: how many of them it took, and why it took no more. A failed
-/// final flush counts nothing as written (the lines are written again: at least once).
+/// Writes `bytes` to `out`: how many of them reached it, and why no more did. Bytes count
+/// once a flush after their write succeeds (stdout's `LineWriter` may take bytes into its
+/// buffer; a `File` has none), so a line counted is a line written; a line not counted is
+/// written again (at least once).
 fn write_counted(out: &mut impl Write, bytes: &[u8]) -> (usize, Option<std::io::Error>) {
     let mut written = 0;
     while let Some(rest) = bytes.get(written..).filter(|rest| !rest.is_empty()) {
-        match out.write(rest) {
+        let taken = match out.write(rest) {
             Ok(0) => return (written, Some(ErrorKind::WriteZero.into())),
-            Ok(taken) => written = written.saturating_add(taken).min(bytes.len()),
-            Err(error) if error.kind() == ErrorKind::Interrupted => {}
+            Ok(taken) => taken,
+            Err(error) if error.kind() == ErrorKind::Interrupted => continue,
             Err(error) => return (written, Some(error)),
+        };
+        if let Err(error) = flush(out) {
+            return (written, Some(error));
         }
+        written = written.saturating_add(taken).min(bytes.len());
     }
-    match out.flush() {
-        Ok(()) => (written, None),
-        Err(error) => (0, Some(error)),
+    (written, None)
+}
+
+/// Flushes `out`, again when interrupted.
+fn flush(out: &mut impl Write) -> std::io::Result<()> {
+    loop {
+        match out.flush() {
+            Err(error) if error.kind() == ErrorKind::Interrupted => {}
+            other => return other,
+        }
     }
 }
 
@@ -314,6 +330,7 @@ mod tests {
         #[test]
         fn a_line_is_byte_for_byte_the_line_built_through_a_map(
             alert in alerts(),
+            endpoint in any::<String>(),
             kind in any::<String>(),
             id in any::<String>(),
             livemode in proptest::option::of(any::<bool>()),
@@ -321,7 +338,7 @@ mod tests {
         ) {
             prop_assume!(kind != crate::outbox::DIGEST);
             let record = EventRecord {
-                endpoint: "perf".into(),
+                endpoint,
                 id,
                 kind,
                 livemode,
@@ -399,6 +416,26 @@ mod tests {
         let (written, failure) = write_counted(&mut roomy, bytes);
         assert_eq!((written, roomy.taken.as_slice()), (bytes.len(), &bytes[..]));
         assert!(failure.is_none());
+    }
+
+    /// stdout's `LineWriter` takes bytes into its buffer before they reach the sink: only
+    /// bytes that reached it count.
+    #[test]
+    fn bytes_a_line_writer_only_buffered_are_not_counted_as_written() {
+        let bytes = b"line one\nline two\nline three\n";
+        for limit in 0..bytes.len() {
+            let mut out = std::io::LineWriter::new(ShortWriter {
+                taken: Vec::new(),
+                per_call: 4,
+                limit,
+                interrupt: false,
+            });
+            let (written, failure) = write_counted(&mut out, bytes);
+            let reached = &out.get_ref().taken;
+            assert!(failure.is_some(), "limit {limit}");
+            assert!(written <= reached.len(), "limit {limit}: counted {written}");
+            assert_eq!(&reached[..written], &bytes[..written]);
+        }
     }
 
     fn record(id: &str) -> EventRecord {

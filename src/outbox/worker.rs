@@ -20,7 +20,8 @@ const IDLE_WAKE: Duration = Duration::from_secs(1);
 /// An outer bound on any one delivery, whatever the notifier's own deadline.
 const DELIVERY_GUARD: Duration = Duration::from_secs(120);
 /// Outcomes are recorded in groups of this many, or sooner once the oldest waited
-/// [`FINISH_WITHIN`]: a crash re-sends at most that much.
+/// [`FINISH_WITHIN`]: a crash re-sends at most that much. It also bounds a notifier's
+/// [`Notifier::delivery_batch`].
 const FINISH_GROUP: usize = 64;
 const FINISH_WITHIN: Duration = Duration::from_millis(20);
 /// The longest a worker waits after a store failure before trying again, so deliveries
@@ -122,7 +123,7 @@ impl Worker {
         while single.peek().is_some() {
             let jobs: Vec<ClaimedJob> = single
                 .by_ref()
-                .take(notifier.delivery_batch().max(1))
+                .take(notifier.delivery_batch().clamp(1, FINISH_GROUP))
                 .collect();
             if finished.is_empty() {
                 oldest = Instant::now();
@@ -298,13 +299,13 @@ impl Worker {
         let now_ms = self.clock.now_ms();
         jobs.into_iter()
             .zip(outcomes)
-            .map(|(claimed, outcome)| self.finished(claimed, outcome, now_ms))
+            .map(|(claimed, outcome)| self.conclude(claimed, outcome, now_ms))
             .collect()
     }
 
     /// What one delivery's outcome means for its job: delivered, retried after its backoff,
     /// or dead; counted and logged.
-    fn finished(
+    fn conclude(
         &self,
         claimed: ClaimedJob,
         outcome: Result<(), NotifyError>,

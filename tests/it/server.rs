@@ -80,12 +80,13 @@ fn a_sigterm_sent_during_start_up_stops_the_server_gracefully() {
             .lines()
             .find_map(|line| line.strip_prefix("SigCgt:"))
             .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+            // Bit N-1 stands for signal N; SIGHUP is 1.
             .is_some_and(|mask| mask & 1 != 0)
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("perfhook.toml");
     std::fs::write(&path, config(dir.path(), "\"log\"", "")).expect("write config");
-    let child = std::process::Command::new(binary())
+    let mut child = std::process::Command::new(binary())
         .args(["serve", "--config", path.to_str().expect("path")])
         .env(SECRET_ENV, SECRET)
         .stdin(std::process::Stdio::null())
@@ -95,10 +96,14 @@ fn a_sigterm_sent_during_start_up_stops_the_server_gracefully() {
         .expect("spawn perfhook serve");
     let started = Instant::now();
     while !catches_sighup(child.id()) {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the server never caught SIGHUP"
-        );
+        if child.try_wait().expect("try_wait").is_some() || started.elapsed() > WAIT {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("wait");
+            panic!(
+                "the server never caught SIGHUP: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
         thread::sleep(Duration::from_millis(1));
     }
     let status = std::process::Command::new("kill")
@@ -117,6 +122,58 @@ fn a_sigterm_sent_during_start_up_stops_the_server_gracefully() {
     let server = Server::start(dir.path(), &config(dir.path(), "\"log\"", ""));
     let (code, _, stderr) = server.terminate();
     assert_eq!(code, 0, "{stderr}");
+}
+
+/// SIGTERM waits for in-flight requests; SIGQUIT, or a second signal while it waits, stops
+/// at once. The store still closes cleanly and the exit code is 0.
+#[test]
+fn a_second_signal_during_a_graceful_stop_stops_at_once() {
+    for (first, second) in [("TERM", "QUIT"), ("INT", "INT")] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A body that stalls holds its request in flight until the read timeout, 25 s here.
+        let text = config(dir.path(), "\"log\"", "").replace(
+            "body_read_timeout_ms = 1000",
+            "body_read_timeout_ms = 25000",
+        );
+        let mut server = Server::start(dir.path(), &text);
+        let body = alert("evt_stalled");
+        let (name, value) = signature(&body, now());
+        let mut stalled =
+            std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+        let head = format!(
+            "POST /webhooks/perf HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{name}: {value}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        std::io::Write::write_all(&mut stalled, head.as_bytes()).expect("head");
+        std::io::Write::write_all(&mut stalled, &body[..body.len() / 2]).expect("half a body");
+        thread::sleep(Duration::from_millis(300));
+        server.signal(first);
+        thread::sleep(Duration::from_millis(1000));
+        assert!(
+            server.is_running(),
+            "SIGTERM/SIGINT waits for the request in flight"
+        );
+        let asked = Instant::now();
+        server.signal(second);
+        assert_eq!(server.wait_exit(), Some(0), "{}", server.stderr());
+        assert!(
+            asked.elapsed() < Duration::from_secs(10),
+            "SIG{second} took {:?}",
+            asked.elapsed()
+        );
+        assert!(
+            server.stderr().contains("stopping at once"),
+            "{}",
+            server.stderr()
+        );
+        drop(stalled);
+        // Closed cleanly: the store opens again and takes a delivery.
+        let server = Server::start(dir.path(), &text);
+        let (got, _) = deliver(&client(), &server, &alert("evt_after"));
+        assert_eq!(got, 200);
+        let (code, _, stderr) = server.terminate();
+        assert_eq!(code, 0, "{stderr}");
+    }
 }
 
 #[test]

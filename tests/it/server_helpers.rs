@@ -224,7 +224,6 @@ impl Server {
     }
 
     /// Waits for the process to end by itself; its exit code (`None` for a signal).
-    #[cfg(feature = "fault-injection")]
     pub fn wait_exit(&mut self) -> Option<i32> {
         let status = self.child.wait().expect("wait");
         thread::sleep(Duration::from_millis(100));

@@ -349,3 +349,122 @@ impl Worker {
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::notify::{BoxFuture, Notifiers};
+    use crate::store::memory::MemoryStore;
+    use crate::store::{EventRecord, JobStatus, NewEvent};
+
+    const T0: u64 = 1_764_600_000;
+
+    /// Takes three jobs a call, keeps each call's event ids, and reports an outcome for all
+    /// but the last job of a call (a notifier's own fault).
+    #[derive(Debug, Default)]
+    struct OneOutcomeShort {
+        calls: Mutex<Vec<Vec<String>>>,
+    }
+
+    impl Notifier for OneOutcomeShort {
+        fn kind(&self) -> &'static str {
+            "test"
+        }
+
+        fn delivery_batch(&self) -> usize {
+            3
+        }
+
+        fn deliver<'a>(
+            &'a self,
+            _: &'a Notification<'a>,
+        ) -> BoxFuture<'a, Result<(), NotifyError>> {
+            Box::pin(async { Err(NotifyError::permanent("deliver_all is the one called")) })
+        }
+
+        fn deliver_all<'a>(
+            &'a self,
+            notifications: &'a [Notification<'a>],
+        ) -> BoxFuture<'a, Vec<Result<(), NotifyError>>> {
+            Box::pin(async move {
+                let ids = notifications.iter().map(|n| n.record.id.clone()).collect();
+                self.calls.lock().expect("lock").push(ids);
+                vec![Ok(()); notifications.len().saturating_sub(1)]
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn jobs_go_in_delivery_batches_and_one_without_an_outcome_is_retried() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        for (n, id) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
+            let received_at = T0 + n as u64;
+            store
+                .record(NewEvent {
+                    record: EventRecord {
+                        endpoint: "perf".into(),
+                        id: id.into(),
+                        kind: "usage.threshold_reached".into(),
+                        livemode: Some(true),
+                        received_at,
+                        body: "{}".into(),
+                    },
+                    notifiers: vec!["test".into()],
+                    deferred: BTreeMap::new(),
+                    expires_at: received_at + 86_400,
+                    budget: None,
+                })
+                .await
+                .expect("record");
+        }
+        let notifier = Arc::new(OneOutcomeShort::default());
+        let mut notifiers = Notifiers::new();
+        notifiers.insert("test".into(), Arc::clone(&notifier) as Arc<dyn Notifier>);
+        let clock: Arc<dyn Clock> = Arc::new(FixedClock::at(T0 + 10));
+        let mut outbox = super::super::Outbox::new(
+            &store,
+            &notifiers,
+            &OutboxSettings::default(),
+            &clock,
+            &Arc::new(Metrics::default()),
+            &crate::fields::EndpointFields::default(),
+        );
+        let worker = outbox.workers.remove(0);
+        worker.round().await.expect("a round");
+
+        let calls = notifier.calls.lock().expect("lock").clone();
+        assert_eq!(calls, [vec!["a", "b", "c"], vec!["d", "e"]]);
+        for (id, delivered) in [
+            ("a", true),
+            ("b", true),
+            ("c", false),
+            ("d", true),
+            ("e", false),
+        ] {
+            let detail = store
+                .event("perf", id)
+                .await
+                .expect("read")
+                .expect("stored");
+            let job = &detail.notifications[0];
+            if delivered {
+                assert_eq!(
+                    (job.status, job.attempts),
+                    (JobStatus::Delivered, 1),
+                    "{id}"
+                );
+            } else {
+                assert_eq!((job.status, job.attempts), (JobStatus::Pending, 1), "{id}");
+                assert_eq!(
+                    job.last_error.as_deref(),
+                    Some("the notifier reported no outcome for this delivery"),
+                    "{id}"
+                );
+            }
+        }
+    }
+}

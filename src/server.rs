@@ -444,17 +444,17 @@ impl Application {
             (handle, tokio::spawn(server))
         });
         let mut server = self.server;
-        let served = tokio::select! {
-            served = &mut server => served,
+        let (served, graceful) = tokio::select! {
+            served = &mut server => (served, true),
             () = self.stop_now.notified() => {
                 // Dropping actix's server closes its listeners and stops its workers at once
                 // (actix documents this), even while a graceful stop is waiting.
                 drop(server);
-                Ok(())
+                (Ok(()), false)
             }
         };
         if let Some((handle, task)) = admin {
-            handle.stop(true).await;
+            handle.stop(graceful).await;
             let _ = task.await;
         }
         let _ = stop.send(true);

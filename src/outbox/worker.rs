@@ -352,14 +352,13 @@ fn millis(duration: Duration) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::sync::Mutex;
 
     use super::*;
     use crate::clock::FixedClock;
     use crate::notify::{BoxFuture, Notifiers};
     use crate::store::memory::MemoryStore;
-    use crate::store::{EventRecord, JobStatus, NewEvent};
+    use crate::store::{test_event, JobStatus};
 
     const T0: u64 = 1_764_600_000;
 
@@ -401,25 +400,9 @@ mod tests {
     #[tokio::test]
     async fn jobs_go_in_delivery_batches_and_one_without_an_outcome_is_retried() {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        for (n, id) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
-            let received_at = T0 + n as u64;
-            store
-                .record(NewEvent {
-                    record: EventRecord {
-                        endpoint: "perf".into(),
-                        id: id.into(),
-                        kind: "usage.threshold_reached".into(),
-                        livemode: Some(true),
-                        received_at,
-                        body: "{}".into(),
-                    },
-                    notifiers: vec!["test".into()],
-                    deferred: BTreeMap::new(),
-                    expires_at: received_at + 86_400,
-                    budget: None,
-                })
-                .await
-                .expect("record");
+        for (n, id) in (0..).zip(["a", "b", "c", "d", "e"]) {
+            let recorded = store.record(test_event(id, "test", T0 + n)).await;
+            recorded.expect("record");
         }
         let notifier = Arc::new(OneOutcomeShort::default());
         let mut notifiers = Notifiers::new();

@@ -749,3 +749,24 @@ pub(crate) fn event_key(endpoint: &str, id: &str) -> Vec<u8> {
     key.extend_from_slice(id.as_bytes());
     key
 }
+
+/// An accepted alert `id` on endpoint `perf`, received at `received_at`, with one job for
+/// `notifier` due at once and kept for ever: the event the store's and the outbox's unit
+/// tests start from.
+#[cfg(test)]
+pub(crate) fn test_event(id: &str, notifier: &str, received_at: u64) -> NewEvent {
+    NewEvent {
+        record: EventRecord {
+            endpoint: "perf".into(),
+            id: id.into(),
+            kind: "usage.threshold_reached".into(),
+            livemode: Some(true),
+            received_at,
+            body: "{}".into(),
+        },
+        notifiers: vec![notifier.into()],
+        deferred: std::collections::BTreeMap::new(),
+        expires_at: u64::MAX,
+        budget: None,
+    }
+}

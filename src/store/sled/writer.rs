@@ -1335,27 +1335,27 @@ mod tests {
 
     use super::super::{SledOptions, SledStore};
     use super::*;
-    use crate::store::{EventRecord, Finished, NewEvent, Outcome, Store};
+    use crate::store::{test_event, Claimed, Finished, NewEvent, Outcome, Store};
 
     fn new_event(id: &str) -> NewEvent {
         received(id, 1)
     }
 
     fn received(id: &str, received_at: u64) -> NewEvent {
-        NewEvent {
-            deferred: Default::default(),
-            record: EventRecord {
-                endpoint: "perf".into(),
-                id: id.into(),
-                kind: "usage.threshold_reached".into(),
-                livemode: Some(true),
-                received_at,
-                body: "{}".into(),
-            },
-            notifiers: vec!["log".into()],
-            expires_at: u64::MAX,
-            budget: None,
+        test_event(id, "log", received_at)
+    }
+
+    /// A store holding evt_0 and evt_1, their `log` first attempts claimed.
+    async fn two_claimed(dir: &std::path::Path) -> (SledStore, Claimed) {
+        let store = SledStore::open(dir, SledOptions::default()).expect("open");
+        for id in ["evt_0", "evt_1"] {
+            store.record(new_event(id)).await.expect("record");
         }
+        let claimed = store
+            .claim("log", 1_000, Duration::from_secs(30), 10)
+            .await
+            .expect("claim");
+        (store, claimed)
     }
 
     /// The group the writer would serve next, driven by hand: finishes and removals in one
@@ -1455,14 +1455,7 @@ mod tests {
         ];
         for outcome in outcomes {
             let dir = tempfile::tempdir().expect("tempdir");
-            let store = SledStore::open(dir.path(), SledOptions::default()).expect("open");
-            for id in ["evt_0", "evt_1"] {
-                store.record(new_event(id)).await.expect("record");
-            }
-            let claimed = store
-                .claim("log", 1_000, Duration::from_secs(30), 10)
-                .await
-                .expect("claim");
+            let (store, claimed) = two_claimed(dir.path()).await;
             let tree = store.shared.tree().expect("tree");
             let (mut group, mut meta) = next_group(&store, &tree);
             // evt_0 stays out, so a delivery of evt_1 is out of order.
@@ -1499,14 +1492,7 @@ mod tests {
     #[tokio::test]
     async fn a_renotify_in_the_group_that_delivered_out_of_order_stands() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = SledStore::open(dir.path(), SledOptions::default()).expect("open");
-        for id in ["evt_0", "evt_1"] {
-            store.record(new_event(id)).await.expect("record");
-        }
-        let claimed = store
-            .claim("log", 1_000, Duration::from_secs(30), 10)
-            .await
-            .expect("claim");
+        let (store, claimed) = two_claimed(dir.path()).await;
         let tree = store.shared.tree().expect("tree");
         let (mut group, mut meta) = next_group(&store, &tree);
         let finished = Finished {

@@ -256,6 +256,10 @@ impl Notifier for LogNotifier {
         self.claim_batch()
     }
 
+    fn delivery_is_a_log_line(&self) -> bool {
+        true
+    }
+
     fn deliver<'a>(
         &'a self,
         notification: &'a Notification<'a>,

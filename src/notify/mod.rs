@@ -134,6 +134,13 @@ pub trait Notifier: Send + Sync + std::fmt::Debug {
         1
     }
 
+    /// Whether what this notifier delivers is itself a line in a log (stdout or a file), so
+    /// the outbox's own "notification sent" line would only say it again: that line is then
+    /// at DEBUG instead of INFO. Failures are logged at WARN whatever this says.
+    fn delivery_is_a_log_line(&self) -> bool {
+        false
+    }
+
     /// Delivers one event. The outbox puts an overall deadline around this call.
     fn deliver<'a>(
         &'a self,

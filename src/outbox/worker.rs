@@ -297,26 +297,38 @@ impl Worker {
             .into_iter()
             .chain(std::iter::repeat_with(|| Err(NotifyError::retry(missing))));
         let now_ms = self.clock.now_ms();
+        let sent_level = if notifier.delivery_is_a_log_line() {
+            tracing::Level::DEBUG
+        } else {
+            tracing::Level::INFO
+        };
         jobs.into_iter()
             .zip(outcomes)
-            .map(|(claimed, outcome)| self.conclude(claimed, outcome, now_ms))
+            .map(|(claimed, outcome)| self.conclude(claimed, outcome, now_ms, sent_level))
             .collect()
     }
 
     /// What one delivery's outcome means for its job: delivered, retried after its backoff,
-    /// or dead; counted and logged.
+    /// or dead; counted and logged (a delivery at `sent_level`, a failure at WARN).
     fn conclude(
         &self,
         claimed: ClaimedJob,
         outcome: Result<(), NotifyError>,
         now_ms: u64,
+        sent_level: tracing::Level,
     ) -> Finished {
         let ClaimedJob { token, job, .. } = claimed;
         let attempts = job.attempts.saturating_add(1);
         let outcome = match outcome {
             Ok(()) => {
                 self.metrics.notification(&self.name, "sent");
-                tracing::info!(notifier = %self.name, endpoint = %job.endpoint, id = %job.event_id, attempts, "notification sent");
+                // The log notifier's alert line is the record of its delivery: the same
+                // again on stderr would double what a busy receiver logs (README, Logs).
+                if sent_level == tracing::Level::INFO {
+                    tracing::info!(notifier = %self.name, endpoint = %job.endpoint, id = %job.event_id, attempts, "notification sent");
+                } else {
+                    tracing::debug!(notifier = %self.name, endpoint = %job.endpoint, id = %job.event_id, attempts, "notification sent");
+                }
                 Outcome::Delivered
             }
             Err(error) if error.retryable && attempts < self.settings.max_attempts => {
@@ -395,6 +407,107 @@ mod tests {
                 vec![Ok(()); notifications.len().saturating_sub(1)]
             })
         }
+    }
+
+    /// Delivers every notification.
+    #[derive(Debug)]
+    struct Delivers;
+
+    impl Notifier for Delivers {
+        fn kind(&self) -> &'static str {
+            "test"
+        }
+
+        fn deliver<'a>(
+            &'a self,
+            _: &'a Notification<'a>,
+        ) -> BoxFuture<'a, Result<(), NotifyError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    /// What a test's subscriber writes, shared with the test.
+    #[derive(Debug, Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Self;
+
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_log_notifiers_delivery_is_logged_at_debug_and_any_other_at_info() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("alerts.log");
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let mut event = test_event("a", "file", T0);
+        event.notifiers.push("other".into());
+        store.record(event).await.expect("record");
+        let mut notifiers = Notifiers::new();
+        let file = crate::notify::log::LogNotifier::open(path.to_str().expect("path"), 0o600);
+        notifiers.insert(
+            "file".into(),
+            Arc::new(file.expect("open")) as Arc<dyn Notifier>,
+        );
+        notifiers.insert("other".into(), Arc::new(Delivers) as Arc<dyn Notifier>);
+        let clock: Arc<dyn Clock> = Arc::new(FixedClock::at(T0 + 10));
+        let outbox = super::super::Outbox::new(
+            &store,
+            &notifiers,
+            &OutboxSettings::default(),
+            &clock,
+            &Arc::new(Metrics::default()),
+            &crate::fields::EndpointFields::default(),
+        );
+
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(captured.clone())
+            .finish();
+        {
+            let _logging = tracing::subscriber::set_default(subscriber);
+            for worker in &outbox.workers {
+                worker.round().await.expect("a round");
+            }
+        }
+
+        let written = std::fs::read_to_string(&path).expect("the alert line");
+        assert_eq!(written.lines().count(), 1, "{written}");
+        let logged = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("UTF-8");
+        let mut sent: Vec<(String, String)> = logged
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("JSON"))
+            .filter(|line| line["message"] == "notification sent")
+            .map(|line| {
+                let field = |name: &str| line[name].as_str().unwrap_or_default().to_owned();
+                (field("notifier"), field("level"))
+            })
+            .collect();
+        sent.sort();
+        assert_eq!(
+            sent,
+            [
+                ("file".to_owned(), "DEBUG".to_owned()),
+                ("other".to_owned(), "INFO".to_owned())
+            ]
+        );
     }
 
     #[tokio::test]

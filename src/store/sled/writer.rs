@@ -118,7 +118,9 @@ pub(super) struct Writer {
 struct Group<'t> {
     tree: &'t sled::Tree,
     batch: sled::Batch,
-    written: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    /// What this group wrote (`None`: removed), as the batch holds it: an `IVec` is shared,
+    /// so an event's value is copied once for both.
+    written: HashMap<Vec<u8>, Option<sled::IVec>>,
     /// Whether a value may have gone to a blob file.
     large: bool,
     /// Leases to end once the batch is applied (not before: a claimer must not see a job
@@ -136,14 +138,11 @@ struct Group<'t> {
 }
 
 impl Group<'_> {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    fn get(&self, key: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
         if let Some(value) = self.written.get(key) {
             return Ok(value.clone());
         }
-        self.tree
-            .get(key)
-            .map(|v| v.map(|v| v.to_vec()))
-            .map_err(|e| sled_error(&e))
+        self.tree.get(key).map_err(|e| sled_error(&e))
     }
 
     fn insert(&mut self, key: Vec<u8>, value: Vec<u8>) {
@@ -157,6 +156,7 @@ impl Group<'_> {
                     .push(key.clone());
             }
         }
+        let value = sled::IVec::from(value);
         self.batch.insert(key.clone(), value.clone());
         self.written.insert(key, Some(value));
     }

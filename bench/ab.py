@@ -15,8 +15,10 @@ handler), the store's writer, sled's I/O threads and the outbox (tokio) worker.
 A candidate is LABEL=BINARY[:CONFIG[:OPTION=VALUE...]] with CONFIG one of
   defaults  the embedded defaults (log notifier on stdout, INFO logs), what users run;
   stored    `notifiers = []` with RUST_LOG=warn, as bench/load.sh's stored-only row;
+(both with the operator API on a free port).
 and OPTIONs `cache_mb=N` ([storage] cache_mb) or `env.NAME=VALUE` (an environment variable,
-such as an allocator's options). Needs the peer harness's load script, prepared by
+such as an allocator's options); the environment's own PERFHOOK_* variables apply to every
+candidate. Needs the peer harness's load script, prepared by
 bench/load.sh under target/bench-peers (or pass --lua), and wrk. Every request is signed
 afresh with a unique id, like bench/load.sh; server on cpu1, wrk on cpu0.
 """
@@ -47,23 +49,43 @@ def free_port():
         return s.getsockname()[1]
 
 
-def thread_cpu(pid):
-    """CPU seconds per thread name (numbered names such as sled-io-3 folded together)."""
-    seconds = collections.Counter()
-    tick = os.sysconf("SC_CLK_TCK")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(stat_path):
+    """(name, user + system CPU seconds) from a /proc stat file."""
+    with open(stat_path) as f:
+        raw = f.read()
+    fields = raw.rsplit(")", 1)[1].split()
+    return raw.split("(", 1)[1].rsplit(")", 1)[0], (int(fields[11]) + int(fields[12])) / TICK
+
+
+def cpu_snapshot(pid):
+    """The process's CPU seconds (threads that ended included) and each live thread's."""
+    threads = {}
     for tid in os.listdir("/proc/%d/task" % pid):
         try:
-            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
-                raw = f.read()
+            threads[tid] = cpu_seconds("/proc/%d/task/%s/stat" % (pid, tid))
         except OSError:
-            continue  # the thread ended
-        name = re.sub(r"-\d+$", "-N", raw.split("(", 1)[1].rsplit(")", 1)[0])
-        fields = raw.rsplit(")", 1)[1].split()
-        seconds[name] += (int(fields[11]) + int(fields[12])) / tick
-    return seconds
+            pass  # the thread ended
+    return cpu_seconds("/proc/%d/stat" % pid)[1], threads
 
 
-def wrk(url, args, seconds, latency=False):
+def by_thread(before, after, requests):
+    """µs per request by thread name (numbered names such as sled-io-3 folded together), a
+    thread's delta taken by id; what threads that ended in between used is "ended threads"."""
+    total = after[0] - before[0]
+    per_name = collections.Counter()
+    for tid, (name, seconds) in after[1].items():
+        per_name[re.sub(r"-\d+$", "-N", name)] += seconds - before[1].get(tid, (name, 0.0))[1]
+    ended = total - sum(per_name.values())
+    if ended > 0:
+        per_name["ended threads"] += ended
+    return total / requests * 1e6, {name: round(s / requests * 1e6, 1)
+                                    for name, s in per_name.items()}
+
+
+def wrk(url, args, seconds):
     cmd = ["taskset", "-c", "0", "wrk", "-t1", "-c%d" % args.conc, "-d%ds" % seconds,
            "--timeout", "5s", "-s", args.lua, url, "--", "stripe", SECRET, "1024",
            os.urandom(4).hex()]
@@ -86,6 +108,9 @@ workers = 1
 [storage]
 path = "{workdir}/data"
 {cache}
+[admin]
+listen = "127.0.0.1:0"
+
 [[endpoints]]
 name = "perf"
 path = "/webhooks/perf"
@@ -113,32 +138,41 @@ secrets = [{{ name = "bench", env = "{SECRET_ENV}" }}]
                         raise SystemExit("%s did not start; see %s" % (label, err.name))
                     time.sleep(0.1)
             wrk(url + "/webhooks/perf", args, 3)  # warm-up
-            before = thread_cpu(proc.pid)
+            before = cpu_snapshot(proc.pid)
             result = wrk(url + "/webhooks/perf", args, args.duration)
-            after = thread_cpu(proc.pid)
+            after = cpu_snapshot(proc.pid)
             with open("/proc/%d/status" % proc.pid) as f:
                 rss_kib = [int(l.split()[1]) for l in f if l.startswith("VmHWM:")][0]
         finally:
             proc.send_signal(signal.SIGTERM)
-            code = proc.wait(60)
+            try:
+                code = proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                raise SystemExit("%s did not stop within 60 s of SIGTERM" % label)
     shutil.rmtree(workdir, ignore_errors=True)
     if code != 0:
         raise SystemExit("%s exited %d on SIGTERM" % (label, code))
-    requests = result["requests"]
-    per_thread = {name: round((after[name] - before.get(name, 0)) / requests * 1e6, 1)
-                  for name in after if after[name] - before.get(name, 0) > 0}
-    return {"req_s": result["rps"], "us_per_req": (sum(after.values()) - sum(before.values())) / requests * 1e6, "p99_ms": result["p99_us"] / 1000,
+    us_per_req, per_thread = by_thread(before, after, result["requests"])
+    return {"req_s": result["rps"], "us_per_req": us_per_req, "p99_ms": result["p99_us"] / 1000,
             "peak_rss_mib": rss_kib / 1024, "non_2xx": result["err_status"],
             "us_per_req_by_thread": per_thread}
 
 
 def parse_candidate(text):
     label, _, rest = text.partition("=")
-    binary, *rest = rest.split(":")
-    config = rest[0] if rest and rest[0] else "defaults"
+    binary, _, rest = rest.partition(":")
+    config, _, rest = rest.partition(":")
+    config = config or "defaults"
     if config not in ("defaults", "stored"):
         raise SystemExit("unknown config %r in %s" % (config, text))
-    options = dict(option.split("=", 1) for option in rest[1:])
+    # Split only where an option starts, so a value may hold colons (MALLOC_CONF=narenas:1).
+    options = {}
+    for option in re.split(r":(?=(?:cache_mb|env\.[A-Za-z_][A-Za-z0-9_]*)=)", rest) if rest else []:
+        name, sep, value = option.partition("=")
+        if not sep or not (name == "cache_mb" or re.fullmatch(r"env\.[A-Za-z_][A-Za-z0-9_]*", name)):
+            raise SystemExit("unknown option %r in %s (cache_mb=N or env.NAME=VALUE)" % (option, text))
+        options[name] = value
     return label, os.path.abspath(binary), config, options
 
 
@@ -166,20 +200,20 @@ def main():
     print("| candidate | req/s median | server µs/req | p99 ms | peak RSS MiB | µs/req by thread |")
     print("|---|---:|---:|---:|---:|---|")
     for label, results in runs.items():
-        threads = collections.defaultdict(list)
-        for r in results:
-            for name, us in r["us_per_req_by_thread"].items():
-                threads[name].append(us)
-        by_thread = ", ".join("%s %.1f" % (name, statistics.median(us))
-                              for name, us in sorted(threads.items(), key=lambda t: -max(t[1]))
-                              if statistics.median(us) >= 0.1)
+        names = {name for r in results for name in r["us_per_req_by_thread"]}
+        # A thread that used nothing in a run counts as 0 there.
+        medians = {name: statistics.median(r["us_per_req_by_thread"].get(name, 0.0)
+                                           for r in results) for name in names}
+        threads = ", ".join("%s %.1f" % (name, us)
+                            for name, us in sorted(medians.items(), key=lambda t: -t[1])
+                            if us >= 0.1)
         print("| %s | %s | %.1f | %.2f | %.1f–%.1f | %s |" % (
             label,
             "{:,.0f}".format(statistics.median(r["req_s"] for r in results)),
             statistics.median(r["us_per_req"] for r in results),
             statistics.median(r["p99_ms"] for r in results),
             min(r["peak_rss_mib"] for r in results), max(r["peak_rss_mib"] for r in results),
-            by_thread))
+            threads))
 
 
 if __name__ == "__main__":

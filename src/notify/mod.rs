@@ -135,8 +135,9 @@ pub trait Notifier: Send + Sync + std::fmt::Debug {
     }
 
     /// Whether what this notifier delivers is itself a line in a log (stdout or a file), so
-    /// the outbox's own "notification sent" line would only say it again: that line is then
-    /// at DEBUG instead of INFO. Failures are logged at WARN whatever this says.
+    /// the outbox's own "notification sent" (or "digest sent") line would only say it again:
+    /// that line is then at DEBUG instead of INFO. Failures are logged as before whatever
+    /// this says.
     fn delivery_is_a_log_line(&self) -> bool {
         false
     }

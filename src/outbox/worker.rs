@@ -205,7 +205,12 @@ impl Worker {
         match &outcome {
             Ok(()) => {
                 self.metrics.notification(&self.name, "sent");
-                tracing::info!(notifier = %self.name, digest = %record.id, alerts = count, "digest sent");
+                // A log notifier's digest line is itself the record, as for one alert.
+                if notifier.delivery_is_a_log_line() {
+                    tracing::debug!(notifier = %self.name, digest = %record.id, alerts = count, "digest sent");
+                } else {
+                    tracing::info!(notifier = %self.name, digest = %record.id, alerts = count, "digest sent");
+                }
             }
             Err(error) => {
                 self.metrics
@@ -297,25 +302,22 @@ impl Worker {
             .into_iter()
             .chain(std::iter::repeat_with(|| Err(NotifyError::retry(missing))));
         let now_ms = self.clock.now_ms();
-        let sent_level = if notifier.delivery_is_a_log_line() {
-            tracing::Level::DEBUG
-        } else {
-            tracing::Level::INFO
-        };
+        let log_line = notifier.delivery_is_a_log_line();
         jobs.into_iter()
             .zip(outcomes)
-            .map(|(claimed, outcome)| self.conclude(claimed, outcome, now_ms, sent_level))
+            .map(|(claimed, outcome)| self.conclude(claimed, outcome, now_ms, log_line))
             .collect()
     }
 
     /// What one delivery's outcome means for its job: delivered, retried after its backoff,
-    /// or dead; counted and logged (a delivery at `sent_level`, a failure at WARN).
+    /// or dead; counted and logged: a delivery at INFO (DEBUG when `delivery_is_a_log_line`),
+    /// a retry at WARN, giving up at ERROR.
     fn conclude(
         &self,
         claimed: ClaimedJob,
         outcome: Result<(), NotifyError>,
         now_ms: u64,
-        sent_level: tracing::Level,
+        delivery_is_a_log_line: bool,
     ) -> Finished {
         let ClaimedJob { token, job, .. } = claimed;
         let attempts = job.attempts.saturating_add(1);
@@ -324,10 +326,10 @@ impl Worker {
                 self.metrics.notification(&self.name, "sent");
                 // The log notifier's alert line is the record of its delivery: the same
                 // again on stderr would double what a busy receiver logs (README, Logs).
-                if sent_level == tracing::Level::INFO {
-                    tracing::info!(notifier = %self.name, endpoint = %job.endpoint, id = %job.event_id, attempts, "notification sent");
-                } else {
+                if delivery_is_a_log_line {
                     tracing::debug!(notifier = %self.name, endpoint = %job.endpoint, id = %job.event_id, attempts, "notification sent");
+                } else {
+                    tracing::info!(notifier = %self.name, endpoint = %job.endpoint, id = %job.event_id, attempts, "notification sent");
                 }
                 Outcome::Delivered
             }
@@ -474,6 +476,12 @@ mod tests {
             &crate::fields::EndpointFields::default(),
         );
 
+        // tracing decides once per call site, for every thread, whether it is enabled. With
+        // one dispatcher registered it asks the deciding thread's own subscriber, so a test
+        // on another thread (with none) reaching "notification sent" first would switch it
+        // off for this test too. A second dispatcher kept alive makes tracing ask per event.
+        let _every_event_asked =
+            tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
         let captured = Captured::default();
         let subscriber = tracing_subscriber::fmt()
             .json()

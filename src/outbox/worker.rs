@@ -451,14 +451,23 @@ mod tests {
         }
     }
 
+    /// One alert sent on its own and two that waited for a digest, to a log notifier and to
+    /// another: only the other's "sent" lines are at INFO.
     #[tokio::test]
-    async fn a_log_notifiers_delivery_is_logged_at_debug_and_any_other_at_info() {
+    async fn a_log_notifiers_deliveries_and_digests_are_logged_at_debug_and_others_at_info() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("alerts.log");
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let mut event = test_event("a", "file", T0);
-        event.notifiers.push("other".into());
-        store.record(event).await.expect("record");
+        for (id, deferred) in [("a", false), ("b", true), ("c", true)] {
+            let mut event = test_event(id, "file", T0);
+            event.notifiers.push("other".into());
+            if deferred {
+                for notifier in ["file", "other"] {
+                    event.deferred.insert(notifier.into(), (T0 + 5) * 1000);
+                }
+            }
+            store.record(event).await.expect("record");
+        }
         let mut notifiers = Notifiers::new();
         let file = crate::notify::log::LogNotifier::open(path.to_str().expect("path"), 0o600);
         notifiers.insert(
@@ -496,26 +505,33 @@ mod tests {
             }
         }
 
-        let written = std::fs::read_to_string(&path).expect("the alert line");
-        assert_eq!(written.lines().count(), 1, "{written}");
+        let written = std::fs::read_to_string(&path).expect("the alert lines");
+        assert_eq!(
+            written.lines().count(),
+            2,
+            "the alert and the digest: {written}"
+        );
         let logged = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("UTF-8");
-        let mut sent: Vec<(String, String)> = logged
+        let mut sent: Vec<[String; 3]> = logged
             .lines()
             .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("JSON"))
-            .filter(|line| line["message"] == "notification sent")
+            .filter(|line| {
+                line["message"] == "notification sent" || line["message"] == "digest sent"
+            })
             .map(|line| {
                 let field = |name: &str| line[name].as_str().unwrap_or_default().to_owned();
-                (field("notifier"), field("level"))
+                [field("message"), field("notifier"), field("level")]
             })
             .collect();
         sent.sort();
-        assert_eq!(
-            sent,
-            [
-                ("file".to_owned(), "DEBUG".to_owned()),
-                ("other".to_owned(), "INFO".to_owned())
-            ]
-        );
+        let expected = [
+            ["digest sent", "file", "DEBUG"],
+            ["digest sent", "other", "INFO"],
+            ["notification sent", "file", "DEBUG"],
+            ["notification sent", "other", "INFO"],
+        ]
+        .map(|line| line.map(str::to_owned));
+        assert_eq!(sent, expected);
     }
 
     #[tokio::test]

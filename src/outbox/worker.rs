@@ -411,6 +411,19 @@ mod tests {
         }
     }
 
+    /// The outbox's workers for `notifiers` over `store`, on a clock fixed at `now`.
+    fn outbox_at(now: u64, store: &Arc<dyn Store>, notifiers: &Notifiers) -> super::super::Outbox {
+        let clock: Arc<dyn Clock> = Arc::new(FixedClock::at(now));
+        super::super::Outbox::new(
+            store,
+            notifiers,
+            &OutboxSettings::default(),
+            &clock,
+            &Arc::new(Metrics::default()),
+            &crate::fields::EndpointFields::default(),
+        )
+    }
+
     /// Delivers every notification.
     #[derive(Debug)]
     struct Delivers;
@@ -475,15 +488,7 @@ mod tests {
             Arc::new(file.expect("open")) as Arc<dyn Notifier>,
         );
         notifiers.insert("other".into(), Arc::new(Delivers) as Arc<dyn Notifier>);
-        let clock: Arc<dyn Clock> = Arc::new(FixedClock::at(T0 + 10));
-        let outbox = super::super::Outbox::new(
-            &store,
-            &notifiers,
-            &OutboxSettings::default(),
-            &clock,
-            &Arc::new(Metrics::default()),
-            &crate::fields::EndpointFields::default(),
-        );
+        let outbox = outbox_at(T0 + 10, &store, &notifiers);
 
         // tracing decides once per call site, for every thread, whether it is enabled. With
         // one dispatcher registered it asks the deciding thread's own subscriber, so a test
@@ -544,15 +549,7 @@ mod tests {
         let notifier = Arc::new(OneOutcomeShort::default());
         let mut notifiers = Notifiers::new();
         notifiers.insert("test".into(), Arc::clone(&notifier) as Arc<dyn Notifier>);
-        let clock: Arc<dyn Clock> = Arc::new(FixedClock::at(T0 + 10));
-        let mut outbox = super::super::Outbox::new(
-            &store,
-            &notifiers,
-            &OutboxSettings::default(),
-            &clock,
-            &Arc::new(Metrics::default()),
-            &crate::fields::EndpointFields::default(),
-        );
+        let mut outbox = outbox_at(T0 + 10, &store, &notifiers);
         let worker = outbox.workers.remove(0);
         worker.round().await.expect("a round");
 
